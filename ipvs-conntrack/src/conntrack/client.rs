@@ -1,0 +1,433 @@
+//! The blocking conntrack client: streaming dumps, get, count, per-CPU stats and state timeouts.
+
+use std::ops::ControlFlow;
+
+use crate::conntrack::entry::{Entry, EntryView};
+use crate::conntrack::filter::DumpFilter;
+use crate::conntrack::stats::{CpuStats, GlobalStats};
+use crate::conntrack::timeout::{
+    from_sysctls, StateTimeouts, TimeoutPolicy, TimeoutSource, DEFAULT_POLICY_PROTOCOLS,
+};
+use crate::conntrack::tuple::Tuple;
+use crate::conntrack::wire::*;
+use crate::error::{libc_errno, Error, Result};
+use crate::netlink::emit::MessageBuilder;
+use crate::netlink::frame::flags::*;
+use crate::netlink::nfnetlink::{
+    message_type, NfGenMsg, NFNETLINK_V0, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_TIMEOUT,
+};
+use crate::netns::Netns;
+use crate::socket::{Exchange, NlSocket, SocketOptions, Step, NETLINK_NETFILTER};
+
+/// Which list of connections a dump reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// The main table (IPCTNL_MSG_CT_GET).
+    Main,
+    /// Entries being destroyed (IPCTNL_MSG_CT_GET_DYING).
+    Dying,
+    /// Entries not yet confirmed (IPCTNL_MSG_CT_GET_UNCONFIRMED).
+    Unconfirmed,
+}
+
+/// A client for the connection tracking table of one network namespace.
+#[derive(Debug)]
+pub struct Conntrack {
+    sock: NlSocket,
+    netns: Netns,
+    timeouts: Option<StateTimeouts>,
+    join_timeouts: bool,
+}
+
+fn request(msg: u8, subsys: u8, flags: u16, family: u8) -> MessageBuilder {
+    let mut b = MessageBuilder::new(message_type(subsys, msg), NLM_F_REQUEST | flags);
+    b.put_raw(
+        &NfGenMsg {
+            family,
+            version: NFNETLINK_V0,
+            res_id: 0,
+        }
+        .to_bytes(),
+    );
+    b
+}
+
+impl Conntrack {
+    /// Opens a client in the caller's namespace.
+    pub fn new() -> Result<Self> {
+        Self::open(&Netns::Current)
+    }
+
+    /// Opens a client in `netns`.
+    pub fn open(netns: &Netns) -> Result<Self> {
+        Self::with_options(netns, &SocketOptions::default())
+    }
+
+    /// Opens a client in `netns` with socket options.
+    pub fn with_options(netns: &Netns, opts: &SocketOptions) -> Result<Self> {
+        Ok(Conntrack {
+            sock: NlSocket::open(NETLINK_NETFILTER, netns, opts)?,
+            netns: netns.clone(),
+            timeouts: None,
+            join_timeouts: true,
+        })
+    }
+
+    /// The namespace this client works in.
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The underlying socket (for counters of dropped foreign/stray messages).
+    pub fn socket(&self) -> &NlSocket {
+        &self.sock
+    }
+
+    /// Whether dumps fill `Entry::state_timeout` (default true; costs one timeout read per client).
+    pub fn set_join_timeouts(&mut self, on: bool) {
+        self.join_timeouts = on;
+    }
+
+    /// Uses these state timeouts for `state_timeout` instead of reading the defaults.
+    pub fn set_state_timeouts(&mut self, t: StateTimeouts) {
+        self.timeouts = Some(t);
+    }
+
+    fn cached_timeouts(&mut self) -> Option<StateTimeouts> {
+        if !self.join_timeouts {
+            return None;
+        }
+        if self.timeouts.is_none() {
+            self.timeouts = self.default_timeouts().ok();
+        }
+        self.timeouts.clone()
+    }
+
+    /// Starts a streaming dump of the main table.
+    ///
+    /// Memory stays bounded by the receive buffer whatever the table size. If the
+    /// kernel flags NLM_F_DUMP_INTR the dump still returns every entry it read and
+    /// then yields one final [`Error::DumpInterrupted`] (it is not restarted).
+    pub fn dump(&mut self, filter: &DumpFilter) -> Result<Dump<'_>> {
+        self.dump_table(Table::Main, filter)
+    }
+
+    /// Starts a streaming dump of `table`.
+    pub fn dump_table(&mut self, table: Table, filter: &DumpFilter) -> Result<Dump<'_>> {
+        filter.validate()?;
+        let timeouts = self.cached_timeouts();
+        let msg = match table {
+            Table::Main => IPCTNL_MSG_CT_GET,
+            Table::Dying => IPCTNL_MSG_CT_GET_DYING,
+            Table::Unconfirmed => IPCTNL_MSG_CT_GET_UNCONFIRMED,
+        };
+        let mut b = request(
+            msg,
+            NFNL_SUBSYS_CTNETLINK,
+            NLM_F_DUMP,
+            filter.nfgen_family(),
+        );
+        if table == Table::Main {
+            filter.emit(&mut b);
+        }
+        let mut bytes = b.finish();
+        let seq = self.sock.send(&mut bytes, "conntrack dump")?;
+        Ok(Dump {
+            ex: self.sock.exchange(seq, "conntrack dump"),
+            filter: filter.clone(),
+            timeouts,
+            reported_intr: false,
+            kernel_filter: filter.has_kernel_attrs() && !filter.user_space_only,
+        })
+    }
+
+    /// Dumps into a `Vec` (the whole table in memory; prefer [`Conntrack::dump`] for large tables).
+    pub fn list(&mut self, filter: &DumpFilter) -> Result<Vec<Entry>> {
+        self.dump(filter)?.collect()
+    }
+
+    /// Zero-copy dump: calls `f` with every matching entry view until it returns `Break`.
+    /// Returns the number of entries passed to `f`.
+    pub fn for_each_view<F>(&mut self, filter: &DumpFilter, mut f: F) -> Result<u64>
+    where
+        F: FnMut(&EntryView<'_>) -> ControlFlow<()>,
+    {
+        let mut dump = self.dump(filter)?;
+        let mut n = 0u64;
+        while let Some(v) = dump.next_view() {
+            let v = v?;
+            n += 1;
+            if f(&v).is_break() {
+                dump.stop()?;
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Gets one entry by its original tuple (and zone, if the tuple has one).
+    pub fn get(&mut self, orig: &Tuple) -> Result<Entry> {
+        let family = if orig.src.is_ipv4() { 2 } else { 10 };
+        let mut b = request(IPCTNL_MSG_CT_GET, NFNL_SUBSYS_CTNETLINK, NLM_F_ACK, family);
+        orig.emit(&mut b, CTA_TUPLE_ORIG);
+        if let Some(z) = orig.zone {
+            b.put_be16(CTA_ZONE, z);
+        }
+        let mut bytes = b.finish();
+        let timeouts = self.cached_timeouts();
+        let seq = self.sock.send(&mut bytes, "conntrack get")?;
+        let mut ex = self.sock.exchange(seq, "conntrack get");
+        let mut found = None;
+        loop {
+            match ex.next_frame()? {
+                Step::Data(frame) => {
+                    if found.is_none() {
+                        let mut e = Entry::from_frame(&frame)?;
+                        join(&mut e, timeouts.as_ref());
+                        found = Some(e);
+                    }
+                }
+                Step::Finished => break,
+            }
+        }
+        found.ok_or_else(|| {
+            Error::Kernel(crate::error::KernelError {
+                errno: libc_errno::ENOENT,
+                message: None,
+                offset: None,
+                request: "conntrack get",
+            })
+        })
+    }
+
+    /// Global entry count and `nf_conntrack_max` (IPCTNL_MSG_CT_GET_STATS; never dumps the table).
+    pub fn count(&mut self) -> Result<GlobalStats> {
+        let mut bytes =
+            request(IPCTNL_MSG_CT_GET_STATS, NFNL_SUBSYS_CTNETLINK, NLM_F_ACK, 0).finish();
+        let seq = self.sock.send(&mut bytes, "conntrack count")?;
+        let mut ex = self.sock.exchange(seq, "conntrack count");
+        let mut out = None;
+        loop {
+            match ex.next_frame()? {
+                Step::Data(frame) => out = Some(GlobalStats::from_frame(&frame)?),
+                Step::Finished => break,
+            }
+        }
+        out.ok_or_else(|| Error::Unsupported {
+            feature: "IPCTNL_MSG_CT_GET_STATS",
+            detail: "the kernel acknowledged without sending statistics".into(),
+        })
+    }
+
+    /// Per-CPU statistics (IPCTNL_MSG_CT_GET_STATS_CPU).
+    pub fn cpu_stats(&mut self) -> Result<Vec<CpuStats>> {
+        let mut bytes = request(
+            IPCTNL_MSG_CT_GET_STATS_CPU,
+            NFNL_SUBSYS_CTNETLINK,
+            NLM_F_DUMP,
+            0,
+        )
+        .finish();
+        let seq = self.sock.send(&mut bytes, "conntrack per-CPU stats")?;
+        let mut ex = self.sock.exchange(seq, "conntrack per-CPU stats");
+        let mut out = Vec::new();
+        loop {
+            match ex.next_frame()? {
+                Step::Data(frame) => out.push(CpuStats::from_frame(&frame)?),
+                Step::Finished => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads one protocol's default timeout policy over cttimeout.
+    pub fn default_policy(&mut self, l3proto: u16, l4proto: u8) -> Result<TimeoutPolicy> {
+        let mut b = request(
+            IPCTNL_MSG_TIMEOUT_DEFAULT_GET,
+            NFNL_SUBSYS_CTNETLINK_TIMEOUT,
+            NLM_F_ACK,
+            0,
+        );
+        b.put_be16(CTA_TIMEOUT_L3PROTO, l3proto);
+        b.put_u8(CTA_TIMEOUT_L4PROTO, l4proto);
+        let mut bytes = b.finish();
+        let seq = self.sock.send(&mut bytes, "cttimeout default-get")?;
+        let mut ex = self.sock.exchange(seq, "cttimeout default-get");
+        let mut out = None;
+        loop {
+            match ex.next_frame() {
+                Ok(Step::Data(frame)) => out = Some(TimeoutPolicy::from_frame(&frame)?),
+                Ok(Step::Finished) => break,
+                Err(Error::Kernel(k))
+                    if k.errno == libc_errno::EOPNOTSUPP || k.errno == libc_errno::ENOENT =>
+                {
+                    return Err(Error::Unsupported {
+                        feature: "cttimeout (nfnetlink_cttimeout)",
+                        detail: k.to_string(),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out.ok_or_else(|| Error::Unsupported {
+            feature: "cttimeout default-get",
+            detail: "no policy in the answer".into(),
+        })
+    }
+
+    /// The default state timeouts of every protocol: over cttimeout, or from the
+    /// namespace's sysctls where cttimeout is unavailable.
+    pub fn default_timeouts(&mut self) -> Result<StateTimeouts> {
+        let mut t = StateTimeouts::empty(TimeoutSource::Cttimeout);
+        let mut any = false;
+        for (l3, l4) in DEFAULT_POLICY_PROTOCOLS {
+            match self.default_policy(l3, l4) {
+                Ok(p) => {
+                    t.set(&p.timeouts);
+                    any = true;
+                }
+                Err(Error::Unsupported { .. }) | Err(Error::Kernel(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if any {
+            return Ok(t);
+        }
+        self.sysctl_timeouts()
+    }
+
+    /// The state timeouts from the namespace's `net.netfilter.nf_conntrack_*timeout*` sysctls.
+    pub fn sysctl_timeouts(&self) -> Result<StateTimeouts> {
+        self.netns.run(|| {
+            let dir = std::path::Path::new("/proc/sys/net/netfilter");
+            if !dir.exists() {
+                return Err(Error::Unsupported {
+                    feature: "nf_conntrack sysctls",
+                    detail: "/proc/sys/net/netfilter is absent".into(),
+                });
+            }
+            Ok(from_sysctls(|name| {
+                std::fs::read_to_string(dir.join(name))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            }))
+        })
+    }
+}
+
+/// Fills `state_timeout` from the policy.
+fn join(e: &mut Entry, t: Option<&StateTimeouts>) {
+    if let Some(t) = t {
+        e.state_timeout = t.for_state(e.orig.proto, e.state);
+    }
+}
+
+/// A streaming dump. Iterate it for owned [`Entry`] values, or call
+/// [`Dump::next_view`] for zero-copy views borrowed from the receive buffer.
+#[derive(Debug)]
+pub struct Dump<'c> {
+    ex: Exchange<'c>,
+    filter: DumpFilter,
+    timeouts: Option<StateTimeouts>,
+    reported_intr: bool,
+    kernel_filter: bool,
+}
+
+impl<'c> Dump<'c> {
+    /// The next matching entry as a view into the receive buffer.
+    pub fn next_view(&mut self) -> Option<Result<EntryView<'_>>> {
+        next_view(
+            &mut self.ex,
+            &self.filter,
+            &mut self.reported_intr,
+            self.kernel_filter,
+        )
+    }
+
+    /// Whether the kernel flagged the dump as interrupted so far.
+    pub fn interrupted(&self) -> bool {
+        self.ex.interrupted()
+    }
+
+    /// The state timeouts joined into owned entries.
+    pub fn state_timeouts(&self) -> Option<&StateTimeouts> {
+        self.timeouts.as_ref()
+    }
+
+    /// Stops early, reading and discarding the rest of the kernel's answer.
+    pub fn stop(&mut self) -> Result<()> {
+        self.ex.drain()
+    }
+}
+
+/// Maps a kernel rejection of filter attributes to [`Error::Unsupported`].
+fn map_filter_err(e: Error, kernel_filter: bool) -> Error {
+    match e {
+        Error::Kernel(k)
+            if kernel_filter
+                && (k.errno == libc_errno::EOPNOTSUPP || k.errno == libc_errno::EINVAL) =>
+        {
+            Error::Unsupported {
+                feature: "kernel-side conntrack dump filter (CTA_FILTER/CTA_ZONE/CTA_STATUS_MASK)",
+                detail: format!("{k}; retry with DumpFilter::user_space_only = true"),
+            }
+        }
+        other => other,
+    }
+}
+
+/// One step of a dump: the next matching entry view, the final DUMP_INTR report, or the end.
+fn next_view<'a>(
+    ex: &'a mut Exchange<'_>,
+    filter: &DumpFilter,
+    reported_intr: &mut bool,
+    kernel_filter: bool,
+) -> Option<Result<EntryView<'a>>> {
+    // Bounded by the number of frames in the answer; each turn consumes one frame.
+    let check = filter != &DumpFilter::default();
+    let meta = loop {
+        let meta = match ex.next_meta() {
+            Err(e) => return Some(Err(map_filter_err(e, kernel_filter))),
+            Ok(None) => {
+                if ex.interrupted() && !*reported_intr {
+                    *reported_intr = true;
+                    return Some(Err(Error::DumpInterrupted));
+                }
+                return None;
+            }
+            Ok(Some(meta)) => meta,
+        };
+        if !check {
+            break meta;
+        }
+        // A filtered dump decodes matching entries twice (here and below); the kernel
+        // normally filters already, so this second look is only a guarantee.
+        match EntryView::from_frame(&ex.frame(&meta)) {
+            Err(e) => return Some(Err(e.into())),
+            Ok(view) if filter.matches(&view) => break meta,
+            Ok(_) => {}
+        }
+    };
+    let frame = ex.frame(&meta);
+    Some(EntryView::from_frame(&frame).map_err(Error::from))
+}
+
+impl Iterator for Dump<'_> {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        let v = match next_view(
+            &mut self.ex,
+            &self.filter,
+            &mut self.reported_intr,
+            self.kernel_filter,
+        )? {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(v.to_owned().map_err(Error::from).map(|mut e| {
+            join(&mut e, self.timeouts.as_ref());
+            e
+        }))
+    }
+}

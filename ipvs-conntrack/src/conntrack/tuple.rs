@@ -1,0 +1,458 @@
+//! Connection tuples (CTA_TUPLE_ORIG / REPLY / MASTER): addresses, L4 protocol, ports, ICMP, zone.
+
+use std::net::IpAddr;
+
+use crate::conntrack::wire::*;
+use crate::error::{DecodeError, DecodeErrorKind};
+use crate::netlink::attr::{Attr, RawAttr, Seen};
+use crate::netlink::emit::MessageBuilder;
+
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of DCCP.
+pub const IPPROTO_DCCP: u8 = 33;
+/// IP protocol number of GRE.
+pub const IPPROTO_GRE: u8 = 47;
+/// IP protocol number of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// IP protocol number of SCTP.
+pub const IPPROTO_SCTP: u8 = 132;
+/// IP protocol number of UDP-Lite.
+pub const IPPROTO_UDPLITE: u8 = 136;
+
+/// Short lower-case name of an L4 protocol (`tcp`, `udp`, …), or `None`.
+pub fn proto_name(proto: u8) -> Option<&'static str> {
+    Some(match proto {
+        IPPROTO_ICMP => "icmp",
+        IPPROTO_TCP => "tcp",
+        IPPROTO_UDP => "udp",
+        IPPROTO_DCCP => "dccp",
+        IPPROTO_GRE => "gre",
+        IPPROTO_ICMPV6 => "icmpv6",
+        IPPROTO_SCTP => "sctp",
+        IPPROTO_UDPLITE => "udplite",
+        _ => return None,
+    })
+}
+
+/// Parses an L4 protocol name or number.
+pub fn proto_from_name(s: &str) -> Option<u8> {
+    (0..=255u8)
+        .find(|p| proto_name(*p).is_some_and(|n| n.eq_ignore_ascii_case(s)))
+        .or_else(|| s.parse().ok())
+}
+
+/// The scalar fields of a tuple, shared by [`TupleView`] and [`Tuple`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Fields {
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    src_port: Option<u16>,
+    dst_port: Option<u16>,
+    icmp_type: Option<u8>,
+    icmp_code: Option<u8>,
+    icmp_id: Option<u16>,
+    zone: Option<u16>,
+}
+
+/// A checked, borrowed tuple.
+#[derive(Clone, Copy, Debug)]
+pub struct TupleView<'a> {
+    f: Fields,
+    nest: Attr<'a>,
+    has_unknown: bool,
+}
+
+/// A connection tuple, owned.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Tuple {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// L4 protocol number.
+    pub proto: u8,
+    /// Source port (TCP, UDP, SCTP, DCCP, UDP-Lite; GRE key).
+    pub src_port: Option<u16>,
+    /// Destination port.
+    pub dst_port: Option<u16>,
+    /// ICMP / ICMPv6 type.
+    pub icmp_type: Option<u8>,
+    /// ICMP / ICMPv6 code.
+    pub icmp_code: Option<u8>,
+    /// ICMP / ICMPv6 identifier.
+    pub icmp_id: Option<u16>,
+    /// Tuple zone (CTA_TUPLE_ZONE).
+    pub zone: Option<u16>,
+    /// Attributes this library does not know, in order.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Vec::is_empty"))]
+    pub unknown: Vec<RawAttr>,
+}
+
+fn known_tuple(kind: u16) -> bool {
+    matches!(kind, CTA_TUPLE_IP | CTA_TUPLE_PROTO | CTA_TUPLE_ZONE)
+}
+
+fn known_ip(kind: u16) -> bool {
+    (CTA_IP_V4_SRC..=CTA_IP_V6_DST).contains(&kind)
+}
+
+fn known_proto(kind: u16) -> bool {
+    (CTA_PROTO_NUM..=CTA_PROTO_ICMPV6_CODE).contains(&kind)
+}
+
+impl<'a> TupleView<'a> {
+    /// Parses and checks a CTA_TUPLE_* nest.
+    pub fn parse(nest: &Attr<'a>) -> Result<Self, DecodeError> {
+        let mut src = None;
+        let mut dst = None;
+        let mut proto = None;
+        let mut f_src_port = None;
+        let mut f_dst_port = None;
+        let mut icmp_type = None;
+        let mut icmp_code = None;
+        let mut icmp_id = None;
+        let mut zone = None;
+        let mut has_unknown = false;
+        let mut seen = Seen::default();
+        for a in nest.nested(CTA_TUPLE_NAMES) {
+            let a = a?;
+            seen.check(&a)?;
+            match a.kind() {
+                CTA_TUPLE_IP => {
+                    let mut s2 = Seen::default();
+                    for ip in a.nested(CTA_IP_NAMES) {
+                        let ip = ip?;
+                        s2.check(&ip)?;
+                        match ip.kind() {
+                            CTA_IP_V4_SRC => src = Some(IpAddr::V4(ip.ipv4()?)),
+                            CTA_IP_V4_DST => dst = Some(IpAddr::V4(ip.ipv4()?)),
+                            CTA_IP_V6_SRC => src = Some(IpAddr::V6(ip.ipv6()?)),
+                            CTA_IP_V6_DST => dst = Some(IpAddr::V6(ip.ipv6()?)),
+                            _ => has_unknown = true,
+                        }
+                    }
+                    if src.is_none() || dst.is_none() {
+                        return Err(a.error(DecodeErrorKind::Missing));
+                    }
+                }
+                CTA_TUPLE_PROTO => {
+                    let mut s2 = Seen::default();
+                    for p in a.nested(CTA_PROTO_NAMES) {
+                        let p = p?;
+                        s2.check(&p)?;
+                        match p.kind() {
+                            CTA_PROTO_NUM => proto = Some(p.u8()?),
+                            CTA_PROTO_SRC_PORT => f_src_port = Some(p.be16()?),
+                            CTA_PROTO_DST_PORT => f_dst_port = Some(p.be16()?),
+                            CTA_PROTO_ICMP_ID | CTA_PROTO_ICMPV6_ID => icmp_id = Some(p.be16()?),
+                            CTA_PROTO_ICMP_TYPE | CTA_PROTO_ICMPV6_TYPE => {
+                                icmp_type = Some(p.u8()?)
+                            }
+                            CTA_PROTO_ICMP_CODE | CTA_PROTO_ICMPV6_CODE => {
+                                icmp_code = Some(p.u8()?)
+                            }
+                            _ => has_unknown = true,
+                        }
+                    }
+                    if proto.is_none() {
+                        return Err(a.error(DecodeErrorKind::Missing));
+                    }
+                }
+                CTA_TUPLE_ZONE => zone = Some(a.be16()?),
+                _ => has_unknown = true,
+            }
+        }
+        let missing = || nest.error(DecodeErrorKind::Missing);
+        Ok(TupleView {
+            f: Fields {
+                src: src.ok_or_else(missing)?,
+                dst: dst.ok_or_else(missing)?,
+                proto: proto.ok_or_else(missing)?,
+                src_port: f_src_port,
+                dst_port: f_dst_port,
+                icmp_type,
+                icmp_code,
+                icmp_id,
+                zone,
+            },
+            nest: *nest,
+            has_unknown,
+        })
+    }
+
+    /// Source address.
+    pub fn src(&self) -> IpAddr {
+        self.f.src
+    }
+    /// Destination address.
+    pub fn dst(&self) -> IpAddr {
+        self.f.dst
+    }
+    /// L4 protocol number.
+    pub fn proto(&self) -> u8 {
+        self.f.proto
+    }
+    /// Source port.
+    pub fn src_port(&self) -> Option<u16> {
+        self.f.src_port
+    }
+    /// Destination port.
+    pub fn dst_port(&self) -> Option<u16> {
+        self.f.dst_port
+    }
+    /// ICMP type.
+    pub fn icmp_type(&self) -> Option<u8> {
+        self.f.icmp_type
+    }
+    /// ICMP code.
+    pub fn icmp_code(&self) -> Option<u8> {
+        self.f.icmp_code
+    }
+    /// ICMP id.
+    pub fn icmp_id(&self) -> Option<u16> {
+        self.f.icmp_id
+    }
+    /// Tuple zone.
+    pub fn zone(&self) -> Option<u16> {
+        self.f.zone
+    }
+
+    /// Collects the unknown attributes (at any depth of the tuple), in order.
+    pub fn unknown(&self) -> Vec<RawAttr> {
+        let mut out = Vec::new();
+        if !self.has_unknown {
+            return out;
+        }
+        for a in self.nest.nested(CTA_TUPLE_NAMES).flatten() {
+            match a.kind() {
+                CTA_TUPLE_IP => out.extend(
+                    a.nested(CTA_IP_NAMES)
+                        .flatten()
+                        .filter(|x| !known_ip(x.kind()))
+                        .map(|x| x.to_raw()),
+                ),
+                CTA_TUPLE_PROTO => out.extend(
+                    a.nested(CTA_PROTO_NAMES)
+                        .flatten()
+                        .filter(|x| !known_proto(x.kind()))
+                        .map(|x| x.to_raw()),
+                ),
+                k if !known_tuple(k) => out.push(a.to_raw()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Converts to an owned [`Tuple`].
+    pub fn to_owned(&self) -> Tuple {
+        let f = self.f;
+        Tuple {
+            src: f.src,
+            dst: f.dst,
+            proto: f.proto,
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+            icmp_type: f.icmp_type,
+            icmp_code: f.icmp_code,
+            icmp_id: f.icmp_id,
+            zone: f.zone,
+            unknown: self.unknown(),
+        }
+    }
+}
+
+impl Tuple {
+    /// A TCP/UDP/SCTP/… tuple with ports.
+    pub fn with_ports(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Self {
+        Tuple {
+            src,
+            dst,
+            proto,
+            src_port: Some(sport),
+            dst_port: Some(dport),
+            icmp_type: None,
+            icmp_code: None,
+            icmp_id: None,
+            zone: None,
+            unknown: Vec::new(),
+        }
+    }
+
+    /// An ICMP (IPv4) or ICMPv6 (IPv6) echo tuple.
+    pub fn icmp(src: IpAddr, dst: IpAddr, icmp_type: u8, icmp_code: u8, id: u16) -> Self {
+        let proto = if src.is_ipv4() {
+            IPPROTO_ICMP
+        } else {
+            IPPROTO_ICMPV6
+        };
+        Tuple {
+            src,
+            dst,
+            proto,
+            src_port: None,
+            dst_port: None,
+            icmp_type: Some(icmp_type),
+            icmp_code: Some(icmp_code),
+            icmp_id: Some(id),
+            zone: None,
+            unknown: Vec::new(),
+        }
+    }
+
+    /// The reverse direction (addresses and ports swapped; ICMP echo request→reply).
+    pub fn reversed(&self) -> Tuple {
+        let icmp_type = match (self.proto, self.icmp_type) {
+            (IPPROTO_ICMP, Some(8)) => Some(0),
+            (IPPROTO_ICMP, Some(0)) => Some(8),
+            (IPPROTO_ICMPV6, Some(128)) => Some(129),
+            (IPPROTO_ICMPV6, Some(129)) => Some(128),
+            (_, t) => t,
+        };
+        Tuple {
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            icmp_type,
+            unknown: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Appends this tuple as nest `kind` (CTA_TUPLE_ORIG, …) to a request.
+    pub fn emit(&self, b: &mut MessageBuilder, kind: u16) {
+        let t = b.begin_nest(kind);
+        let ip = b.begin_nest(CTA_TUPLE_IP);
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                b.put_bytes(CTA_IP_V4_SRC, &s.octets());
+                b.put_bytes(CTA_IP_V4_DST, &d.octets());
+            }
+            (s, d) => {
+                b.put_bytes(CTA_IP_V6_SRC, &to_v6(s).octets());
+                b.put_bytes(CTA_IP_V6_DST, &to_v6(d).octets());
+            }
+        }
+        b.end_nest(ip);
+        let p = b.begin_nest(CTA_TUPLE_PROTO);
+        b.put_u8(CTA_PROTO_NUM, self.proto);
+        if let Some(v) = self.src_port {
+            b.put_be16(CTA_PROTO_SRC_PORT, v);
+        }
+        if let Some(v) = self.dst_port {
+            b.put_be16(CTA_PROTO_DST_PORT, v);
+        }
+        let v6 = self.proto == IPPROTO_ICMPV6;
+        if let Some(v) = self.icmp_id {
+            b.put_be16(
+                if v6 {
+                    CTA_PROTO_ICMPV6_ID
+                } else {
+                    CTA_PROTO_ICMP_ID
+                },
+                v,
+            );
+        }
+        if let Some(v) = self.icmp_type {
+            b.put_u8(
+                if v6 {
+                    CTA_PROTO_ICMPV6_TYPE
+                } else {
+                    CTA_PROTO_ICMP_TYPE
+                },
+                v,
+            );
+        }
+        if let Some(v) = self.icmp_code {
+            b.put_u8(
+                if v6 {
+                    CTA_PROTO_ICMPV6_CODE
+                } else {
+                    CTA_PROTO_ICMP_CODE
+                },
+                v,
+            );
+        }
+        b.end_nest(p);
+        if let Some(z) = self.zone {
+            b.put_be16(CTA_TUPLE_ZONE, z);
+        }
+        b.end_nest(t);
+    }
+}
+
+fn to_v6(a: IpAddr) -> std::net::Ipv6Addr {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::AttrPath;
+    use crate::netlink::attr::Attrs;
+    use crate::netlink::frame::Frames;
+
+    fn round_trip(t: &Tuple) -> Tuple {
+        let mut b = MessageBuilder::new(0x0100, 0);
+        t.emit(&mut b, CTA_TUPLE_ORIG);
+        let msg = b.finish();
+        let f = Frames::new(&msg).next().unwrap().unwrap();
+        let a = Attrs::new(f.payload, 16, AttrPath::ROOT, CTA_NAMES)
+            .next()
+            .unwrap()
+            .unwrap();
+        TupleView::parse(&a).unwrap().to_owned()
+    }
+
+    #[test]
+    fn tcp_v4_and_icmp_v6_round_trip() {
+        let t = Tuple::with_ports(
+            IPPROTO_TCP,
+            "10.0.0.1".parse().unwrap(),
+            40000,
+            "10.0.0.2".parse().unwrap(),
+            80,
+        );
+        assert_eq!(round_trip(&t), t);
+        let mut i = Tuple::icmp(
+            "fd00::1".parse().unwrap(),
+            "fd00::2".parse().unwrap(),
+            128,
+            0,
+            7,
+        );
+        i.zone = Some(3);
+        assert_eq!(round_trip(&i), i);
+        assert_eq!(i.reversed().icmp_type, Some(129));
+    }
+
+    #[test]
+    fn missing_address_is_typed_error() {
+        let mut b = MessageBuilder::new(0x0100, 0);
+        let t = b.begin_nest(CTA_TUPLE_ORIG);
+        let ip = b.begin_nest(CTA_TUPLE_IP);
+        b.put_bytes(CTA_IP_V4_SRC, &[1, 2, 3, 4]);
+        b.end_nest(ip);
+        b.end_nest(t);
+        let msg = b.finish();
+        let f = Frames::new(&msg).next().unwrap().unwrap();
+        let a = Attrs::new(f.payload, 16, AttrPath::ROOT, CTA_NAMES)
+            .next()
+            .unwrap()
+            .unwrap();
+        let e = TupleView::parse(&a).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::Missing);
+        assert_eq!(e.path.to_string(), "CTA_TUPLE_ORIG/CTA_TUPLE_IP");
+    }
+}

@@ -1,0 +1,334 @@
+//! Checked, borrowing iteration over netlink attributes (TLVs) with typed accessors.
+//!
+//! Built on `netlink_packet_core::NlaBuffer`; every length is checked before a
+//! slice is taken, and every error names the attribute path and byte offset.
+
+use netlink_packet_core::NlaBuffer;
+
+use crate::error::{AttrPath, DecodeError, DecodeErrorKind, PathElem};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Size of an attribute header.
+pub const NLA_HDRLEN: usize = 4;
+/// The nested flag of an attribute type.
+pub const NLA_F_NESTED: u16 = 0x8000;
+/// The network byte order flag of an attribute type.
+pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
+/// Mask for the attribute type number.
+pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
+
+/// Rounds `len` up to the 4-byte netlink alignment.
+pub const fn align4(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// An attribute kept as raw bytes because its type is not known to this decoder.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct RawAttr {
+    /// Attribute type number (NLA_F_* flag bits removed).
+    pub kind: u16,
+    /// Whether NLA_F_NESTED was set.
+    pub nested: bool,
+    /// The value bytes (without header and padding).
+    pub value: Vec<u8>,
+}
+
+/// One attribute borrowed from a buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Attr<'a> {
+    kind: u16,
+    nested: bool,
+    value: &'a [u8],
+    /// Absolute offset of the value's first byte.
+    offset: usize,
+    /// Path of this attribute (including itself).
+    path: AttrPath,
+}
+
+impl<'a> Attr<'a> {
+    /// Attribute type number.
+    pub fn kind(&self) -> u16 {
+        self.kind
+    }
+    /// Whether NLA_F_NESTED was set.
+    pub fn is_nested(&self) -> bool {
+        self.nested
+    }
+    /// The value bytes.
+    pub fn value(&self) -> &'a [u8] {
+        self.value
+    }
+    /// Absolute offset of the value.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+    /// Path of this attribute.
+    pub fn path(&self) -> AttrPath {
+        self.path
+    }
+
+    /// Builds an error located at this attribute.
+    pub fn error(&self, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError::new(kind, self.path, self.offset)
+    }
+
+    fn fixed<const N: usize>(&self) -> Result<[u8; N], DecodeError> {
+        self.value.try_into().map_err(|_| {
+            self.error(DecodeErrorKind::WrongSize {
+                expected: N,
+                actual: self.value.len(),
+            })
+        })
+    }
+
+    /// The value as a single byte.
+    pub fn u8(&self) -> Result<u8, DecodeError> {
+        Ok(self.fixed::<1>()?[0])
+    }
+    /// The value as a big-endian u16.
+    pub fn be16(&self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.fixed()?))
+    }
+    /// The value as a big-endian u32.
+    pub fn be32(&self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.fixed()?))
+    }
+    /// The value as a big-endian u64.
+    pub fn be64(&self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.fixed()?))
+    }
+    /// The value as a host-endian u16.
+    pub fn ne16(&self) -> Result<u16, DecodeError> {
+        Ok(u16::from_ne_bytes(self.fixed()?))
+    }
+    /// The value as a host-endian u32.
+    pub fn ne32(&self) -> Result<u32, DecodeError> {
+        Ok(u32::from_ne_bytes(self.fixed()?))
+    }
+    /// The value as a host-endian u64.
+    pub fn ne64(&self) -> Result<u64, DecodeError> {
+        Ok(u64::from_ne_bytes(self.fixed()?))
+    }
+    /// The value as an IPv4 address (4 bytes).
+    pub fn ipv4(&self) -> Result<Ipv4Addr, DecodeError> {
+        Ok(Ipv4Addr::from(self.fixed::<4>()?))
+    }
+    /// The value as an IPv6 address (16 bytes).
+    pub fn ipv6(&self) -> Result<Ipv6Addr, DecodeError> {
+        Ok(Ipv6Addr::from(self.fixed::<16>()?))
+    }
+    /// The value as a NUL-terminated UTF-8 string (a missing NUL is tolerated at the end).
+    pub fn str(&self) -> Result<&'a str, DecodeError> {
+        let bytes = match self.value.iter().position(|&b| b == 0) {
+            Some(n) => self.value.get(..n).unwrap_or_default(),
+            None => self.value,
+        };
+        std::str::from_utf8(bytes).map_err(|_| self.error(DecodeErrorKind::BadString))
+    }
+    /// Iterates the attributes nested in this one; `names` names their types.
+    pub fn nested(&self, names: &'static [&'static str]) -> Attrs<'a> {
+        Attrs::new(self.value, self.offset, self.path, names)
+    }
+    /// Copies this attribute into a [`RawAttr`].
+    pub fn to_raw(&self) -> RawAttr {
+        RawAttr {
+            kind: self.kind,
+            nested: self.nested,
+            value: self.value.to_vec(),
+        }
+    }
+}
+
+/// Iterator over the attributes of one nest (or message body).
+///
+/// Yields `Err` once on the first malformed attribute, then stops.
+#[derive(Clone, Debug)]
+pub struct Attrs<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: usize,
+    parent: AttrPath,
+    names: &'static [&'static str],
+    failed: bool,
+}
+
+impl<'a> Attrs<'a> {
+    /// Iterates `buf`, whose first byte is at absolute offset `base`, inside `parent`.
+    pub fn new(
+        buf: &'a [u8],
+        base: usize,
+        parent: AttrPath,
+        names: &'static [&'static str],
+    ) -> Self {
+        Attrs {
+            buf,
+            pos: 0,
+            base,
+            parent,
+            names,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, kind: DecodeErrorKind) -> Option<Result<Attr<'a>, DecodeError>> {
+        self.failed = true;
+        Some(Err(DecodeError::new(
+            kind,
+            self.parent,
+            self.base + self.pos,
+        )))
+    }
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = Result<Attr<'a>, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.len() < NLA_HDRLEN {
+            return self.fail(DecodeErrorKind::Truncated {
+                needed: NLA_HDRLEN,
+                available: rest.len(),
+            });
+        }
+        let nla = match NlaBuffer::new_checked(rest) {
+            Ok(nla) => nla,
+            Err(_) => {
+                let len = usize::from(NlaBuffer::new(rest).length());
+                return if len < NLA_HDRLEN {
+                    self.fail(DecodeErrorKind::LengthTooSmall {
+                        length: len,
+                        minimum: NLA_HDRLEN,
+                    })
+                } else {
+                    self.fail(DecodeErrorKind::Truncated {
+                        needed: len,
+                        available: rest.len(),
+                    })
+                };
+            }
+        };
+        let len = usize::from(nla.length());
+        let kind = nla.kind();
+        let nested = nla.nested_flag();
+        let value = rest.get(NLA_HDRLEN..len).unwrap_or_default();
+        let offset = self.base + self.pos + NLA_HDRLEN;
+        self.pos = self.pos.saturating_add(align4(len));
+        Some(Ok(Attr {
+            kind,
+            nested,
+            value,
+            offset,
+            path: self.parent.push(PathElem::new(self.names, kind)),
+        }))
+    }
+}
+
+/// Tracks which attribute types of a nest were seen, to reject duplicates without allocating.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Seen(u64);
+
+impl Seen {
+    /// Records `attr`; an error if its type (< 64) was already seen.
+    #[inline]
+    pub(crate) fn check(&mut self, attr: &Attr<'_>) -> Result<(), DecodeError> {
+        if attr.kind < 64 {
+            let bit = 1u64 << attr.kind;
+            if self.0 & bit != 0 {
+                return Err(attr.error(DecodeErrorKind::Duplicate));
+            }
+            self.0 |= bit;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAMES: &[&str] = &["UNSPEC", "ONE", "TWO"];
+
+    #[test]
+    fn iterates_and_aligns() {
+        // attr 1 (u8 = 7, padded), attr 2 (be32 = 0x01020304)
+        let buf = [5, 0, 1, 0, 7, 0, 0, 0, 8, 0, 2, 0, 1, 2, 3, 4];
+        let attrs: Vec<_> = Attrs::new(&buf, 0, AttrPath::ROOT, NAMES)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(attrs.len(), 2);
+        assert_eq!(attrs[0].u8().unwrap(), 7);
+        assert_eq!(attrs[1].be32().unwrap(), 0x0102_0304);
+        assert_eq!(attrs[1].offset(), 12);
+        assert_eq!(attrs[1].path().to_string(), "TWO");
+    }
+
+    #[test]
+    fn lying_length_is_truncation() {
+        let buf = [40, 0, 1, 0, 7, 0, 0, 0];
+        let err = Attrs::new(&buf, 100, AttrPath::ROOT, NAMES)
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err.kind,
+            DecodeErrorKind::Truncated {
+                needed: 40,
+                available: 8
+            }
+        );
+        assert_eq!(err.offset, 100);
+    }
+
+    #[test]
+    fn zero_length_is_error() {
+        let buf = [0, 0, 1, 0];
+        let err = Attrs::new(&buf, 0, AttrPath::ROOT, NAMES)
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err.kind,
+            DecodeErrorKind::LengthTooSmall {
+                length: 0,
+                minimum: 4
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_size_integer_names_path() {
+        let buf = [6, 0, 2, 0, 1, 2, 0, 0];
+        let a = Attrs::new(&buf, 0, AttrPath::ROOT, NAMES)
+            .next()
+            .unwrap()
+            .unwrap();
+        let err = a.be32().unwrap_err();
+        assert_eq!(
+            err.kind,
+            DecodeErrorKind::WrongSize {
+                expected: 4,
+                actual: 2
+            }
+        );
+        assert_eq!(err.path.to_string(), "TWO");
+    }
+
+    #[test]
+    fn duplicate_detected() {
+        let buf = [5, 0, 1, 0, 7, 0, 0, 0, 5, 0, 1, 0, 8, 0, 0, 0];
+        let mut seen = Seen::default();
+        let mut it = Attrs::new(&buf, 0, AttrPath::ROOT, NAMES);
+        seen.check(&it.next().unwrap().unwrap()).unwrap();
+        let err = seen.check(&it.next().unwrap().unwrap()).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::Duplicate);
+    }
+}

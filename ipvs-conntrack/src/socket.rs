@@ -1,0 +1,392 @@
+//! A blocking netlink socket that checks who answers and which request an answer belongs to.
+
+use std::io;
+use std::time::Duration;
+
+use netlink_sys::{Socket, SocketAddr};
+use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::TimeVal;
+
+use crate::error::{libc_errno, DecodeError, Error, Result};
+use crate::netlink::emit::set_sequence;
+use crate::netlink::frame::{flags, Control, Frame, Frames, NLMSG_HDRLEN};
+use crate::netns::Netns;
+
+/// netlink protocol number of nfnetlink.
+pub const NETLINK_NETFILTER: isize = 12;
+/// netlink protocol number of generic netlink.
+pub const NETLINK_GENERIC: isize = 16;
+
+/// Default size of the user-space receive buffer (the kernel fills at most 32 KiB per datagram).
+pub const DEFAULT_RECV_BUFFER: usize = 64 * 1024;
+/// Default kernel socket receive buffer (SO_RCVBUF) for request sockets.
+pub const DEFAULT_SO_RCVBUF: usize = 1 << 20;
+
+/// Options for opening a socket.
+#[derive(Clone, Debug)]
+pub struct SocketOptions {
+    /// Kernel receive buffer size (SO_RCVBUFFORCE when allowed, else SO_RCVBUF).
+    pub so_rcvbuf: usize,
+    /// Timeout of every blocking receive; `None` waits forever.
+    pub recv_timeout: Option<Duration>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            so_rcvbuf: DEFAULT_SO_RCVBUF,
+            recv_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// A netlink socket with a receive buffer and sequence numbering.
+#[derive(Debug)]
+pub struct NlSocket {
+    sock: Socket,
+    port: u32,
+    next_seq: u32,
+    buf: Vec<u8>,
+    len: usize,
+    pos: usize,
+    dropped_foreign: u64,
+    dropped_stray: u64,
+}
+
+impl NlSocket {
+    /// Opens a socket of `protocol` inside `netns`.
+    pub fn open(protocol: isize, netns: &Netns, opts: &SocketOptions) -> Result<Self> {
+        let sock = netns.run(|| {
+            let mut sock =
+                Socket::new(protocol).map_err(|e| Error::io("open netlink socket", e))?;
+            sock.bind_auto()
+                .map_err(|e| Error::io("bind netlink socket", e))?;
+            Ok(sock)
+        })?;
+        let mut addr = SocketAddr::new(0, 0);
+        sock.get_address(&mut addr)
+            .map_err(|e| Error::io("getsockname", e))?;
+        // Extended ACK gives the kernel's error text; failure is harmless (old kernels).
+        let _ = sock.set_ext_ack(true);
+        let _ = sock.set_cap_ack(true);
+        let s = NlSocket {
+            sock,
+            port: addr.port_number(),
+            next_seq: seed_sequence(),
+            buf: vec![0; DEFAULT_RECV_BUFFER],
+            len: 0,
+            pos: 0,
+            dropped_foreign: 0,
+            dropped_stray: 0,
+        };
+        s.set_rcvbuf(opts.so_rcvbuf)?;
+        s.set_recv_timeout(opts.recv_timeout)?;
+        Ok(s)
+    }
+
+    /// Sets the kernel receive buffer, forcing past `rmem_max` when privileged.
+    pub fn set_rcvbuf(&self, size: usize) -> Result<()> {
+        if setsockopt(&self.sock, sockopt::RcvBufForce, &size).is_err() {
+            setsockopt(&self.sock, sockopt::RcvBuf, &size)
+                .map_err(|e| Error::io("SO_RCVBUF", io::Error::from_raw_os_error(e as i32)))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the timeout of blocking receives (`None` = wait forever).
+    pub fn set_recv_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        let tv = match timeout {
+            Some(d) => TimeVal::new(
+                i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                i64::from(d.subsec_micros()),
+            ),
+            None => TimeVal::new(0, 0),
+        };
+        setsockopt(&self.sock, sockopt::ReceiveTimeout, &tv)
+            .map_err(|e| Error::io("SO_RCVTIMEO", io::Error::from_raw_os_error(e as i32)))
+    }
+
+    /// The underlying netlink-sys socket.
+    pub fn inner(&self) -> &Socket {
+        &self.sock
+    }
+
+    /// This socket's port id.
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+
+    /// Messages dropped because they did not come from the kernel (sender port id not 0).
+    pub fn dropped_foreign(&self) -> u64 {
+        self.dropped_foreign
+    }
+
+    /// Messages dropped because their sequence number or port id belonged to another request.
+    pub fn dropped_stray(&self) -> u64 {
+        self.dropped_stray
+    }
+
+    /// Allocates the next sequence number.
+    pub fn next_sequence(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1).max(1);
+        self.next_seq
+    }
+
+    /// Sends one finished message, giving it a fresh sequence number, which is returned.
+    pub fn send(&mut self, msg: &mut [u8], op: &'static str) -> Result<u32> {
+        let seq = self.next_sequence();
+        set_sequence(msg, seq);
+        self.send_raw(msg, op)?;
+        Ok(seq)
+    }
+
+    /// Sends bytes as they are (one or several messages with sequence numbers already set).
+    pub fn send_raw(&mut self, bytes: &[u8], op: &'static str) -> Result<()> {
+        let kernel = SocketAddr::new(0, 0);
+        // Pending unread data belongs to an earlier request; forget it.
+        self.len = 0;
+        self.pos = 0;
+        let n = self
+            .sock
+            .send_to(bytes, &kernel, 0)
+            .map_err(|e| Error::io(op, e))?;
+        if n != bytes.len() {
+            return Err(Error::io(
+                op,
+                io::Error::new(io::ErrorKind::WriteZero, "short netlink send"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram from the kernel into the buffer, dropping anything not from port 0.
+    ///
+    /// Returns the number of bytes received.
+    pub fn recv(&mut self, op: &'static str) -> Result<usize> {
+        // Bounded: foreign senders are dropped, at most this many in a row.
+        for _ in 0..1024 {
+            let mut slice = &mut self.buf[..];
+            match self.sock.recv_from(&mut slice, libc_msg_trunc()) {
+                Ok((n, addr)) => {
+                    if addr.port_number() != 0 {
+                        self.dropped_foreign += 1;
+                        continue;
+                    }
+                    if n > self.buf.len() {
+                        return Err(Error::Decode(DecodeError::new(
+                            crate::error::DecodeErrorKind::Truncated {
+                                needed: n,
+                                available: self.buf.len(),
+                            },
+                            crate::error::AttrPath::ROOT,
+                            0,
+                        )));
+                    }
+                    self.len = n;
+                    self.pos = 0;
+                    return Ok(n);
+                }
+                Err(e) if e.raw_os_error() == Some(libc_errno::EINTR) => continue,
+                Err(e) => return Err(Error::io(op, e)),
+            }
+        }
+        Err(Error::io(
+            op,
+            io::Error::other("too many messages from non-kernel senders"),
+        ))
+    }
+
+    /// The bytes of the last datagram not yet consumed.
+    pub fn pending(&self) -> &[u8] {
+        self.buf.get(self.pos..self.len).unwrap_or_default()
+    }
+
+    /// The whole last datagram.
+    pub fn datagram(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    /// Starts reading the answer to request `seq`.
+    pub fn exchange(&mut self, seq: u32, request: &'static str) -> Exchange<'_> {
+        Exchange {
+            sock: self,
+            seq,
+            request,
+            finished: false,
+            interrupted: false,
+        }
+    }
+}
+
+fn libc_msg_trunc() -> i32 {
+    nix::sys::socket::MsgFlags::MSG_TRUNC.bits()
+}
+
+fn seed_sequence() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or(1)
+}
+
+/// What [`Exchange::next_frame`] found.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// A data message of this request.
+    Data(Frame<'a>),
+    /// The answer is complete.
+    Finished,
+}
+
+/// Where a data frame sits in the receive buffer (see [`Exchange::next_meta`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FrameMeta {
+    /// Its header.
+    pub header: crate::netlink::frame::Header,
+    /// Its offset in the receive buffer.
+    pub offset: usize,
+}
+
+/// Reading the answer to one request: only its frames, until DONE or ACK.
+#[derive(Debug)]
+pub struct Exchange<'s> {
+    sock: &'s mut NlSocket,
+    seq: u32,
+    request: &'static str,
+    finished: bool,
+    interrupted: bool,
+}
+
+impl<'s> Exchange<'s> {
+    /// True once the kernel flagged NLM_F_DUMP_INTR on any message of this answer.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
+    /// True once DONE or the final ACK was read.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &NlSocket {
+        self.sock
+    }
+
+    /// Returns the next data frame of this request, or `Finished`.
+    pub fn next_frame(&mut self) -> Result<Step<'_>> {
+        match self.next_meta()? {
+            Some(meta) => Ok(Step::Data(self.frame(&meta))),
+            None => Ok(Step::Finished),
+        }
+    }
+
+    /// The frame described by `meta` (from [`Exchange::next_meta`]).
+    pub fn frame(&self, meta: &FrameMeta) -> Frame<'_> {
+        let end = (meta.offset + meta.header.length as usize).min(self.sock.len);
+        Frame {
+            header: meta.header,
+            payload: self
+                .sock
+                .buf
+                .get(meta.offset + NLMSG_HDRLEN..end)
+                .unwrap_or_default(),
+            offset: meta.offset,
+        }
+    }
+
+    /// Advances to the next data frame of this request and describes it without
+    /// borrowing; `None` once the answer is complete.
+    pub fn next_meta(&mut self) -> Result<Option<FrameMeta>> {
+        if self.finished {
+            return Ok(None);
+        }
+        // Bounded by the number of stray/no-op messages tolerated in a row.
+        for _ in 0..100_000 {
+            if self.sock.pos >= self.sock.len {
+                self.sock.recv(self.request)?;
+                if self.sock.len == 0 {
+                    continue;
+                }
+            }
+            let start = self.sock.pos;
+            let (frame_end, header, control) = {
+                let pending = self.sock.pending();
+                let frame = match Frames::new(pending).next() {
+                    Some(Ok(f)) => f,
+                    Some(Err(mut e)) => {
+                        e.offset += start;
+                        self.finished = true;
+                        return Err(e.into());
+                    }
+                    None => {
+                        self.sock.pos = self.sock.len;
+                        continue;
+                    }
+                };
+                let end = crate::netlink::attr::align4(frame.header.length as usize);
+                let control = if frame.header.sequence == self.seq
+                    && (frame.header.port == self.sock.port || frame.header.port == 0)
+                {
+                    Some(frame.control(self.request))
+                } else {
+                    None
+                };
+                (end, frame.header, control)
+            };
+            self.sock.pos = (start + frame_end).min(self.sock.len);
+            let Some(control) = control else {
+                self.sock.dropped_stray += 1;
+                continue;
+            };
+            if header.flags & flags::NLM_F_DUMP_INTR != 0 {
+                self.interrupted = true;
+            }
+            match control {
+                Err(mut e) => {
+                    e.offset += start;
+                    self.finished = true;
+                    return Err(e.into());
+                }
+                Ok(Control::Data) => {
+                    return Ok(Some(FrameMeta {
+                        header,
+                        offset: start,
+                    }));
+                }
+                Ok(Control::Noop) => continue,
+                Ok(Control::Ack) | Ok(Control::Done(None)) => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+                Ok(Control::Done(Some(e))) | Ok(Control::Error(e)) => {
+                    self.finished = true;
+                    return Err(Error::from_kernel(e));
+                }
+                Ok(Control::Overrun) => {
+                    self.finished = true;
+                    return Err(Error::io(
+                        self.request,
+                        io::Error::from_raw_os_error(libc_errno::ENOBUFS),
+                    ));
+                }
+            }
+        }
+        self.finished = true;
+        Err(Error::io(
+            self.request,
+            io::Error::other("too many unrelated messages"),
+        ))
+    }
+
+    /// Reads to the end of the answer, discarding data; used after an early stop.
+    pub fn drain(&mut self) -> Result<()> {
+        // Bounded: each loop consumes at least one frame or fails.
+        for _ in 0..10_000_000 {
+            if self.next_meta()?.is_none() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
