@@ -40,9 +40,21 @@ impl Default for SocketOptions {
     }
 }
 
+/// Which way a recorded datagram went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From this socket to the kernel.
+    Sent,
+    /// From the kernel to this socket.
+    Received,
+}
+
+/// A callback that sees every datagram sent and received (for captures and fixtures).
+pub type Recorder = Box<dyn FnMut(Direction, &[u8]) + Send>;
+
 /// A netlink socket with a receive buffer and sequence numbering.
-#[derive(Debug)]
 pub struct NlSocket {
+    recorder: Option<Recorder>,
     sock: Socket,
     port: u32,
     next_seq: u32,
@@ -70,6 +82,7 @@ impl NlSocket {
         let _ = sock.set_ext_ack(true);
         let _ = sock.set_cap_ack(true);
         let s = NlSocket {
+            recorder: None,
             sock,
             port: addr.port_number(),
             next_seq: seed_sequence(),
@@ -104,6 +117,11 @@ impl NlSocket {
         };
         setsockopt(&self.sock, sockopt::ReceiveTimeout, &tv)
             .map_err(|e| Error::io("SO_RCVTIMEO", io::Error::from_raw_os_error(e as i32)))
+    }
+
+    /// Installs (or removes) a recorder that sees every datagram sent and received.
+    pub fn set_recorder(&mut self, recorder: Option<Recorder>) {
+        self.recorder = recorder;
     }
 
     /// The underlying netlink-sys socket.
@@ -143,6 +161,9 @@ impl NlSocket {
     /// Sends bytes as they are (one or several messages with sequence numbers already set).
     pub fn send_raw(&mut self, bytes: &[u8], op: &'static str) -> Result<()> {
         let kernel = SocketAddr::new(0, 0);
+        if let Some(r) = self.recorder.as_mut() {
+            r(Direction::Sent, bytes);
+        }
         // Pending unread data belongs to an earlier request; forget it.
         self.len = 0;
         self.pos = 0;
@@ -184,6 +205,9 @@ impl NlSocket {
                     }
                     self.len = n;
                     self.pos = 0;
+                    if let Some(r) = self.recorder.as_mut() {
+                        r(Direction::Received, self.buf.get(..n).unwrap_or_default());
+                    }
                     return Ok(n);
                 }
                 Err(e) if e.raw_os_error() == Some(libc_errno::EINTR) => continue,
@@ -215,6 +239,19 @@ impl NlSocket {
             finished: false,
             interrupted: false,
         }
+    }
+}
+
+impl std::fmt::Debug for NlSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NlSocket")
+            .field("port", &self.port)
+            .field("next_seq", &self.next_seq)
+            .field("buffered", &(self.len - self.pos.min(self.len)))
+            .field("dropped_foreign", &self.dropped_foreign)
+            .field("dropped_stray", &self.dropped_stray)
+            .field("recording", &self.recorder.is_some())
+            .finish()
     }
 }
 

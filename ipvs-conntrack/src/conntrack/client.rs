@@ -83,6 +83,11 @@ impl Conntrack {
         &self.sock
     }
 
+    /// The underlying socket, mutable (to install a recorder, change buffer sizes or timeouts).
+    pub fn socket_mut(&mut self) -> &mut NlSocket {
+        &mut self.sock
+    }
+
     /// Whether dumps fill `Entry::state_timeout` (default true; costs one timeout read per client).
     pub fn set_join_timeouts(&mut self, on: bool) {
         self.join_timeouts = on;

@@ -1,0 +1,36 @@
+# One entry point for people and CI. See README.md.
+#   make demo   – the main job: a sandboxed demo of conntrack state timeouts (root)
+#   make test   – every test (installs what a fresh machine lacks; root for kernel tests)
+CARGO ?= cargo
+SHELL := /bin/bash
+
+.PHONY: deps demo test check test-rust test-vm test-c test-python clean
+
+deps:
+	tests/install-deps.sh
+
+demo: deps
+	$(CARGO) run --release --features cli --bin ipvsct -- demo
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
+
+test-rust:
+	$(CARGO) test --workspace --all-features
+
+test-vm:
+	@if [ -x tests/vm/ipvs/run.sh ]; then tests/vm/ipvs/run.sh; else echo "test-vm: no IPVS VM suite yet"; fi
+
+test-c:
+	@if [ -x tests/c/run.sh ]; then tests/c/run.sh; else echo "test-c: no C suite yet"; fi
+
+test-python:
+	@if [ -x python/run-tests.sh ]; then python/run-tests.sh; else echo "test-python: no Python suite yet"; fi
+
+test: deps check test-rust test-c test-python test-vm
+	@echo "make test: all suites passed"
+
+clean:
+	$(CARGO) clean
