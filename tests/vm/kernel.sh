@@ -35,7 +35,7 @@ WANTED_MODULES=(
 # Bump when the layout of a cache entry changes, to force a rebuild.
 CACHE_FORMAT=1
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 case "${1:-}" in
     -h | --help) usage; exit 0 ;;
     "") ;;

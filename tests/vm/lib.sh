@@ -10,9 +10,20 @@ vm_die() { printf '[ipvsct-vm] ERROR: %s\n' "$*" >&2; exit 1; }
 # Milliseconds since the epoch (for timings).
 vm_now_ms() { date +%s%3N; }
 
-# Run apt-get, waiting (bounded) for a dpkg/apt lock held by another process.
+# Run apt-get, waiting (bounded) for a dpkg/apt lock held by another process:
+# DPkg::Lock::Timeout covers the dpkg lock; the lists lock of "update" is retried.
 vm_apt() {
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@"
+    local i out rc
+    for i in $(seq 1 30); do
+        rc=0
+        out="$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@" 2>&1)" || rc=$?
+        if ((rc != 0)) && grep -q 'Could not get lock' <<<"$out" && ((i < 30)); then
+            sleep 10
+            continue
+        fi
+        printf '%s\n' "$out"
+        return "$rc"
+    done
 }
 
 # vm_ensure_tools "cmd:package" ... — install the packages whose command is missing.

@@ -6,7 +6,8 @@
 #                    shared libraries (found with ldd) copied into the initramfs
 #   --timeout SECS   wall-clock limit for the whole VM (default 300); the guest
 #                    kills the script IPVSCT_VM_GUEST_MARGIN (25) s before that
-#   --out DIR        where /results is extracted (default: a new mktemp dir)
+#   --out DIR        where /results is extracted (default: a new mktemp dir;
+#                    an existing DIR is not emptied, only DIR/.vm is replaced)
 #   --env NAME=VALUE exported to the script (repeatable)
 #   --no-modules     load no modules at boot (the script can modprobe them)
 #   --bzimage        boot the compressed bzImage instead of the PVH vmlinux
@@ -39,7 +40,7 @@ BOOT_MODULES=(
 REQUIRED_BINS=(/usr/sbin/ip /usr/sbin/ipvsadm)
 OPTIONAL_BINS=(/usr/sbin/conntrack /usr/sbin/nft /usr/bin/ss)
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 payload="" timeout_s=300 out="" no_modules=0 force_bz=0 keep=0
 verbose="${IPVSCT_VM_VERBOSE:-0}"
@@ -96,6 +97,8 @@ ln -s ../run "$root/var/run"
 # (the guest has Debian's merged-/usr layout for libraries: /lib -> usr/lib).
 copy_lib() {
     local p="$1" dest
+    # Libraries inside the payload itself (found through $ORIGIN) are already there.
+    [[ "$p" == "$root"/* ]] && return 0
     case "$p" in
         /lib/* | /usr/lib/*) dest="$root/usr/lib/${p#*/lib/}" ;;
         /lib64/* | /usr/lib64/*) dest="$root/usr/lib64/${p#*/lib64/}" ;;
@@ -233,13 +236,15 @@ if [[ -s "$work/results.tgz" ]] && tar -xzf "$work/results.tgz" -C "$work/x" 2>"
     tar_ok=1
     cp -a "$work/x/results/." "$out/" 2>/dev/null || true
 fi
+rm -rf "$out/.vm"
 mkdir -p "$out/.vm"
 [[ -d "$work/x/vmmeta" ]] && cp -a "$work/x/vmmeta/." "$out/.vm/"
-cp "$work/console.log" "$out/.vm/console.log"
+# Saved without CRs and the firmware's terminal escape sequences.
+sed -e $'s/\x1b\\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g; s/\r$//' "$work/console.log" >"$out/.vm/console.log"
 
 show_console() {
     echo "----- guest console (saved as $out/.vm/console.log) -----" >&2
-    tail -n 200 "$work/console.log" >&2 || true
+    tail -n 200 "$out/.vm/console.log" >&2 || true
     if [[ -s "$work/qemu.out" ]]; then
         echo "----- qemu output -----" >&2
         tail -n 50 "$work/qemu.out" >&2
