@@ -3,19 +3,26 @@
 use std::fmt;
 use std::io;
 
+/// A table of attribute names indexed by attribute type (element 0 names the nest's UNSPEC).
+pub type Names = &'static [&'static str];
+
+/// Maps (parent nest's name table, attribute type) to the name table of that attribute's
+/// nested attributes, if it is a nest. Used to rebuild full paths for errors.
+pub type ChildNames = fn(Names, u16) -> Option<Names>;
+
 /// Maximum nesting depth recorded in an [`AttrPath`].
-const PATH_DEPTH: usize = 6;
+const PATH_DEPTH: usize = 8;
 
 /// One step of an attribute path: the attribute type and the name table of its nest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PathElem {
-    names: &'static [&'static str],
+    names: Names,
     kind: u16,
 }
 
 impl PathElem {
     /// Creates a path element for attribute `kind` named through `names` (indexed by type).
-    pub(crate) const fn new(names: &'static [&'static str], kind: u16) -> Self {
+    pub const fn new(names: Names, kind: u16) -> Self {
         PathElem { names, kind }
     }
 
@@ -43,46 +50,43 @@ impl fmt::Display for PathElem {
 }
 
 /// The chain of nested attributes that leads to a decode error, outermost first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+///
+/// Built only when an error happens (decoding never pays for it).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct AttrPath {
-    elems: [Option<PathElem>; PATH_DEPTH],
-    len: u8,
+    elems: Vec<PathElem>,
 }
 
 impl AttrPath {
     /// The empty path (the message itself).
-    pub const ROOT: AttrPath = AttrPath {
-        elems: [None; PATH_DEPTH],
-        len: 0,
-    };
+    pub const ROOT: AttrPath = AttrPath { elems: Vec::new() };
 
     /// Returns this path extended by one element (deeper levels than the limit are elided).
-    pub(crate) fn push(mut self, elem: PathElem) -> AttrPath {
-        if let Some(slot) = self.elems.get_mut(usize::from(self.len)) {
-            *slot = Some(elem);
-            self.len += 1;
+    pub fn push(mut self, elem: PathElem) -> AttrPath {
+        if self.elems.len() < PATH_DEPTH {
+            self.elems.push(elem);
         }
         self
     }
 
     /// The elements of the path, outermost first.
     pub fn iter(&self) -> impl Iterator<Item = PathElem> + '_ {
-        self.elems.iter().flatten().copied()
+        self.elems.iter().copied()
     }
 
     /// Number of elements in the path.
     pub fn len(&self) -> usize {
-        usize::from(self.len)
+        self.elems.len()
     }
 
     /// True for the message itself (no attribute).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.elems.is_empty()
     }
 
     /// The innermost element, if any.
     pub fn last(&self) -> Option<PathElem> {
-        self.iter().last()
+        self.elems.last().copied()
     }
 }
 
@@ -165,7 +169,7 @@ impl fmt::Display for DecodeErrorKind {
 }
 
 /// Bytes that do not decode: what, where (attribute path) and at which byte offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} at {path} (byte offset {offset})")]
 pub struct DecodeError {
     /// What went wrong.
@@ -178,8 +182,75 @@ pub struct DecodeError {
 
 impl DecodeError {
     /// Creates a decode error.
-    pub(crate) fn new(kind: DecodeErrorKind, path: AttrPath, offset: usize) -> Self {
+    pub fn new(kind: DecodeErrorKind, path: AttrPath, offset: usize) -> Self {
         DecodeError { kind, path, offset }
+    }
+
+    /// Rebuilds the full attribute path of this error by walking `body` (the attributes of
+    /// the message, whose first byte is at absolute offset `base`) down to the error's offset.
+    ///
+    /// `root` names the top-level attributes and `child` gives the names of nested ones.
+    /// The path found replaces the current one when it is at least as deep.
+    pub fn resolve(mut self, body: &[u8], base: usize, root: Names, child: ChildNames) -> Self {
+        let mut path = AttrPath::ROOT;
+        let mut buf = body;
+        let mut buf_base = base;
+        let mut names = Some(root);
+        // Bounded by PATH_DEPTH levels, each a bounded walk over `buf`.
+        for _ in 0..PATH_DEPTH {
+            let mut pos = 0usize;
+            let mut next = None;
+            while let Some(hdr) = buf.get(pos..pos + 4) {
+                let len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
+                let kind =
+                    u16::from_ne_bytes([hdr[2], hdr[3]]) & crate::netlink::attr::NLA_TYPE_MASK;
+                let nested =
+                    u16::from_ne_bytes([hdr[2], hdr[3]]) & crate::netlink::attr::NLA_F_NESTED != 0;
+                let start = buf_base + pos;
+                if len < 4 || self.offset < start {
+                    break;
+                }
+                let end = start + len;
+                if self.offset < end.max(start + 4) {
+                    next = Some((kind, nested, pos, len));
+                    break;
+                }
+                pos += crate::netlink::attr::align4(len);
+            }
+            let Some((kind, nested, pos, len)) = next else {
+                break;
+            };
+            path = path.push(PathElem::new(names.unwrap_or(&[]), kind));
+            let value_start = buf_base + pos + 4;
+            let child_names = names.and_then(|n| child(n, kind));
+            // An error at a nest's first value byte is about the nest itself when the
+            // decoder named that nest as the error's innermost attribute.
+            let is_target = self.path.last().is_some_and(|last| {
+                last.kind == kind
+                    && (names.is_none() || last.names.first() == names.and_then(|n| n.first()))
+            });
+            if self.offset < value_start
+                || (self.offset == value_start && is_target)
+                || !(nested || child_names.is_some())
+            {
+                break;
+            }
+            buf = buf
+                .get(pos + 4..pos + len.min(buf.len() - pos))
+                .unwrap_or_default();
+            buf_base = value_start;
+            names = child_names;
+        }
+        if path.len() >= self.path.len() {
+            // Keep the innermost name table the decoder knew if the walk had none.
+            if let (Some(last), Some(mine)) = (path.elems.last_mut(), self.path.last()) {
+                if last.kind == mine.kind && last.names.is_empty() {
+                    last.names = mine.names;
+                }
+            }
+            self.path = path;
+        }
+        self
     }
 }
 

@@ -35,6 +35,7 @@ pub(crate) mod open_enum;
 
 pub mod conntrack;
 pub mod error;
+pub mod ipvs;
 pub mod netlink;
 pub mod netns;
 pub mod socket;

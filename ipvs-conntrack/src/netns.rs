@@ -105,6 +105,40 @@ impl Netns {
             }
         })
     }
+
+    /// Starts a named thread that enters this namespace and runs `f` there (for long-lived work such as a server).
+    ///
+    /// The namespace file is opened before the thread starts, so a missing
+    /// namespace fails here; a failing `setns(2)` is the thread's result.
+    pub fn spawn<T, F>(&self, name: &str, f: F) -> Result<std::thread::JoinHandle<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        let label = self.to_string();
+        let file = match self.file_path()? {
+            Some(path) => Some(File::open(&path).map_err(|source| Error::Namespace {
+                netns: label.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || -> Result<T> {
+                if let Some(file) = file {
+                    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Namespace {
+                        netns: label,
+                        source: std::io::Error::from_raw_os_error(e as i32),
+                    })?;
+                }
+                f()
+            })
+            .map_err(|source| Error::Io {
+                op: "spawn namespace thread",
+                source,
+            })
+    }
 }
 
 impl fmt::Display for Netns {
@@ -147,6 +181,36 @@ mod tests {
             .run(|| Ok(()))
             .unwrap_err();
         assert!(matches!(err, Error::Namespace { .. }), "{err}");
+    }
+
+    #[test]
+    fn spawn_enters_own_namespace() {
+        // The thread enters the namespace of this very process: same inode as the caller's.
+        let me =
+            std::fs::metadata("/proc/self/ns/net").map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let Ok(me) = me else {
+            eprintln!("SKIPPED: /proc/self/ns/net is not readable");
+            return;
+        };
+        let h = Netns::pid(std::process::id())
+            .spawn("netns-spawn-test", || {
+                let m = std::fs::metadata("/proc/thread-self/ns/net")
+                    .map_err(|e| Error::io("stat ns", e))?;
+                Ok(std::os::unix::fs::MetadataExt::ino(&m))
+            })
+            .unwrap();
+        match h.join().unwrap() {
+            Ok(ino) => assert_eq!(ino, me),
+            // Without CAP_SYS_ADMIN setns fails even into our own namespace.
+            Err(Error::Namespace { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(1), "{source}")
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+        assert!(matches!(
+            Netns::named("ipvsct-does-not-exist").spawn("x", || Ok(())),
+            Err(Error::Namespace { .. })
+        ));
     }
 
     #[test]

@@ -232,12 +232,23 @@ impl NlSocket {
 
     /// Starts reading the answer to request `seq`.
     pub fn exchange(&mut self, seq: u32, request: &'static str) -> Exchange<'_> {
-        Exchange {
-            sock: self,
+        self.resume(ExchangeState {
             seq,
             request,
             finished: false,
             interrupted: false,
+        })
+    }
+
+    /// Continues reading an answer set aside with [`Exchange::suspend`]. No other request
+    /// may have been sent on this socket in between (sending drops unread data).
+    pub fn resume(&mut self, state: ExchangeState) -> Exchange<'_> {
+        Exchange {
+            sock: self,
+            seq: state.seq,
+            request: state.request,
+            finished: state.finished,
+            interrupted: state.interrupted,
         }
     }
 }
@@ -284,7 +295,19 @@ pub struct FrameMeta {
     pub offset: usize,
 }
 
+/// Where the reading of one answer stands, without the socket borrow (see [`Exchange::suspend`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExchangeState {
+    seq: u32,
+    request: &'static str,
+    finished: bool,
+    interrupted: bool,
+}
+
 /// Reading the answer to one request: only its frames, until DONE or ACK.
+///
+/// A receive timeout ([`Error::Timeout`]) does not end the exchange: calling
+/// [`Exchange::next_meta`] again waits for the rest of the same answer.
 #[derive(Debug)]
 pub struct Exchange<'s> {
     sock: &'s mut NlSocket,
@@ -308,6 +331,16 @@ impl<'s> Exchange<'s> {
     /// The socket.
     pub fn socket(&self) -> &NlSocket {
         self.sock
+    }
+
+    /// Releases the socket borrow, keeping the position in the answer for [`NlSocket::resume`].
+    pub fn suspend(self) -> ExchangeState {
+        ExchangeState {
+            seq: self.seq,
+            request: self.request,
+            finished: self.finished,
+            interrupted: self.interrupted,
+        }
     }
 
     /// Returns the next data frame of this request, or `Finished`.

@@ -17,7 +17,7 @@ use crate::netlink::nfnetlink::{
     message_type, NfGenMsg, NFNETLINK_V0, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_TIMEOUT,
 };
 use crate::netns::Netns;
-use crate::socket::{Exchange, NlSocket, SocketOptions, Step, NETLINK_NETFILTER};
+use crate::socket::{Exchange, ExchangeState, NlSocket, SocketOptions, Step, NETLINK_NETFILTER};
 
 /// Which list of connections a dump reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +144,18 @@ impl Conntrack {
             reported_intr: false,
             kernel_filter: filter.has_kernel_attrs() && !filter.user_space_only,
         })
+    }
+
+    /// Continues a dump set aside with [`Dump::suspend`]. No other request may have been
+    /// sent with this client in between (sending drops the dump's unread data).
+    pub fn resume(&mut self, state: DumpState) -> Dump<'_> {
+        Dump {
+            ex: self.sock.resume(state.ex),
+            filter: state.filter,
+            timeouts: state.timeouts,
+            reported_intr: state.reported_intr,
+            kernel_filter: state.kernel_filter,
+        }
     }
 
     /// Dumps into a `Vec` (the whole table in memory; prefer [`Conntrack::dump`] for large tables).
@@ -338,8 +350,30 @@ pub struct Dump<'c> {
     kernel_filter: bool,
 }
 
+/// A dump set aside with [`Dump::suspend`], without the client borrow.
+#[derive(Debug)]
+pub struct DumpState {
+    ex: ExchangeState,
+    filter: DumpFilter,
+    timeouts: Option<StateTimeouts>,
+    reported_intr: bool,
+    kernel_filter: bool,
+}
+
 impl<'c> Dump<'c> {
-    /// The next matching entry as a view into the receive buffer.
+    /// Releases the client borrow, keeping the position in the dump for [`Conntrack::resume`].
+    pub fn suspend(self) -> DumpState {
+        DumpState {
+            ex: self.ex.suspend(),
+            filter: self.filter,
+            timeouts: self.timeouts,
+            reported_intr: self.reported_intr,
+            kernel_filter: self.kernel_filter,
+        }
+    }
+
+    /// The next matching entry as a view into the receive buffer. After an
+    /// [`Error::Timeout`] the dump is still open: calling again continues it.
     pub fn next_view(&mut self) -> Option<Result<EntryView<'_>>> {
         next_view(
             &mut self.ex,

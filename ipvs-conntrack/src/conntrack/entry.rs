@@ -350,8 +350,19 @@ impl<'a> EntryView<'a> {
         )
     }
 
-    /// Decodes the attributes of an entry (the bytes after `nfgenmsg`), which start at `offset`.
+    /// Decodes the attributes of an entry; on error the full attribute path is rebuilt.
     pub fn parse_body(
+        family: u8,
+        message: MessageInfo,
+        body: &'a [u8],
+        offset: usize,
+    ) -> Result<Self, DecodeError> {
+        Self::parse_body_inner(family, message, body, offset)
+            .map_err(|e| e.resolve(body, offset, CTA_NAMES, child_names))
+    }
+
+    /// Decodes the attributes of an entry (the bytes after `nfgenmsg`), which start at `offset`.
+    fn parse_body_inner(
         family: u8,
         message: MessageInfo,
         body: &'a [u8],

@@ -1,9 +1,11 @@
 //! Connection tracking over ctnetlink: entries, tuples, states, statistics, timeouts and the client.
 
+pub mod batch;
 pub mod client;
 pub mod entry;
 pub mod filter;
 pub mod protoinfo;
+pub mod request;
 pub mod state;
 pub mod stats;
 pub mod status;
@@ -11,7 +13,8 @@ pub mod timeout;
 pub mod tuple;
 pub mod wire;
 
-pub use client::{Conntrack, Dump, Table};
+pub use batch::{Batch, BatchFailure, BatchOptions, BatchReport};
+pub use client::{Conntrack, Dump, DumpState, Table};
 pub use entry::{
     Counters, Entry, EntryView, Family, Helper, Labels, MessageInfo, NatRange, SeqAdj, Synproxy,
     Timestamp,
@@ -20,6 +23,10 @@ pub use filter::{DumpFilter, TupleFilter};
 pub use protoinfo::{
     DccpInfo, DccpRole, DccpState, ProtoInfo, SctpInfo, SctpState, TcpFlags, TcpFlagsMask, TcpInfo,
     TcpState,
+};
+pub use request::{
+    CreateRequest, DeleteRequest, EntryAttrs, FlushRequest, TupleDirection, UpdateRequest,
+    WriteRequest,
 };
 pub use state::{State, UdpState};
 pub use stats::{CpuStats, GlobalStats};

@@ -75,6 +75,11 @@ impl GlobalStats {
     /// Decodes an IPCTNL_MSG_CT_GET_STATS answer.
     pub fn from_frame(frame: &Frame<'_>) -> Result<GlobalStats, DecodeError> {
         let (_, body, off) = body(frame)?;
+        Self::parse(body, off)
+            .map_err(|e| e.resolve(body, off, CTA_STATS_GLOBAL_NAMES, child_names))
+    }
+
+    fn parse(body: &[u8], off: usize) -> Result<GlobalStats, DecodeError> {
         let mut s = GlobalStats::default();
         let mut entries = None;
         let mut seen = Seen::default();
@@ -97,6 +102,10 @@ impl CpuStats {
     /// Decodes one IPCTNL_MSG_CT_GET_STATS_CPU answer message.
     pub fn from_frame(frame: &Frame<'_>) -> Result<CpuStats, DecodeError> {
         let (gen, body, off) = body(frame)?;
+        Self::parse(gen, body, off).map_err(|e| e.resolve(body, off, CTA_STATS_NAMES, child_names))
+    }
+
+    fn parse(gen: NfGenMsg, body: &[u8], off: usize) -> Result<CpuStats, DecodeError> {
         let mut s = CpuStats {
             cpu: gen.res_id,
             ..CpuStats::default()

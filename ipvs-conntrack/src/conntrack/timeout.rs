@@ -282,7 +282,9 @@ impl TimeoutPolicy {
         let base = frame.offset + NLMSG_HDRLEN;
         NfGenMsg::parse(frame.payload, base)?;
         let body = frame.payload.get(NFGENMSG_LEN..).unwrap_or_default();
-        Self::parse_body(body, base + NFGENMSG_LEN)
+        let off = base + NFGENMSG_LEN;
+        Self::parse_body(body, off)
+            .map_err(|e| e.resolve(body, off, CTA_TIMEOUT_NAMES, child_names))
     }
 
     /// Decodes the attributes of a cttimeout message.

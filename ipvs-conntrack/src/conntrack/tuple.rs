@@ -451,7 +451,9 @@ mod tests {
             .next()
             .unwrap()
             .unwrap();
-        let e = TupleView::parse(&a).unwrap_err();
+        let e = TupleView::parse(&a)
+            .unwrap_err()
+            .resolve(f.payload, 16, CTA_NAMES, child_names);
         assert_eq!(e.kind, DecodeErrorKind::Missing);
         assert_eq!(e.path.to_string(), "CTA_TUPLE_ORIG/CTA_TUPLE_IP");
     }

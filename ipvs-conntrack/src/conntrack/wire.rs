@@ -593,3 +593,32 @@ pub const NFNLGRP_CONNTRACK_DESTROY: u32 = 3;
 pub const NFNLGRP_CONNTRACK_EXP_NEW: u32 = 4;
 pub const NFNLGRP_CONNTRACK_EXP_UPDATE: u32 = 5;
 pub const NFNLGRP_CONNTRACK_EXP_DESTROY: u32 = 6;
+
+/// Name table of the attributes nested in attribute `kind` of the nest named by `parent`
+/// (the ctnetlink schema, used to name every level of an error's path).
+pub fn child_names(parent: crate::error::Names, kind: u16) -> Option<crate::error::Names> {
+    Some(match (parent.first().copied()?, kind) {
+        ("CTA_UNSPEC", CTA_TUPLE_ORIG | CTA_TUPLE_REPLY | CTA_TUPLE_MASTER) => CTA_TUPLE_NAMES,
+        ("CTA_UNSPEC", CTA_PROTOINFO) => CTA_PROTOINFO_NAMES,
+        ("CTA_UNSPEC", CTA_HELP) => CTA_HELP_NAMES,
+        ("CTA_UNSPEC", CTA_NAT_SRC | CTA_NAT_DST) => CTA_NAT_NAMES,
+        ("CTA_UNSPEC", CTA_COUNTERS_ORIG | CTA_COUNTERS_REPLY) => CTA_COUNTERS_NAMES,
+        ("CTA_UNSPEC", CTA_SEQ_ADJ_ORIG | CTA_SEQ_ADJ_REPLY) => CTA_SEQADJ_NAMES,
+        ("CTA_UNSPEC", CTA_SECCTX) => CTA_SECCTX_NAMES,
+        ("CTA_UNSPEC", CTA_TIMESTAMP) => CTA_TIMESTAMP_NAMES,
+        ("CTA_UNSPEC", CTA_SYNPROXY) => CTA_SYNPROXY_NAMES,
+        ("CTA_UNSPEC", CTA_FILTER) => CTA_FILTER_NAMES,
+        ("CTA_TUPLE_UNSPEC", CTA_TUPLE_IP) => CTA_IP_NAMES,
+        ("CTA_TUPLE_UNSPEC", CTA_TUPLE_PROTO) => CTA_PROTO_NAMES,
+        ("CTA_PROTOINFO_UNSPEC", CTA_PROTOINFO_TCP) => CTA_PROTOINFO_TCP_NAMES,
+        ("CTA_PROTOINFO_UNSPEC", CTA_PROTOINFO_DCCP) => CTA_PROTOINFO_DCCP_NAMES,
+        ("CTA_PROTOINFO_UNSPEC", CTA_PROTOINFO_SCTP) => CTA_PROTOINFO_SCTP_NAMES,
+        ("CTA_NAT_UNSPEC", CTA_NAT_PROTO) => CTA_PROTONAT_NAMES,
+        ("CTA_EXPECT_UNSPEC", CTA_EXPECT_MASTER | CTA_EXPECT_TUPLE | CTA_EXPECT_MASK) => {
+            CTA_TUPLE_NAMES
+        }
+        ("CTA_EXPECT_UNSPEC", CTA_EXPECT_NAT) => CTA_EXPECT_NAT_NAMES,
+        ("CTA_EXPECT_NAT_UNSPEC", CTA_EXPECT_NAT_TUPLE) => CTA_TUPLE_NAMES,
+        _ => return None,
+    })
+}

@@ -3,6 +3,7 @@
 pub mod attr;
 pub mod emit;
 pub mod frame;
+pub mod genl;
 pub mod nfnetlink;
 
 pub use attr::{Attr, Attrs, RawAttr};

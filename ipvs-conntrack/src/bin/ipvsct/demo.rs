@@ -1,0 +1,388 @@
+//! `ipvsct demo`: short HTTP connections in a throw-away sandbox, the TIME_WAIT entries they
+//! leave in conntrack, and what that means for the table's capacity (Little's law).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use ipvs_conntrack::conntrack::tuple::IPPROTO_TCP;
+use ipvs_conntrack::conntrack::{Conntrack, DumpFilter, Entry, Family, GlobalStats, StateTimeouts};
+
+use crate::failure::Failure;
+use crate::http;
+use crate::output::{endpoint, human_secs, source_text};
+use crate::sandbox::{self, Registry, Sandbox, SERVER_ADDR};
+
+/// TCP port the demo's HTTP server listens on.
+pub const HTTP_PORT: u16 = 80;
+/// Longest wait for the entries to reach TIME_WAIT after the last request.
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Arguments of `ipvsct demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of HTTP requests, each on a new TCP connection.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub requests: u16,
+}
+
+/// Writes a line to stdout; a closed stdout is not a reason to leave the sandbox behind.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let mut o = io::stdout().lock();
+        let _ = writeln!(o, $($t)*);
+        let _ = o.flush();
+    }};
+}
+
+/// Runs the demo (root only).
+pub fn run(a: &DemoArgs) -> Result<(), Failure> {
+    if effective_uid() != Some(0) {
+        return Err(Failure::new(
+            "ipvsct demo needs root: it creates network namespaces, a veth pair and an nft rule \
+             (run it as root, e.g. `sudo ipvsct demo`)",
+        ));
+    }
+    sandbox::require_tool("ip", "iproute2")?;
+    sandbox::require_tool("nft", "nftables")?;
+    let registry: Registry = Arc::new(Mutex::new(Vec::new()));
+    install_interrupt_handler(Arc::clone(&registry))?;
+
+    say!("ipvsct demo: short HTTP connections and the conntrack entries they leave behind");
+    say!();
+    say!("Sandbox (nothing on the host is changed):");
+    let sb = Sandbox::create(std::process::id(), registry, &mut |s| say!("  - {s}"))?;
+    let result = show(&sb, usize::from(a.requests));
+    // Remove the sandbox whatever happened; report the demo's own failure first.
+    let closed = sb.close();
+    result?;
+    let removed = closed?;
+    say!();
+    say!(
+        "Cleaned up: deleted namespaces {} (with their veth pair, nft table and conntrack table).",
+        removed.join(" and ")
+    );
+    Ok(())
+}
+
+/// The effective user id, from `/proc/self/status` (`Uid: real effective saved fs`).
+pub fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Ctrl-C removes the namespaces created so far and exits with status 130.
+fn install_interrupt_handler(registry: Registry) -> Result<(), Failure> {
+    ctrlc::set_handler(move || {
+        let names = registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        eprintln!("\nipvsct demo: interrupted, removing the sandbox");
+        let left = sandbox::delete_namespaces(&names);
+        if !left.is_empty() {
+            eprintln!(
+                "ipvsct: could not remove {}: use `ip netns del NAME`",
+                left.join(", ")
+            );
+        }
+        std::process::exit(130);
+    })
+    .map_err(|e| Failure::new(format!("cannot install the Ctrl-C handler: {e}")))
+}
+
+/// The requests, the table and the capacity arithmetic.
+fn show(sb: &Sandbox, requests: usize) -> Result<(), Failure> {
+    let vip = SocketAddr::new(IpAddr::V4(SERVER_ADDR), HTTP_PORT);
+    let server = http::Server::start(&sb.server_netns(), vip, Duration::from_secs(120))?;
+    say!("  - started a tiny HTTP server on {vip} in {}", sb.server);
+    say!();
+    let started = Instant::now();
+    let codes = http::head_requests(&sb.client_netns(), vip, requests)?;
+    let took = started.elapsed();
+    let ok = codes.iter().filter(|c| **c == 200).count();
+    say!(
+        "Traffic: like `for i in {{1..{requests}}}; do curl -I -s http://{vip}/; done` from {}:",
+        sb.client
+    );
+    say!(
+        "  {requests} HEAD requests, each on a new TCP connection: {ok} answered 200 OK, in {:.2} s",
+        took.as_secs_f64()
+    );
+    let served = wait_served(&server, requests);
+    server.stop()?;
+    if ok != requests || served != requests as u64 {
+        return Err(Failure::new(format!(
+            "only {ok} of {requests} requests got 200 OK ({served} completed on the server side)"
+        )));
+    }
+
+    let mut ct = Conntrack::open(&sb.server_netns())?;
+    let mut entries = settle(&mut ct, vip, requests)?;
+    entries.sort_by_key(|e| e.orig.src_port);
+    say!();
+    say!(
+        "Conntrack table of {} (entries for {vip}), seconds left of the state's timeout:",
+        sb.server
+    );
+    write_entries(&entries);
+    let by_state = count_by_state(&entries);
+    let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    say!("By state: {}", summary.join(", "));
+    if let Some(n) = sb.new_connection_counter() {
+        say!("The nft rule counted {n} new connections.");
+    }
+    let drain = entries.iter().filter_map(|e| e.timeout).max();
+    if let Some(d) = drain {
+        say!(
+            "They drain by themselves within {d} s (the most time left), if no new connection comes."
+        );
+    }
+
+    let stats = ct.count()?;
+    let timeouts = ct.default_timeouts()?;
+    say!();
+    capacity(&stats, &timeouts);
+    say!();
+    say!("{}", ipvs_line());
+    Ok(())
+}
+
+/// Waits (bounded) until the server has seen every client close its connection.
+fn wait_served(server: &http::Server, requests: usize) -> u64 {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    while server.served() < requests as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.served()
+}
+
+/// Dumps the demo's entries until all `requests` are in TIME_WAIT (or the wait ends).
+fn settle(ct: &mut Conntrack, vip: SocketAddr, requests: usize) -> Result<Vec<Entry>, Failure> {
+    let mut filter = DumpFilter::all().family(Family::Ipv4);
+    filter.orig.dst = Some(vip.ip());
+    filter.orig.proto = Some(IPPROTO_TCP);
+    filter.orig.dst_port = Some(vip.port());
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    loop {
+        let entries = ct.list(&filter)?;
+        let tw = entries
+            .iter()
+            .filter(|e| e.state.name() == Some("TIME_WAIT"))
+            .count();
+        if tw >= requests || Instant::now() >= deadline {
+            return Ok(entries);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Entries per state name, sorted by name.
+pub fn count_by_state(entries: &[Entry]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for e in entries {
+        *m.entry(e.state.to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The compact table of the demo's entries.
+fn write_entries(entries: &[Entry]) {
+    say!(
+        "  {:>3}  {:<21} {:<18} {:<11} {:>5} {:>6}",
+        "#",
+        "CLIENT",
+        "SERVER",
+        "STATE",
+        "LEFT",
+        "OF"
+    );
+    for (i, e) in entries.iter().enumerate() {
+        let secs = |v: Option<u32>| v.map_or_else(|| "-".to_owned(), |v| format!("{v}s"));
+        say!(
+            "  {:>3}  {:<21} {:<18} {:<11} {:>5} {:>6}",
+            i + 1,
+            endpoint(e.orig.src, e.orig.src_port),
+            endpoint(e.orig.dst, e.orig.dst_port),
+            e.state.to_string(),
+            secs(e.timeout),
+            secs(e.state_timeout)
+        );
+    }
+}
+
+/// Highest sustainable rate of short connections: `max / time_wait` per second.
+pub fn max_rate(max_entries: u32, time_wait: u32) -> Option<u32> {
+    max_entries.checked_div(time_wait)
+}
+
+/// The capacity arithmetic and its explanation.
+fn capacity(stats: &GlobalStats, t: &StateTimeouts) {
+    say!("Capacity of this namespace's conntrack table:");
+    let max = stats.max_entries;
+    match max {
+        Some(m) => say!(
+            "  nf_conntrack_max {m} entries ({} in use now, {:.3}% full)",
+            stats.entries,
+            f64::from(stats.entries) * 100.0 / f64::from(m.max(1))
+        ),
+        None => say!("  nf_conntrack_max: not reported by this kernel"),
+    }
+    let tcp = &t.tcp;
+    let show = |name: &str, v: Option<u32>| {
+        v.map_or_else(
+            || format!("{name} ?"),
+            |v| match v {
+                0..=59 => format!("{name} {v} s"),
+                _ => format!("{name} {v} s ({})", human_secs(v)),
+            },
+        )
+    };
+    say!("  state timeouts in force, from {}:", source_text(t));
+    say!(
+        "    tcp: {}, {}, {}, {}, {}",
+        show("SYN_SENT", tcp.syn_sent),
+        show("ESTABLISHED", tcp.established),
+        show("FIN_WAIT", tcp.fin_wait),
+        show("TIME_WAIT", tcp.time_wait),
+        show("CLOSE", tcp.close)
+    );
+    say!(
+        "    udp: {}, {};  icmp: {}",
+        show("UNREPLIED", t.udp.unreplied),
+        show("STREAM", t.udp.replied),
+        show("TIMEOUT", t.icmp)
+    );
+    let (Some(m), Some(tw)) = (max, tcp.time_wait) else {
+        say!("  capacity: unknown (nf_conntrack_max or the TIME_WAIT timeout is missing)");
+        return;
+    };
+    let Some(rate) = max_rate(m, tw) else {
+        say!("  capacity: unbounded by TIME_WAIT (its timeout is 0 s)");
+        return;
+    };
+    say!(
+        "  capacity: {m} entries / {tw} s in TIME_WAIT = {rate} new connections/s at most (Little's law)"
+    );
+    say!();
+    say!(
+        "Every short connection keeps its conntrack entry for the TIME_WAIT timeout ({tw} s) after \
+         it closes, so at a steady rate of R new connections per second the table holds about \
+         R x {tw} entries (Little's law: entries = rate x time in the table)."
+    );
+    say!(
+        "The table holds at most nf_conntrack_max = {m} entries, so this namespace can sustain about \
+         {m} / {tw} = {rate} new short connections per second."
+    );
+    say!(
+        "Faster than that the table fills up and the kernel drops packets of new connections \
+         (it logs \"nf_conntrack: table full, dropping packet\")."
+    );
+    say!(
+        "To move the limit, raise net.netfilter.nf_conntrack_max or lower \
+         net.netfilter.nf_conntrack_tcp_timeout_time_wait."
+    );
+}
+
+/// One line about IPVS on this kernel.
+fn ipvs_line() -> String {
+    if ipvs_available() {
+        "IPVS: available on this kernel; the IPVS part of the demo (virtual services and their \
+         connection timeouts) will come with ipvsct's IPVS support."
+            .to_owned()
+    } else {
+        "IPVS: not available on this kernel (no ip_vs module), so the IPVS part of the demo is skipped."
+            .to_owned()
+    }
+}
+
+/// True if IPVS is loaded or `modprobe ip_vs` loads it.
+fn ipvs_available() -> bool {
+    let proc_file = Path::new("/proc/net/ip_vs");
+    if proc_file.exists() {
+        return true;
+    }
+    sandbox::in_path("modprobe")
+        && sandbox::run_cmd("modprobe", &["-q", "ip_vs"], None).is_ok()
+        && proc_file.exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipvs_conntrack::conntrack::{MessageInfo, State, Status, TcpState, Tuple};
+
+    fn entry(state: State, timeout: u32) -> Entry {
+        let orig = Tuple::with_ports(
+            IPPROTO_TCP,
+            "10.213.0.1".parse().unwrap(),
+            40000,
+            "10.213.0.2".parse().unwrap(),
+            80,
+        );
+        Entry {
+            family: Family::Ipv4,
+            message: MessageInfo {
+                msg: 0,
+                flags: 0,
+                res_id: 0,
+            },
+            state,
+            reply: orig.reversed(),
+            orig,
+            master: None,
+            status: Status::CONFIRMED,
+            protoinfo: None,
+            helper: None,
+            nat_src: None,
+            nat_dst: None,
+            timeout: Some(timeout),
+            state_timeout: Some(120),
+            mark: None,
+            mark_mask: None,
+            counters_orig: None,
+            counters_reply: None,
+            use_count: None,
+            id: None,
+            seq_adj_orig: None,
+            seq_adj_reply: None,
+            secmark: None,
+            zone: None,
+            secctx: None,
+            timestamp: None,
+            labels: None,
+            labels_mask: None,
+            synproxy: None,
+            status_mask: None,
+            unknown: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn effective_uid_matches_proc_self_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata("/proc/self").unwrap().uid();
+        assert_eq!(effective_uid(), Some(owner));
+    }
+
+    #[test]
+    fn little_law_and_state_counts() {
+        assert_eq!(max_rate(262_144, 120), Some(2184));
+        assert_eq!(max_rate(65_536, 30), Some(2184));
+        assert_eq!(max_rate(1000, 0), None);
+        let es = vec![
+            entry(State::Tcp(TcpState::TimeWait), 119),
+            entry(State::Tcp(TcpState::TimeWait), 118),
+            entry(State::Tcp(TcpState::Close), 9),
+        ];
+        let m = count_by_state(&es);
+        assert_eq!(m.get("TIME_WAIT"), Some(&2));
+        assert_eq!(m.get("CLOSE"), Some(&1));
+        assert_eq!(m.len(), 2);
+    }
+}

@@ -1,0 +1,1 @@
+//! IPVS over generic netlink (work in progress: modules are declared here as they land).
