@@ -33,6 +33,7 @@
 
 pub(crate) mod open_enum;
 
+pub mod capacity;
 pub mod conntrack;
 pub mod error;
 pub mod ipvs;

@@ -6,6 +6,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::IntoPyObjectExt;
 
 /// The exception classes, created once per interpreter.
 pub struct Exceptions {
@@ -156,9 +157,7 @@ fn obj<'py, T>(py: Python<'py>, v: T) -> Py<PyAny>
 where
     T: IntoPyObject<'py>,
 {
-    v.into_pyobject(py)
-        .map(|b| b.into_any().unbind())
-        .unwrap_or_else(|_| py.None())
+    v.into_py_any(py).unwrap_or_else(|_| py.None())
 }
 
 /// Converts a decode error to `ipvsct.DecodeError`.

@@ -12,12 +12,13 @@ use crate::conntrack::tuple::Tuple;
 use crate::conntrack::wire::*;
 use crate::error::{libc_errno, Error, Result};
 use crate::netlink::emit::MessageBuilder;
+use crate::netlink::frame::Frame;
 use crate::netlink::frame::flags::*;
 use crate::netlink::nfnetlink::{
     message_type, NfGenMsg, NFNETLINK_V0, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_TIMEOUT,
 };
 use crate::netns::Netns;
-use crate::socket::{Exchange, ExchangeState, NlSocket, SocketOptions, Step, NETLINK_NETFILTER};
+use crate::socket::{Exchange, ExchangeState, NlSocket, SocketOptions, NETLINK_NETFILTER};
 
 /// Which list of connections a dump reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,54 +183,53 @@ impl Conntrack {
         Ok(n)
     }
 
+    /// Sends one request and calls `f` with every data frame of its answer until DONE/ACK.
+    pub(crate) fn transact<F>(&mut self, mut bytes: Vec<u8>, op: &'static str, mut f: F) -> Result<()>
+    where
+        F: FnMut(&Frame<'_>) -> Result<()>,
+    {
+        let seq = self.sock.send(&mut bytes, op)?;
+        let mut ex = self.sock.exchange(seq, op);
+        while let Some(meta) = ex.next_meta()? {
+            f(&ex.frame(&meta))?;
+        }
+        Ok(())
+    }
+
     /// Gets one entry by its original tuple (and zone, if the tuple has one).
     pub fn get(&mut self, orig: &Tuple) -> Result<Entry> {
         let family = if orig.src.is_ipv4() { 2 } else { 10 };
         let mut b = request(IPCTNL_MSG_CT_GET, NFNL_SUBSYS_CTNETLINK, NLM_F_ACK, family);
+        // The zone travels as CTA_TUPLE_ZONE inside the tuple; adding CTA_ZONE as well
+        // makes the kernel refuse the request with EINVAL.
         orig.emit(&mut b, CTA_TUPLE_ORIG);
-        if let Some(z) = orig.zone {
-            b.put_be16(CTA_ZONE, z);
-        }
-        let mut bytes = b.finish();
+        let bytes = b.finish();
         let timeouts = self.cached_timeouts();
-        let seq = self.sock.send(&mut bytes, "conntrack get")?;
-        let mut ex = self.sock.exchange(seq, "conntrack get");
         let mut found = None;
-        loop {
-            match ex.next_frame()? {
-                Step::Data(frame) => {
-                    if found.is_none() {
-                        let mut e = Entry::from_frame(&frame)?;
-                        join(&mut e, timeouts.as_ref());
-                        found = Some(e);
-                    }
-                }
-                Step::Finished => break,
+        self.transact(bytes, "conntrack get", |frame| {
+            if found.is_none() {
+                let mut e = Entry::from_frame(frame)?;
+                join(&mut e, timeouts.as_ref());
+                found = Some(e);
             }
-        }
-        found.ok_or_else(|| {
-            Error::Kernel(crate::error::KernelError {
-                errno: libc_errno::ENOENT,
-                message: None,
-                offset: None,
-                request: "conntrack get",
-            })
-        })
+            Ok(())
+        })?;
+        found.ok_or(Error::Kernel(crate::error::KernelError {
+            errno: libc_errno::ENOENT,
+            message: None,
+            offset: None,
+            request: "conntrack get",
+        }))
     }
 
     /// Global entry count and `nf_conntrack_max` (IPCTNL_MSG_CT_GET_STATS; never dumps the table).
     pub fn count(&mut self) -> Result<GlobalStats> {
-        let mut bytes =
-            request(IPCTNL_MSG_CT_GET_STATS, NFNL_SUBSYS_CTNETLINK, NLM_F_ACK, 0).finish();
-        let seq = self.sock.send(&mut bytes, "conntrack count")?;
-        let mut ex = self.sock.exchange(seq, "conntrack count");
+        let bytes = request(IPCTNL_MSG_CT_GET_STATS, NFNL_SUBSYS_CTNETLINK, NLM_F_ACK, 0).finish();
         let mut out = None;
-        loop {
-            match ex.next_frame()? {
-                Step::Data(frame) => out = Some(GlobalStats::from_frame(&frame)?),
-                Step::Finished => break,
-            }
-        }
+        self.transact(bytes, "conntrack count", |frame| {
+            out = Some(GlobalStats::from_frame(frame)?);
+            Ok(())
+        })?;
         out.ok_or_else(|| Error::Unsupported {
             feature: "IPCTNL_MSG_CT_GET_STATS",
             detail: "the kernel acknowledged without sending statistics".into(),
@@ -238,22 +238,18 @@ impl Conntrack {
 
     /// Per-CPU statistics (IPCTNL_MSG_CT_GET_STATS_CPU).
     pub fn cpu_stats(&mut self) -> Result<Vec<CpuStats>> {
-        let mut bytes = request(
+        let bytes = request(
             IPCTNL_MSG_CT_GET_STATS_CPU,
             NFNL_SUBSYS_CTNETLINK,
             NLM_F_DUMP,
             0,
         )
         .finish();
-        let seq = self.sock.send(&mut bytes, "conntrack per-CPU stats")?;
-        let mut ex = self.sock.exchange(seq, "conntrack per-CPU stats");
         let mut out = Vec::new();
-        loop {
-            match ex.next_frame()? {
-                Step::Data(frame) => out.push(CpuStats::from_frame(&frame)?),
-                Step::Finished => break,
-            }
-        }
+        self.transact(bytes, "conntrack per-CPU stats", |frame| {
+            out.push(CpuStats::from_frame(frame)?);
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -267,24 +263,21 @@ impl Conntrack {
         );
         b.put_be16(CTA_TIMEOUT_L3PROTO, l3proto);
         b.put_u8(CTA_TIMEOUT_L4PROTO, l4proto);
-        let mut bytes = b.finish();
-        let seq = self.sock.send(&mut bytes, "cttimeout default-get")?;
-        let mut ex = self.sock.exchange(seq, "cttimeout default-get");
         let mut out = None;
-        loop {
-            match ex.next_frame() {
-                Ok(Step::Data(frame)) => out = Some(TimeoutPolicy::from_frame(&frame)?),
-                Ok(Step::Finished) => break,
-                Err(Error::Kernel(k))
-                    if k.errno == libc_errno::EOPNOTSUPP || k.errno == libc_errno::ENOENT =>
-                {
-                    return Err(Error::Unsupported {
-                        feature: "cttimeout (nfnetlink_cttimeout)",
-                        detail: k.to_string(),
-                    })
-                }
-                Err(e) => return Err(e),
+        let r = self.transact(b.finish(), "cttimeout default-get", |frame| {
+            out = Some(TimeoutPolicy::from_frame(frame)?);
+            Ok(())
+        });
+        match r {
+            Err(Error::Kernel(k))
+                if k.errno == libc_errno::EOPNOTSUPP || k.errno == libc_errno::ENOENT =>
+            {
+                return Err(Error::Unsupported {
+                    feature: "cttimeout (nfnetlink_cttimeout)",
+                    detail: k.to_string(),
+                })
             }
+            r => r?,
         }
         out.ok_or_else(|| Error::Unsupported {
             feature: "cttimeout default-get",

@@ -47,8 +47,17 @@ impl TupleFilter {
                 f |= bit;
             }
         };
-        set(self.src.is_some(), CTA_FILTER_FLAG_CTA_IP_SRC);
-        set(self.dst.is_some(), CTA_FILTER_FLAG_CTA_IP_DST);
+        // IPv6 addresses are matched in user space only: the kernel's CTA_FILTER
+        // comparison of IPv6 addresses is inverted (it drops the entries that match,
+        // seen up to Linux 6.18), so asking it would lose exactly the wanted entries.
+        set(
+            matches!(self.src, Some(IpAddr::V4(_))),
+            CTA_FILTER_FLAG_CTA_IP_SRC,
+        );
+        set(
+            matches!(self.dst, Some(IpAddr::V4(_))),
+            CTA_FILTER_FLAG_CTA_IP_DST,
+        );
         set(self.proto.is_some(), CTA_FILTER_FLAG_CTA_PROTO_NUM);
         set(self.src_port.is_some(), CTA_FILTER_FLAG_CTA_PROTO_SRC_PORT);
         set(self.dst_port.is_some(), CTA_FILTER_FLAG_CTA_PROTO_DST_PORT);
@@ -261,8 +270,10 @@ impl DumpFilter {
             b.put_be32(CTA_STATUS, s.bits());
             b.put_be32(CTA_STATUS_MASK, mask.bits());
         }
+        // The kernel refuses CTA_FILTER without a family (EOPNOTSUPP); without one the
+        // tuple conditions are checked in user space only.
         let (of, rf) = (self.orig.flags(), self.reply.flags());
-        if of != 0 || rf != 0 {
+        if self.family.is_some() && (of != 0 || rf != 0) {
             if of != 0 {
                 self.orig.emit(b, CTA_TUPLE_ORIG);
             }

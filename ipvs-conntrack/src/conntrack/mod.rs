@@ -3,7 +3,10 @@
 pub mod batch;
 pub mod client;
 pub mod entry;
+pub mod events;
+pub mod expect;
 pub mod filter;
+pub mod policy;
 pub mod protoinfo;
 pub mod request;
 pub mod state;
@@ -19,7 +22,16 @@ pub use entry::{
     Counters, Entry, EntryView, Family, Helper, Labels, MessageInfo, NatRange, SeqAdj, Synproxy,
     Timestamp,
 };
+pub use events::{
+    set_accounting, Change, ConnKey, ConntrackEvent, Event, EventFilter, EventGroups, EventKind,
+    EventOptions, EventStats, EventStream, EventView, ExpectEvent, Overrun, TableView, TupleKey,
+};
+pub use expect::{
+    ExpectCpuStats, ExpectDeleteRequest, ExpectFlags, ExpectFlushRequest, ExpectNat, ExpectRequest,
+    Expectation,
+};
 pub use filter::{DumpFilter, TupleFilter};
+pub use policy::{DefaultPolicyRequest, PolicyDeleteRequest, PolicyRequest, PolicyWrite};
 pub use protoinfo::{
     DccpInfo, DccpRole, DccpState, ProtoInfo, SctpInfo, SctpState, TcpFlags, TcpFlagsMask, TcpInfo,
     TcpState,

@@ -118,7 +118,10 @@ mod tests {
     fn protocol_names() {
         assert_eq!(Protocol::from_proc_name("TCP"), Some(Protocol::Tcp));
         assert_eq!(Protocol::from_proc_name("sctp"), Some(Protocol::Sctp));
-        assert_eq!(Protocol::from_proc_name("IP_47"), Some(Protocol::Unknown(47)));
+        assert_eq!(
+            Protocol::from_proc_name("IP_47"),
+            Some(Protocol::Unknown(47))
+        );
         assert_eq!(Protocol::from_proc_name("IP"), Some(Protocol::Ip));
         assert_eq!(Protocol::from_proc_name("IP_x"), None);
         assert_eq!(Protocol::Icmpv6.to_string(), "ICMPv6");
@@ -133,7 +136,10 @@ mod tests {
         assert_eq!(&e[..4], &[10, 1, 2, 3]);
         assert!(e[4..].iter().all(|&b| b == 0));
         let b: IpAddr = "2001:db8::7".parse().unwrap();
-        assert_eq!(encode_addr(&b), "2001:db8::7".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(
+            encode_addr(&b),
+            "2001:db8::7".parse::<Ipv6Addr>().unwrap().octets()
+        );
         assert_eq!(AddressFamily::of(&b), AddressFamily::Inet6);
         assert_eq!(AddressFamily::Inet.unspecified().to_string(), "0.0.0.0");
     }

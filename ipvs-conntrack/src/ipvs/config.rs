@@ -91,7 +91,10 @@ mod tests {
         for bad in [
             Timeouts::default(),
             Timeouts { tcp: Some(0), ..t },
-            Timeouts { udp: Some(u32::MAX), ..t },
+            Timeouts {
+                udp: Some(u32::MAX),
+                ..t
+            },
         ] {
             assert!(matches!(bad.validate(), Err(Error::InvalidRequest(_))));
         }

@@ -120,7 +120,10 @@ impl DaemonSpec {
     /// Checks what the kernel would reject, before anything is sent.
     pub fn validate(&self) -> Result<()> {
         if !matches!(self.state, DaemonState::Master | DaemonState::Backup) {
-            return invalid(format!("daemon state must be master or backup, not {}", self.state));
+            return invalid(format!(
+                "daemon state must be master or backup, not {}",
+                self.state
+            ));
         }
         check_name("interface", &self.mcast_ifn, IP_VS_IFNAME_MAXLEN)?;
         match self.mcast_group {
@@ -252,7 +255,10 @@ mod tests {
             },
         ];
         for d in bad {
-            assert!(matches!(d.validate(), Err(Error::InvalidRequest(_))), "{d:?}");
+            assert!(
+                matches!(d.validate(), Err(Error::InvalidRequest(_))),
+                "{d:?}"
+            );
         }
     }
 }

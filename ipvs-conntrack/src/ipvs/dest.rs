@@ -166,9 +166,7 @@ impl Destination {
                     tun_flags = Some(TunnelFlags::from_bits_retain(attr.ne16()?))
                 }
                 IPVS_DEST_ATTR_STATS => stats = Some(Stats::decode(&attr, StatsWidth::Bits32)?),
-                IPVS_DEST_ATTR_STATS64 => {
-                    stats64 = Some(Stats::decode(&attr, StatsWidth::Bits64)?)
-                }
+                IPVS_DEST_ATTR_STATS64 => stats64 = Some(Stats::decode(&attr, StatsWidth::Bits64)?),
                 _ => unknown.push(attr.to_raw()),
             }
         }
@@ -215,7 +213,9 @@ impl Destination {
             upper_threshold: self.upper_threshold,
             lower_threshold: self.lower_threshold,
             af: Some(self.af),
-            tun_type: self.tun_type.filter(|_| self.fwd_method == ForwardMethod::Tunnel),
+            tun_type: self
+                .tun_type
+                .filter(|_| self.fwd_method == ForwardMethod::Tunnel),
             tun_port: self
                 .tun_port
                 .filter(|&p| p != 0 && self.tun_type == Some(TunnelType::Gue)),
@@ -297,7 +297,10 @@ impl DestSpec {
         service.validate()?;
         let af = self.family();
         if af != AddressFamily::of(&self.addr) {
-            return invalid(format!("address {} does not belong to family {af}", self.addr));
+            return invalid(format!(
+                "address {} does not belong to family {af}",
+                self.addr
+            ));
         }
         if matches!(self.fwd_method, ForwardMethod::Unknown(_)) {
             return invalid(format!("unknown forwarding method {}", self.fwd_method));
@@ -418,18 +421,27 @@ mod tests {
         assert_eq!(d.tun_type, Some(TunnelType::Gue));
         assert_eq!(d.tun_port, Some(6080));
         assert_eq!(d.tun_flags, Some(TunnelFlags::REMCSUM));
-        assert_eq!(d.to_spec(), DestSpec { af: Some(AddressFamily::Inet6), ..spec });
+        assert_eq!(
+            d.to_spec(),
+            DestSpec {
+                af: Some(AddressFamily::Inet6),
+                ..spec
+            }
+        );
     }
 
     #[test]
     fn missing_family_falls_back_and_missing_weight_errors() {
         let mut b = MessageBuilder::new(0x30, 0);
         let n = b.begin_nest(IPVS_CMD_ATTR_DEST);
-        b.put_bytes(IPVS_DEST_ATTR_ADDR, &encode_addr(&"10.9.8.7".parse().unwrap()))
-            .put_be16(IPVS_DEST_ATTR_PORT, 8080)
-            .put_ne32(IPVS_DEST_ATTR_FWD_METHOD, 3)
-            .put_ne32(IPVS_DEST_ATTR_WEIGHT, 2)
-            .put_u8(63, 1);
+        b.put_bytes(
+            IPVS_DEST_ATTR_ADDR,
+            &encode_addr(&"10.9.8.7".parse().unwrap()),
+        )
+        .put_be16(IPVS_DEST_ATTR_PORT, 8080)
+        .put_ne32(IPVS_DEST_ATTR_FWD_METHOD, 3)
+        .put_ne32(IPVS_DEST_ATTR_WEIGHT, 2)
+        .put_u8(63, 1);
         b.end_nest(n);
         let msg = b.finish();
         let d = decode(&msg, AddressFamily::Inet).unwrap();
@@ -446,14 +458,19 @@ mod tests {
         let msg = b.finish();
         let err = decode(&msg, AddressFamily::Inet).unwrap_err();
         assert_eq!(err.kind, DecodeErrorKind::Missing);
-        assert_eq!(err.path.to_string(), "IPVS_CMD_ATTR_DEST/IPVS_DEST_ATTR_WEIGHT");
+        assert_eq!(
+            err.path.to_string(),
+            "IPVS_CMD_ATTR_DEST/IPVS_DEST_ATTR_WEIGHT"
+        );
     }
 
     #[test]
     fn invalid_specs_are_rejected() {
         let svc = ServiceKey::tcp("10.0.0.1:80".parse().unwrap());
         let rs: SocketAddr = "10.0.2.2:80".parse().unwrap();
-        DestSpec::new(rs, ForwardMethod::Masq).validate(&svc).unwrap();
+        DestSpec::new(rs, ForwardMethod::Masq)
+            .validate(&svc)
+            .unwrap();
         DestSpec::new(rs, ForwardMethod::Tunnel)
             .tunnel(TunnelType::Gre, None, TunnelFlags::CSUM)
             .validate(&svc)
@@ -462,13 +479,36 @@ mod tests {
             DestSpec::new("[::2]:80".parse().unwrap(), ForwardMethod::Masq),
             DestSpec::new(rs, ForwardMethod::Masq).weight(u32::MAX),
             DestSpec::new(rs, ForwardMethod::Masq).thresholds(5, 6),
-            DestSpec::new(rs, ForwardMethod::Route).tunnel(TunnelType::Ipip, None, TunnelFlags::empty()),
-            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(TunnelType::Gue, None, TunnelFlags::empty()),
-            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(TunnelType::Gre, Some(5), TunnelFlags::empty()),
-            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(TunnelType::Ipip, None, TunnelFlags::CSUM),
-            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(TunnelType::Gre, None, TunnelFlags::REMCSUM),
-            DestSpec::new(rs, ForwardMethod::Tunnel)
-                .tunnel(TunnelType::Gue, Some(1), TunnelFlags::CSUM | TunnelFlags::REMCSUM),
+            DestSpec::new(rs, ForwardMethod::Route).tunnel(
+                TunnelType::Ipip,
+                None,
+                TunnelFlags::empty(),
+            ),
+            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(
+                TunnelType::Gue,
+                None,
+                TunnelFlags::empty(),
+            ),
+            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(
+                TunnelType::Gre,
+                Some(5),
+                TunnelFlags::empty(),
+            ),
+            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(
+                TunnelType::Ipip,
+                None,
+                TunnelFlags::CSUM,
+            ),
+            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(
+                TunnelType::Gre,
+                None,
+                TunnelFlags::REMCSUM,
+            ),
+            DestSpec::new(rs, ForwardMethod::Tunnel).tunnel(
+                TunnelType::Gue,
+                Some(1),
+                TunnelFlags::CSUM | TunnelFlags::REMCSUM,
+            ),
             DestSpec::new(rs, ForwardMethod::Unknown(6)),
         ];
         for d in bad {

@@ -94,6 +94,16 @@ impl Message {
     /// whose message carries neither IPVS_DEST_ATTR_ADDR_FAMILY nor a service.
     pub fn from_frame(frame: &Frame<'_>, dest_af: AddressFamily) -> Result<Message, DecodeError> {
         let msg = GenlMessage::from_frame(frame)?;
+        let root = if msg.header.cmd == IPVS_CMD_SET_INFO {
+            IPVS_INFO_ATTR_NAMES
+        } else {
+            IPVS_CMD_ATTR_NAMES
+        };
+        Self::decode(&msg, dest_af)
+            .map_err(|e| e.resolve(msg.attrs, msg.attrs_offset, root, child_names))
+    }
+
+    fn decode(msg: &GenlMessage<'_>, dest_af: AddressFamily) -> Result<Message, DecodeError> {
         let cmd = Command::from(msg.header.cmd);
         let mut unknown = Vec::new();
         let mut seen = Seen::default();
@@ -110,7 +120,7 @@ impl Message {
                         _ => unknown.push(attr.to_raw()),
                     }
                 }
-                let need = |kind| top_missing(&msg, IPVS_INFO_ATTR_NAMES, kind);
+                let need = |kind| top_missing(msg, IPVS_INFO_ATTR_NAMES, kind);
                 Body::Info(Info {
                     version: version.ok_or_else(|| need(IPVS_INFO_ATTR_VERSION))?,
                     conn_tab_size: size.ok_or_else(|| need(IPVS_INFO_ATTR_CONN_TAB_SIZE))?,
@@ -135,7 +145,7 @@ impl Message {
                         }
                     }
                 }
-                let need = |kind| top_missing(&msg, IPVS_CMD_ATTR_NAMES, kind);
+                let need = |kind| top_missing(msg, IPVS_CMD_ATTR_NAMES, kind);
                 match cmd {
                     Command::NewService => Body::Service(Service::decode(
                         &svc_nest.ok_or_else(|| need(IPVS_CMD_ATTR_SERVICE))?,

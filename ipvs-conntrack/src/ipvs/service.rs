@@ -229,7 +229,10 @@ impl ServiceKey {
     /// Checks what the kernel would reject or misread, before anything is sent.
     pub fn validate(&self) -> Result<()> {
         if !matches!(self.af, AddressFamily::Inet | AddressFamily::Inet6) {
-            return invalid(format!("service address family {} is not inet or inet6", self.af));
+            return invalid(format!(
+                "service address family {} is not inet or inet6",
+                self.af
+            ));
         }
         match self.target {
             ServiceTarget::Inet { protocol, addr, .. } => {
@@ -478,9 +481,7 @@ impl Service {
                 IPVS_SVC_ATTR_TIMEOUT => timeout = Some(attr.ne32()?),
                 IPVS_SVC_ATTR_NETMASK => netmask = Some(attr.ne32()?.to_ne_bytes()),
                 IPVS_SVC_ATTR_STATS => stats = Some(Stats::decode(&attr, StatsWidth::Bits32)?),
-                IPVS_SVC_ATTR_STATS64 => {
-                    stats64 = Some(Stats::decode(&attr, StatsWidth::Bits64)?)
-                }
+                IPVS_SVC_ATTR_STATS64 => stats64 = Some(Stats::decode(&attr, StatsWidth::Bits64)?),
                 _ => unknown.push(attr.to_raw()),
             }
         }
@@ -602,7 +603,9 @@ impl ServiceSpec {
         }
         if let ServiceTarget::Inet { protocol, port, .. } = self.key.target {
             if port == 0 && !persistent {
-                return invalid("port 0 (all ports) is only allowed for persistent services".into());
+                return invalid(
+                    "port 0 (all ports) is only allowed for persistent services".into(),
+                );
             }
             if self.flags.contains(ServiceFlags::ONEPACKET) && protocol != Protocol::Udp {
                 return invalid("one-packet scheduling is only for UDP services".into());
@@ -748,7 +751,9 @@ mod tests {
             ServiceSpec::new(tcp, "rr").with_flags(ServiceFlags::ONEPACKET),
             ServiceSpec::new(tcp, "rr").with_flags(ServiceFlags::PERSISTENT),
             ServiceSpec::new(tcp, "rr").with_pe("sip"),
-            ServiceSpec::new(tcp, "rr").persistent(5).with_netmask(Netmask::PrefixLen(24)),
+            ServiceSpec::new(tcp, "rr")
+                .persistent(5)
+                .with_netmask(Netmask::PrefixLen(24)),
             ServiceSpec::new(tcp, "rr")
                 .persistent(5)
                 .with_netmask(Netmask::Mask("255.0.255.0".parse().unwrap())),
@@ -768,18 +773,26 @@ mod tests {
                 "{s:?} accepted"
             );
         }
-        assert!(ServiceSpec::new(ServiceKey::udp("10.0.0.1:53".parse().unwrap()), "rr")
-            .with_flags(ServiceFlags::ONEPACKET)
-            .validate()
-            .is_ok());
+        assert!(
+            ServiceSpec::new(ServiceKey::udp("10.0.0.1:53".parse().unwrap()), "rr")
+                .with_flags(ServiceFlags::ONEPACKET)
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
     fn netmask_forms() {
-        assert_eq!(Netmask::Mask("255.255.255.0".parse().unwrap()).prefix_len(), Some(24));
+        assert_eq!(
+            Netmask::Mask("255.255.255.0".parse().unwrap()).prefix_len(),
+            Some(24)
+        );
         assert_eq!(Netmask::Mask(Ipv4Addr::BROADCAST).prefix_len(), Some(32));
         assert_eq!(Netmask::Mask(Ipv4Addr::UNSPECIFIED).prefix_len(), Some(0));
-        assert_eq!(Netmask::Mask("255.0.255.0".parse().unwrap()).prefix_len(), None);
+        assert_eq!(
+            Netmask::Mask("255.0.255.0".parse().unwrap()).prefix_len(),
+            None
+        );
         assert_eq!(
             Netmask::from_wire(64u32.to_ne_bytes(), AddressFamily::Inet6),
             Netmask::PrefixLen(64)

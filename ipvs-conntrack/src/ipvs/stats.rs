@@ -162,7 +162,12 @@ mod tests {
         let bytes = nest_bytes(|b| {
             b.put_bytes(IPVS_STATS_ATTR_OUTBPS, &[1, 2, 3]);
         });
-        let err = decode(&bytes, StatsWidth::Bits64).unwrap_err();
+        let err = decode(&bytes, StatsWidth::Bits64).unwrap_err().resolve(
+            &bytes,
+            0,
+            IPVS_SVC_ATTR_NAMES,
+            child_names,
+        );
         assert_eq!(
             err.kind,
             DecodeErrorKind::WrongSize {

@@ -271,7 +271,10 @@ mod tests {
             ConnState::parse(Protocol::Tcp, "ESTABLISHED").activity(),
             Activity::Active
         );
-        assert_eq!(ConnState::parse(Protocol::Udp, "UDP").activity(), Activity::Inactive);
+        assert_eq!(
+            ConnState::parse(Protocol::Udp, "UDP").activity(),
+            Activity::Inactive
+        );
         assert_eq!(
             ConnState::parse(Protocol::Sctp, "ESTABLISHED"),
             ConnState::Sctp(SctpState::Established)
@@ -292,19 +295,31 @@ mod tests {
             ConnState::parse(Protocol::Tcp, "BUG!"),
             ConnState::Other("BUG!".into())
         );
-        assert_eq!(ConnState::parse(Protocol::Tcp, "FIN_WAIT").to_string(), "FIN_WAIT");
+        assert_eq!(
+            ConnState::parse(Protocol::Tcp, "FIN_WAIT").to_string(),
+            "FIN_WAIT"
+        );
     }
 
     #[test]
     fn table_defaults_and_config() {
         let t = StateTimeoutTable::default();
         assert_eq!(t.for_state(&ConnState::Tcp(TcpState::TimeWait)), Some(120));
-        assert_eq!(t.for_state(&ConnState::Tcp(TcpState::Established)), Some(900));
+        assert_eq!(
+            t.for_state(&ConnState::Tcp(TcpState::Established)),
+            Some(900)
+        );
         assert_eq!(t.for_state(&ConnState::Tcp(TcpState::Close)), Some(10));
         assert_eq!(t.for_state(&ConnState::Udp), Some(300));
-        assert_eq!(t.for_state(&ConnState::Sctp(SctpState::Established)), Some(900));
+        assert_eq!(
+            t.for_state(&ConnState::Sctp(SctpState::Established)),
+            Some(900)
+        );
         assert_eq!(t.for_state(&ConnState::Sctp(SctpState::Rejected)), Some(4));
-        assert_eq!(t.for_state(&ConnState::Template(TemplateState::Assured)), None);
+        assert_eq!(
+            t.for_state(&ConnState::Template(TemplateState::Assured)),
+            None
+        );
         assert_eq!(t.for_state(&ConnState::Tcp(TcpState::Unknown(11))), None);
 
         let c = StateTimeoutTable::from_config(&Timeouts {
@@ -312,7 +327,10 @@ mod tests {
             tcp_fin: Some(5),
             udp: Some(0),
         });
-        assert_eq!(c.for_state(&ConnState::Tcp(TcpState::Established)), Some(60));
+        assert_eq!(
+            c.for_state(&ConnState::Tcp(TcpState::Established)),
+            Some(60)
+        );
         assert_eq!(c.for_state(&ConnState::Tcp(TcpState::FinWait)), Some(5));
         assert_eq!(c.for_state(&ConnState::Tcp(TcpState::TimeWait)), Some(120));
         assert_eq!(c.for_state(&ConnState::Udp), Some(300));

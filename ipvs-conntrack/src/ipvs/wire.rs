@@ -257,3 +257,20 @@ pub const IPPROTO_ESP: u16 = 50;
 pub const IPPROTO_AH: u16 = 51;
 pub const IPPROTO_ICMPV6: u16 = 58;
 pub const IPPROTO_SCTP: u16 = 132;
+
+/// Names of the attributes nested in attribute `kind` of the nest named by `parent`
+/// (for [`crate::error::DecodeError::resolve`]).
+pub fn child_names(parent: crate::error::Names, kind: u16) -> Option<crate::error::Names> {
+    Some(match (parent.first().copied()?, kind) {
+        ("IPVS_CMD_ATTR_UNSPEC", IPVS_CMD_ATTR_SERVICE) => IPVS_SVC_ATTR_NAMES,
+        ("IPVS_CMD_ATTR_UNSPEC", IPVS_CMD_ATTR_DEST) => IPVS_DEST_ATTR_NAMES,
+        ("IPVS_CMD_ATTR_UNSPEC", IPVS_CMD_ATTR_DAEMON) => IPVS_DAEMON_ATTR_NAMES,
+        ("IPVS_SVC_ATTR_UNSPEC", IPVS_SVC_ATTR_STATS | IPVS_SVC_ATTR_STATS64) => {
+            IPVS_STATS_ATTR_NAMES
+        }
+        ("IPVS_DEST_ATTR_UNSPEC", IPVS_DEST_ATTR_STATS | IPVS_DEST_ATTR_STATS64) => {
+            IPVS_STATS_ATTR_NAMES
+        }
+        _ => return None,
+    })
+}

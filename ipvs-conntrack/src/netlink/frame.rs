@@ -170,6 +170,14 @@ impl<'a> Frame<'a> {
                 if code == 0 {
                     return Ok(Control::Ack);
                 }
+                if code > 0 {
+                    // The kernel sends a negated errno; a positive one is not an errno.
+                    return Err(DecodeError::new(
+                        DecodeErrorKind::InvalidValue,
+                        AttrPath::ROOT,
+                        self.offset + NLMSG_HDRLEN,
+                    ));
+                }
                 // The original request follows: its header, and its payload unless capped.
                 let orig_len = u32::from_ne_bytes([body[4], body[5], body[6], body[7]]) as usize;
                 let skip = if self.header.flags & flags::NLM_F_CAPPED != 0 {

@@ -208,12 +208,14 @@ pub fn resolve_family(
                 }
             }
             Ok(Step::Finished) => break,
-            Err(e) if e.is_not_found() => return Err(Error::Unsupported {
-                feature,
-                detail: format!(
+            Err(e) if e.is_not_found() => {
+                return Err(Error::Unsupported {
+                    feature,
+                    detail: format!(
                     "the generic netlink family {name:?} is not registered (is the module loaded?)"
                 ),
-            }),
+                })
+            }
             Err(e) => return Err(e),
         }
     }

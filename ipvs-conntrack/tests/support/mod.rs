@@ -34,7 +34,8 @@ pub fn skip(test: &str, reason: &str) {
     if in_ci() {
         panic!("{test}: cannot run under CI=true: {reason}");
     }
-    eprintln!("SKIPPED: {test}: {reason}");
+    // Straight to the stderr handle: the test harness captures `eprintln!` output.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
 }
 
 /// True when the process runs with effective uid 0.
@@ -52,10 +53,12 @@ pub fn is_root() -> bool {
 /// The full path of an executable found in `PATH` (or in the sbin directories).
 pub fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
+    let found = path
+        .split(':')
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
         .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
+        .find(|p| p.is_file());
+    found
 }
 
 /// Checks that the test can run: root and every tool in `tools` present. Otherwise
@@ -276,6 +279,16 @@ impl TestNs {
              add rule inet ipvsct_t out ct state new counter; \
              add chain inet ipvsct_t pre { type filter hook prerouting priority 0; }; \
              add rule inet ipvsct_t pre ct state new counter",
+        );
+    }
+
+    /// Makes the kernel attach a label area to new entries of this namespace (it does so
+    /// only once some rule uses labels): adds a never-matching `ct label set` rule.
+    pub fn enable_labels(&self) {
+        self.nft(
+            "add table inet ipvsct_labels; \
+             add chain inet ipvsct_labels out { type filter hook output priority 0; }; \
+             add rule inet ipvsct_labels out meta mark 0x7ffffffe ct label set 127",
         );
     }
 
@@ -926,64 +939,57 @@ pub fn compare_entry_with_xml(
     };
     use ipvs_conntrack::conntrack::{Status, Tuple};
 
-    let mut bad = Vec::new();
-    let mut n = 0usize;
-    let mut cmp = |what: &str, lib: String, xml: String| {
-        n += 1;
-        if lib != xml {
-            bad.push(format!("{what}: library {lib} != conntrack {xml}"));
-        }
-    };
+    let mut tally = Tally::default();
     let fam = e.family.value();
     for (dir, t, xt, counters) in [
         ("orig", &e.orig, &x.orig, e.counters_orig),
         ("reply", &e.reply, &x.reply, e.counters_reply),
     ] {
         let t: &Tuple = t;
-        cmp(
+        tally.cmp(
             &format!("{dir}.l3proto"),
             fam.to_string(),
             xt.l3proto.to_string(),
         );
-        cmp(
+        tally.cmp(
             &format!("{dir}.src"),
             format!("{:?}", Some(t.src)),
             format!("{:?}", xt.src),
         );
-        cmp(
+        tally.cmp(
             &format!("{dir}.dst"),
             format!("{:?}", Some(t.dst)),
             format!("{:?}", xt.dst),
         );
-        cmp(
+        tally.cmp(
             &format!("{dir}.proto"),
             t.proto.to_string(),
             xt.l4proto.to_string(),
         );
         if !matches!(t.proto, IPPROTO_ICMP | IPPROTO_ICMPV6) {
-            cmp(
+            tally.cmp(
                 &format!("{dir}.sport"),
                 format!("{:?}", t.src_port),
                 format!("{:?}", xt.sport),
             );
-            cmp(
+            tally.cmp(
                 &format!("{dir}.dport"),
                 format!("{:?}", t.dst_port),
                 format!("{:?}", xt.dport),
             );
         }
-        cmp(
+        tally.cmp(
             &format!("{dir}.zone"),
             format!("{:?}", t.zone),
             format!("{:?}", xt.zone),
         );
         if xt.packets.is_some() || counters.is_some() {
-            cmp(
+            tally.cmp(
                 &format!("{dir}.packets"),
                 format!("{:?}", counters.map(|c| c.packets)),
                 format!("{:?}", xt.packets),
             );
-            cmp(
+            tally.cmp(
                 &format!("{dir}.bytes"),
                 format!("{:?}", counters.map(|c| c.bytes)),
                 format!("{:?}", xt.bytes),
@@ -994,7 +1000,7 @@ pub fn compare_entry_with_xml(
         match ext {
             Some(line) => {
                 for (dir, t) in [(0, &e.orig), (1, &e.reply)] {
-                    cmp(
+                    tally.cmp(
                         &format!("icmp[{dir}]"),
                         format!("{:?}", Some((t.icmp_type, t.icmp_code, t.icmp_id))),
                         format!(
@@ -1004,71 +1010,67 @@ pub fn compare_entry_with_xml(
                     );
                 }
             }
-            None => {
-                n += 1;
-                bad.push("icmp: no `-o extended,id` line with this id".into());
-            }
+            None => tally.fail("icmp: no `-o extended,id` line with this id".into()),
         }
     }
     if matches!(e.orig.proto, IPPROTO_TCP | IPPROTO_SCTP | IPPROTO_DCCP) {
-        cmp(
+        tally.cmp(
             "state",
             format!("{:?}", e.state.name()),
             format!("{:?}", x.state.as_deref()),
         );
     }
-    n += 1;
     match (e.timeout, x.timeout) {
         // The library read first: the tool's value may be up to 2 s lower.
-        (Some(l), Some(t)) if l >= t && l - t <= 2 => {}
-        (l, t) => bad.push(format!(
+        (Some(l), Some(t)) if l >= t && l - t <= 2 => tally.n += 1,
+        (l, t) => tally.fail(format!(
             "timeout: library {l:?} vs conntrack {t:?} (2 s slack)"
         )),
     }
-    cmp(
+    tally.cmp(
         "assured",
         e.status.contains(Status::ASSURED).to_string(),
         x.assured.to_string(),
     );
-    cmp(
+    tally.cmp(
         "unreplied",
         (!e.status.contains(Status::SEEN_REPLY)).to_string(),
         x.unreplied.to_string(),
     );
-    cmp(
+    tally.cmp(
         "mark",
         format!("{:?}", Some(e.mark.unwrap_or(0))),
         format!("{:?}", x.mark),
     );
-    cmp(
+    tally.cmp(
         "secmark",
         format!("{:?}", e.secmark.filter(|m| *m != 0)),
         format!("{:?}", x.secmark),
     );
-    cmp(
+    tally.cmp(
         "zone",
         format!("{:?}", e.zone.filter(|z| *z != 0)),
         format!("{:?}", x.zone),
     );
-    cmp(
+    tally.cmp(
         "use",
         format!("{:?}", e.use_count),
         format!("{:?}", x.use_count),
     );
-    cmp("id", format!("{:?}", e.id), format!("{:?}", x.id));
+    tally.cmp("id", format!("{:?}", e.id), format!("{:?}", x.id));
     if x.start.is_some() || e.timestamp.is_some() {
-        cmp(
+        tally.cmp(
             "timestamp.start",
             format!("{:?}", e.timestamp.and_then(|t| t.start)),
             format!("{:?}", x.start),
         );
-        cmp(
+        tally.cmp(
             "timestamp.stop",
             format!("{:?}", e.timestamp.and_then(|t| t.stop)),
             format!("{:?}", x.stop),
         );
     }
-    cmp(
+    tally.cmp(
         "helper",
         format!("{:?}", e.helper.as_ref().map(|h| h.name.as_str())),
         format!("{:?}", x.helper.as_deref()),
@@ -1077,11 +1079,35 @@ pub fn compare_entry_with_xml(
         let lib: Vec<u16> = e.labels.as_ref().map(|l| l.0.clone()).unwrap_or_default();
         let mut xml: Vec<u16> = x.labels.iter().filter_map(|s| LabelMap::bit(s)).collect();
         xml.sort_unstable();
-        cmp("labels", format!("{lib:?}"), format!("{xml:?}"));
+        tally.cmp("labels", format!("{lib:?}"), format!("{xml:?}"));
     }
-    if bad.is_empty() {
-        Ok(n)
+    if tally.bad.is_empty() {
+        Ok(tally.n)
     } else {
-        Err(format!("entry id {:?}: {}", e.id, bad.join("; ")))
+        Err(format!("entry id {:?}: {}", e.id, tally.bad.join("; ")))
+    }
+}
+
+/// Counts compared fields and collects mismatches.
+#[derive(Default)]
+struct Tally {
+    n: usize,
+    bad: Vec<String>,
+}
+
+impl Tally {
+    /// Compares two renderings of one field.
+    fn cmp(&mut self, what: &str, lib: String, xml: String) {
+        self.n += 1;
+        if lib != xml {
+            self.bad
+                .push(format!("{what}: library {lib} != conntrack {xml}"));
+        }
+    }
+
+    /// Records a field that could not be matched.
+    fn fail(&mut self, msg: String) {
+        self.n += 1;
+        self.bad.push(msg);
     }
 }

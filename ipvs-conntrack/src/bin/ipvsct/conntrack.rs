@@ -215,7 +215,7 @@ pub fn parse_mark(s: &str) -> Result<(u32, u32), Failure> {
 pub fn parse_status(s: &str) -> Result<Status, Failure> {
     let mut out = Status::empty();
     for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let bit = Status::from_kernel_name(name).ok_or_else(|| {
+        let bit = Status::from_kernel_name(&name.to_ascii_uppercase()).ok_or_else(|| {
             Failure::usage(format!(
                 "unknown status bit '{name}': use {}",
                 ipvs_conntrack::conntrack::status::STATUS_NAMES.join(", ")
@@ -346,7 +346,7 @@ impl<W: Write> EntrySink<W> {
     }
 }
 
-/// Streams the dump through `sink`; returns `Err(Some(e))` on a library error.
+/// Streams the dump through `sink`, skipping entries not in `state`.
 fn stream<W: Write>(
     ct: &mut Conntrack,
     table: Table,
@@ -528,7 +528,7 @@ mod tests {
             .contains("NOPE"));
         assert_eq!(parse_state("time-wait").unwrap(), "TIME_WAIT");
         assert_eq!(parse_state("unreplied").unwrap(), "UNREPLIED");
-        assert!(parse_state("TIMEWAIT").is_err());
+        assert!(parse_state("TIME-WAITING").is_err());
         assert_eq!(parse_proto("TCP").unwrap(), IPPROTO_TCP);
         assert_eq!(parse_proto("132").unwrap(), IPPROTO_SCTP);
         assert!(parse_proto("tcpp").is_err());

@@ -15,7 +15,7 @@ use ipvs_conntrack::conntrack::{Conntrack, DumpFilter, Entry, Family, GlobalStat
 use crate::failure::Failure;
 use crate::http;
 use crate::output::{endpoint, human_secs, source_text};
-use crate::sandbox::{self, Registry, Sandbox, SERVER_ADDR};
+use crate::sandbox::{self, Registry, Sandbox, Tools, SERVER_ADDR};
 
 /// TCP port the demo's HTTP server listens on.
 pub const HTTP_PORT: u16 = 80;
@@ -28,6 +28,10 @@ pub struct DemoArgs {
     /// Number of HTTP requests, each on a new TCP connection.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub requests: u16,
+    /// Keep the sandbox this many seconds before removing it, to look around with other
+    /// commands (Ctrl-C ends the wait early and still cleans up).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=600))]
+    pub keep: u16,
 }
 
 /// Writes a line to stdout; a closed stdout is not a reason to leave the sandbox behind.
@@ -47,16 +51,17 @@ pub fn run(a: &DemoArgs) -> Result<(), Failure> {
              (run it as root, e.g. `sudo ipvsct demo`)",
         ));
     }
-    sandbox::require_tool("ip", "iproute2")?;
-    sandbox::require_tool("nft", "nftables")?;
+    let tools = Tools::find()?;
     let registry: Registry = Arc::new(Mutex::new(Vec::new()));
-    install_interrupt_handler(Arc::clone(&registry))?;
+    install_interrupt_handler(tools.ip.clone(), Arc::clone(&registry))?;
 
     say!("ipvsct demo: short HTTP connections and the conntrack entries they leave behind");
     say!();
     say!("Sandbox (nothing on the host is changed):");
-    let sb = Sandbox::create(std::process::id(), registry, &mut |s| say!("  - {s}"))?;
-    let result = show(&sb, usize::from(a.requests));
+    let sb = Sandbox::create(std::process::id(), &tools, registry, &mut |s| {
+        say!("  - {s}")
+    })?;
+    let result = show(&sb, usize::from(a.requests)).map(|()| keep(&sb, a.keep));
     // Remove the sandbox whatever happened; report the demo's own failure first.
     let closed = sb.close();
     result?;
@@ -77,14 +82,14 @@ pub fn effective_uid() -> Option<u32> {
 }
 
 /// Ctrl-C removes the namespaces created so far and exits with status 130.
-fn install_interrupt_handler(registry: Registry) -> Result<(), Failure> {
+fn install_interrupt_handler(ip: String, registry: Registry) -> Result<(), Failure> {
     ctrlc::set_handler(move || {
         let names = registry
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         eprintln!("\nipvsct demo: interrupted, removing the sandbox");
-        let left = sandbox::delete_namespaces(&names);
+        let left = sandbox::delete_namespaces(&ip, &names);
         if !left.is_empty() {
             eprintln!(
                 "ipvsct: could not remove {}: use `ip netns del NAME`",
@@ -151,6 +156,22 @@ fn show(sb: &Sandbox, requests: usize) -> Result<(), Failure> {
     say!();
     say!("{}", ipvs_line());
     Ok(())
+}
+
+/// Holds the sandbox for `secs` seconds, saying how to look at it.
+fn keep(sb: &Sandbox, secs: u16) {
+    if secs == 0 {
+        return;
+    }
+    say!();
+    say!(
+        "Keeping the sandbox for {secs} s (Ctrl-C to end now). Try: ipvsct conntrack list --netns {}",
+        sb.server
+    );
+    let end = Instant::now() + Duration::from_secs(u64::from(secs));
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Waits (bounded) until the server has seen every client close its connection.
@@ -256,7 +277,7 @@ fn capacity(stats: &GlobalStats, t: &StateTimeouts) {
         "    udp: {}, {};  icmp: {}",
         show("UNREPLIED", t.udp.unreplied),
         show("STREAM", t.udp.replied),
-        show("TIMEOUT", t.icmp)
+        t.icmp.map_or_else(|| "?".to_owned(), |v| format!("{v} s"))
     );
     let (Some(m), Some(tw)) = (max, tcp.time_wait) else {
         say!("  capacity: unknown (nf_conntrack_max or the TIME_WAIT timeout is missing)");
@@ -270,23 +291,42 @@ fn capacity(stats: &GlobalStats, t: &StateTimeouts) {
         "  capacity: {m} entries / {tw} s in TIME_WAIT = {rate} new connections/s at most (Little's law)"
     );
     say!();
-    say!(
-        "Every short connection keeps its conntrack entry for the TIME_WAIT timeout ({tw} s) after \
-         it closes, so at a steady rate of R new connections per second the table holds about \
-         R x {tw} entries (Little's law: entries = rate x time in the table)."
-    );
-    say!(
-        "The table holds at most nf_conntrack_max = {m} entries, so this namespace can sustain about \
-         {m} / {tw} = {rate} new short connections per second."
-    );
-    say!(
-        "Faster than that the table fills up and the kernel drops packets of new connections \
-         (it logs \"nf_conntrack: table full, dropping packet\")."
-    );
-    say!(
-        "To move the limit, raise net.netfilter.nf_conntrack_max or lower \
+    let explanation = format!(
+        "Every short connection keeps its conntrack entry for the TIME_WAIT timeout ({tw} s) \
+         after it closes, so at a steady rate of R new connections per second the table holds \
+         about R x {tw} entries (Little's law: entries = rate x time in the table). \
+         The table holds at most nf_conntrack_max = {m} entries, so this namespace can sustain \
+         about {m} / {tw} = {rate} new short connections per second. \
+         Faster than that the table fills up and the kernel drops the packets of new \
+         connections (it logs \"nf_conntrack: table full, dropping packet\"). \
+         To move the limit, raise net.netfilter.nf_conntrack_max or lower \
          net.netfilter.nf_conntrack_tcp_timeout_time_wait."
     );
+    for line in wrap(&explanation, TEXT_WIDTH) {
+        say!("{line}");
+    }
+}
+
+/// Width of the explanatory paragraph.
+const TEXT_WIDTH: usize = 88;
+
+/// Splits `text` into lines of at most `width` characters at spaces (longer words stay whole).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// One line about IPVS on this kernel.
@@ -307,8 +347,8 @@ fn ipvs_available() -> bool {
     if proc_file.exists() {
         return true;
     }
-    sandbox::in_path("modprobe")
-        && sandbox::run_cmd("modprobe", &["-q", "ip_vs"], None).is_ok()
+    sandbox::find_program("modprobe")
+        .is_some_and(|m| sandbox::run_cmd(&m, &["-q", "ip_vs"], None).is_ok())
         && proc_file.exists()
 }
 
@@ -368,6 +408,13 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let owner = std::fs::metadata("/proc/self").unwrap().uid();
         assert_eq!(effective_uid(), Some(owner));
+    }
+
+    #[test]
+    fn wrap_keeps_words_and_width() {
+        let w = wrap("aaa bb cccc d  eeeeeeeeeeee f", 8);
+        assert_eq!(w, ["aaa bb", "cccc d", "eeeeeeeeeeee", "f"]);
+        assert!(wrap("", 8).is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod failure;
 mod http;
 mod output;
 mod sandbox;
-// mod ipvs;  // `ipvsct ipvs ...`: IPVS services and their connections (separate work).
+mod ipvs;
 
 use std::process::ExitCode;
 
@@ -30,7 +30,8 @@ enum Command {
     /// Connection tracking: list, get, count, per-CPU stats, state timeouts.
     #[command(subcommand)]
     Conntrack(conntrack::ConntrackCommand),
-    // IPVS goes here: `Ipvs(ipvs::IpvsCommand)`, dispatched in `run` below.
+    /// IPVS: services, destinations, counters, timeouts, daemons, connections, explain.
+    Ipvs(ipvs::IpvsArgs),
     /// Builds a throw-away two-namespace sandbox, makes 50 HTTP requests and explains
     /// the conntrack entries they leave behind (needs root).
     Demo(demo::DemoArgs),
@@ -41,6 +42,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Conntrack(c) => conntrack::run(c),
         Command::Demo(a) => demo::run(&a),
+        Command::Ipvs(a) => ipvs::run(a),
     }
 }
 

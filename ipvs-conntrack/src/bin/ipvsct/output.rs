@@ -235,7 +235,7 @@ impl EntryTable {
         writeln!(
             w,
             "{:<W_PROTO$} {:<W_STATE$} {:>W_TIMEOUT$} {:<W_TUPLE$} {:<W_TUPLE$} {:>W_MARK$} {:>W_ZONE$} FLAGS",
-            "PROTO", "STATE", "TIMEOUT/STATE", "ORIG SRC:SPORT -> DST:DPORT", "REPLY", "MARK", "ZONE"
+            "PROTO", "STATE", "LEFT/TIMEOUT", "ORIG SRC:SPORT -> DST:DPORT", "REPLY", "MARK", "ZONE"
         )
     }
 

@@ -115,33 +115,55 @@ pub fn run_cmd(program: &str, args: &[&str], stdin: Option<&str>) -> Result<Stri
     }
 }
 
-/// True if `program` is an executable file in one of the PATH directories.
-pub fn in_path(program: &str) -> bool {
+/// Directories searched after PATH: `ip` and `nft` live in sbin, which a user's PATH may lack.
+const SBIN_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// The full path of an executable named `program` in PATH or the sbin directories.
+pub fn find_program(program: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|d| {
-            std::fs::metadata(d.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(SBIN_DIRS.iter().map(std::path::PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The full path of `program`, or a failure naming the Debian package to install.
+pub fn require_tool(program: &str, package: &str) -> Result<String, Failure> {
+    find_program(program).ok_or_else(|| {
+        Failure::new(format!(
+            "the `{program}` command is missing: install it with `apt-get install -y {package}`"
+        ))
     })
 }
 
-/// Fails with the Debian package to install if `program` is missing.
-pub fn require_tool(program: &str, package: &str) -> Result<(), Failure> {
-    if in_path(program) {
-        Ok(())
-    } else {
-        Err(Failure::new(format!(
-            "the `{program}` command is missing: install it with `apt-get install -y {package}`"
-        )))
+/// The commands the sandbox runs, by full path.
+#[derive(Clone, Debug)]
+pub struct Tools {
+    /// `ip` (iproute2).
+    pub ip: String,
+    /// `nft` (nftables).
+    pub nft: String,
+}
+
+impl Tools {
+    /// Finds `ip` and `nft`, or fails naming the package to install.
+    pub fn find() -> Result<Tools, Failure> {
+        Ok(Tools {
+            ip: require_tool("ip", "iproute2")?,
+            nft: require_tool("nft", "nftables")?,
+        })
     }
 }
 
-/// Deletes namespaces by name, ignoring errors (used on every exit path).
-pub fn delete_namespaces(names: &[String]) -> Vec<String> {
+/// Deletes namespaces by name with `ip`; returns those that still exist afterwards.
+pub fn delete_namespaces(ip: &str, names: &[String]) -> Vec<String> {
     let mut failed = Vec::new();
     for n in names {
-        if run_cmd("ip", &["netns", "del", n], None).is_err()
+        if run_cmd(ip, &["netns", "del", n], None).is_err()
             && std::path::Path::new(ipvs_conntrack::netns::NETNS_RUN_DIR)
                 .join(n)
                 .exists()
@@ -159,6 +181,7 @@ pub struct Sandbox {
     pub client: String,
     /// Server namespace name.
     pub server: String,
+    tools: Tools,
     registry: Registry,
 }
 
@@ -174,19 +197,22 @@ impl Sandbox {
     /// Creates both namespaces, the veth pair, addresses and the nft rule; `say` reports each step.
     pub fn create(
         pid: u32,
+        tools: &Tools,
         registry: Registry,
         say: &mut dyn FnMut(&str),
     ) -> Result<Sandbox, Failure> {
         let (client, server) = Self::names(pid);
+        let ip = tools.ip.as_str();
         // Left over by an earlier run that had the same pid and was killed hard.
-        delete_namespaces(&[client.clone(), server.clone()]);
+        delete_namespaces(ip, &[client.clone(), server.clone()]);
         let sb = Sandbox {
             client,
             server,
+            tools: tools.clone(),
             registry,
         };
         for ns in [&sb.client, &sb.server] {
-            run_cmd("ip", &["netns", "add", ns], None)?;
+            run_cmd(ip, &["netns", "add", ns], None)?;
             sb.registry
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -198,7 +224,7 @@ impl Sandbox {
         ));
         let (c, s) = (sb.client.as_str(), sb.server.as_str());
         run_cmd(
-            "ip",
+            ip,
             &[
                 "-n", c, "link", "add", CLIENT_IF, "type", "veth", "peer", "name", SERVER_IF,
                 "netns", s,
@@ -208,16 +234,16 @@ impl Sandbox {
         let c_addr = format!("{CLIENT_ADDR}/{PREFIX_LEN}");
         let s_addr = format!("{SERVER_ADDR}/{PREFIX_LEN}");
         for (ns, ifname, addr) in [(c, CLIENT_IF, &c_addr), (s, SERVER_IF, &s_addr)] {
-            run_cmd("ip", &["-n", ns, "addr", "add", addr, "dev", ifname], None)?;
-            run_cmd("ip", &["-n", ns, "link", "set", "lo", "up"], None)?;
-            run_cmd("ip", &["-n", ns, "link", "set", ifname, "up"], None)?;
+            run_cmd(ip, &["-n", ns, "addr", "add", addr, "dev", ifname], None)?;
+            run_cmd(ip, &["-n", ns, "link", "set", "lo", "up"], None)?;
+            run_cmd(ip, &["-n", ns, "link", "set", ifname, "up"], None)?;
         }
         say(&format!(
             "joined them with a veth pair: {CLIENT_IF} {c_addr} <-> {SERVER_IF} {s_addr}"
         ));
         run_cmd(
-            "ip",
-            &["netns", "exec", s, "nft", "-f", "-"],
+            ip,
+            &["netns", "exec", s, &tools.nft, "-f", "-"],
             Some(&nft_ruleset()),
         )?;
         say(&format!(
@@ -239,12 +265,12 @@ impl Sandbox {
     /// The nft rule's packet counter (new connections seen), if it can be read.
     pub fn new_connection_counter(&self) -> Option<u64> {
         let out = run_cmd(
-            "ip",
+            &self.tools.ip,
             &[
                 "netns",
                 "exec",
                 &self.server,
-                "nft",
+                &self.tools.nft,
                 "list",
                 "chain",
                 "inet",
@@ -264,10 +290,10 @@ impl Sandbox {
     }
 
     fn remove(&mut self) -> Result<Vec<String>, Failure> {
-        let names = vec![self.client.clone(), self.server.clone()];
+        let names = [self.client.clone(), self.server.clone()];
         let mut reg = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let created: Vec<String> = names.iter().filter(|n| reg.contains(n)).cloned().collect();
-        let failed = delete_namespaces(&created);
+        let failed = delete_namespaces(&self.tools.ip, &created);
         reg.retain(|n| !created.contains(n) || failed.contains(n));
         if failed.is_empty() {
             Ok(created)
@@ -313,8 +339,8 @@ mod tests {
         let e = run_cmd("sh", &["-c", "echo oops >&2; exit 3"], None).unwrap_err();
         assert!(e.message.contains("oops"), "{}", e.message);
         assert!(e.message.contains("exit status: 3"), "{}", e.message);
-        assert!(in_path("sh"));
-        assert!(!in_path("ipvsct-no-such-tool"));
+        assert!(find_program("sh").is_some_and(|p| p.ends_with("/sh")));
+        assert_eq!(find_program("ipvsct-no-such-tool"), None);
         let e = require_tool("ipvsct-no-such-tool", "nftables").unwrap_err();
         assert!(
             e.message.contains("apt-get install -y nftables"),

@@ -1,0 +1,487 @@
+//! The conntrack handle (`ipvsct_conntrack`): open and free, count, per-CPU statistics,
+//! state timeouts, lookups and callback dumps.
+
+use std::ffi::{c_char, c_int, c_void, OsStr};
+use std::ops::{Deref, DerefMut};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use ipvs_conntrack::conntrack::{Conntrack, StateTimeouts};
+use ipvs_conntrack::socket::SocketOptions;
+use ipvs_conntrack::Netns;
+
+use crate::boundary::{boundary, boundary_value};
+use crate::entry::ipvsct_ct_entry;
+use crate::error::FfiError;
+use crate::filter::ipvsct_dump_filter;
+use crate::ptr::{in_cstr, in_opt, in_ref, Out, OutSlice};
+use crate::result::ipvsct_result;
+use crate::result::ipvsct_result::*;
+use crate::stats::{ipvsct_ct_cpu_stats, ipvsct_ct_global_stats};
+use crate::timeouts::ipvsct_ct_timeouts;
+use crate::tuple::ipvsct_tuple;
+
+/// A client for the conntrack table of one network namespace (opaque).
+///
+/// Thread-safe: calls on one handle from several threads are serialized on an internal
+/// lock. A call on the handle from inside one of its own dump callbacks returns
+/// IPVSCT_ERR_BUSY instead of deadlocking.
+pub struct ipvsct_conntrack {
+    inner: Mutex<Inner>,
+    holder: AtomicU64,
+}
+
+/// The state behind the handle's lock.
+pub(crate) struct Inner {
+    /// The core client.
+    pub ct: Conntrack,
+    /// Its namespace (dump iterators open their own socket there).
+    pub netns: Netns,
+    /// Its socket options.
+    pub opts: SocketOptions,
+    timeouts: Option<Option<StateTimeouts>>,
+}
+
+impl Inner {
+    /// The default state timeouts, read once per handle (`None` if they cannot be read).
+    pub(crate) fn state_timeouts(&mut self) -> Option<StateTimeouts> {
+        if self.timeouts.is_none() {
+            let t = self.ct.default_timeouts().ok();
+            if let Some(t) = &t {
+                self.ct.set_state_timeouts(t.clone());
+            }
+            self.timeouts = Some(t);
+        }
+        self.timeouts.clone().flatten()
+    }
+}
+
+/// A small number unique to the calling thread (never 0).
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TOKEN.try_with(|t| *t).unwrap_or(u64::MAX)
+}
+
+/// The handle's state, locked by the calling thread.
+pub(crate) struct Locked<'a> {
+    guard: MutexGuard<'a, Inner>,
+    holder: &'a AtomicU64,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // Runs before `guard` unlocks, so the holder is never stale for another thread.
+        self.holder.store(0, Ordering::Release);
+    }
+}
+
+impl ipvsct_conntrack {
+    fn new(netns: Netns) -> Result<Self, FfiError> {
+        let opts = SocketOptions::default();
+        let ct = Conntrack::with_options(&netns, &opts)?;
+        Ok(ipvsct_conntrack {
+            inner: Mutex::new(Inner {
+                ct,
+                netns,
+                opts,
+                timeouts: None,
+            }),
+            holder: AtomicU64::new(0),
+        })
+    }
+
+    /// Locks the handle for the calling thread; IPVSCT_ERR_BUSY if this thread holds it already.
+    pub(crate) fn lock(&self) -> Result<Locked<'_>, FfiError> {
+        let me = thread_token();
+        if self.holder.load(Ordering::Acquire) == me {
+            return Err(FfiError::new(
+                IPVSCT_ERR_BUSY,
+                "the conntrack handle is in use by a dump callback on this thread; \
+                 use another handle inside callbacks",
+            ));
+        }
+        // A panic while locked was already turned into IPVSCT_ERR_PANIC; the client
+        // recovers (the next request discards what is left of the interrupted one).
+        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        self.holder.store(me, Ordering::Release);
+        Ok(Locked {
+            guard,
+            holder: &self.holder,
+        })
+    }
+}
+
+/// Parses the `netns` argument: NULL for the caller's namespace, a path if it contains
+/// '/', an `ip netns` name otherwise.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string.
+unsafe fn parse_netns(p: *const c_char) -> Result<Netns, FfiError> {
+    // SAFETY: forwarded contract: NULL or a NUL-terminated string.
+    let Some(s) = (unsafe { in_cstr(p) }) else {
+        return Ok(Netns::Current);
+    };
+    let bytes = s.to_bytes();
+    if bytes.is_empty() {
+        return Err(FfiError::invalid(
+            "netns: empty string (pass NULL for the caller's namespace)",
+        ));
+    }
+    if bytes.contains(&b'/') {
+        return Ok(Netns::path(OsStr::from_bytes(bytes)));
+    }
+    let name = s
+        .to_str()
+        .map_err(|_| FfiError::invalid("netns: a namespace name must be UTF-8"))?;
+    Ok(Netns::named(name))
+}
+
+/// Opens a conntrack client in the caller's network namespace into `*out`.
+///
+/// Needs CAP_NET_ADMIN for most calls (IPVSCT_ERR_PERMISSION otherwise).
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_new(out: *mut *mut ipvsct_conntrack) -> ipvsct_result {
+    // SAFETY: forwarded contract; NULL netns means the caller's namespace.
+    unsafe { ipvsct_conntrack_open(std::ptr::null(), out) }
+}
+
+/// Opens a conntrack client in network namespace `netns` into `*out`: NULL for the
+/// caller's namespace, a path (contains '/', e.g. "/proc/1234/ns/net"), or an `ip netns`
+/// name ("blue" = /run/netns/blue). The calling thread never changes namespace.
+///
+/// IPVSCT_ERR_NAMESPACE (with errno) if the namespace cannot be opened or entered.
+///
+/// # Safety
+/// `netns` is NULL or a NUL-terminated string; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_open(
+    netns: *const c_char,
+    out: *mut *mut ipvsct_conntrack,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a writable pointer (contract above).
+        let out = unsafe { Out::new(out, "out") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string (contract above).
+        let ns = unsafe { parse_netns(netns) }?;
+        let handle = Box::new(ipvsct_conntrack::new(ns)?);
+        out.write(Box::into_raw(handle));
+        Ok(IPVSCT_OK)
+    })
+}
+
+/// Closes the client and frees the handle; NULL is ignored.
+///
+/// # Safety
+/// `ct` is NULL or a handle from `ipvsct_conntrack_new`/`_open` not yet freed, and no other
+/// thread is using it.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_free(ct: *mut ipvsct_conntrack) {
+    boundary_value((), || {
+        if !ct.is_null() {
+            // SAFETY: a live handle made by Box::into_raw in ipvsct_conntrack_open (contract).
+            drop(unsafe { Box::from_raw(ct) });
+        }
+    })
+}
+
+/// Sets how long a call waits for the kernel before IPVSCT_ERR_TIMEOUT, in milliseconds
+/// (0 = forever; the default is 30000). Applies to this handle and to dumps started later.
+///
+/// # Safety
+/// `ct` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_set_recv_timeout(
+    ct: *mut ipvsct_conntrack,
+    timeout_ms: u32,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a live handle (contract above).
+        let ct = unsafe { in_ref(ct, "ct") }?;
+        let mut l = ct.lock()?;
+        let t = (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
+        l.ct.socket().set_recv_timeout(t)?;
+        l.opts.recv_timeout = t;
+        Ok(IPVSCT_OK)
+    })
+}
+
+/// Writes the number of entries in the table and `nf_conntrack_max` to `*out`, without
+/// dumping the table (IPCTNL_MSG_CT_GET_STATS).
+///
+/// # Safety
+/// `ct` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_count(
+    ct: *const ipvsct_conntrack,
+    out: *mut ipvsct_ct_global_stats,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a live handle / writable struct (contract above).
+        let (ct, out) = unsafe { (in_ref(ct, "ct")?, Out::new(out, "out")?) };
+        let s = ct.lock()?.ct.count()?;
+        out.write((&s).into());
+        Ok(IPVSCT_OK)
+    })
+}
+
+/// Writes the per-CPU counters (one element per CPU) to `out[0..out_len)` and their number
+/// to `*count_out`.
+///
+/// Pass `out` NULL and `out_len` 0 to learn the number only. IPVSCT_ERR_BUFFER_TOO_SMALL
+/// (nothing written) if there are more CPUs than `out_len`.
+///
+/// # Safety
+/// `ct` is NULL or a live handle; `out` is NULL or `out_len` writable elements;
+/// `count_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_cpu_stats(
+    ct: *const ipvsct_conntrack,
+    out: *mut ipvsct_ct_cpu_stats,
+    out_len: usize,
+    count_out: *mut usize,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or valid pointers and lengths (contract above).
+        let (ct, out, count_out) = unsafe {
+            (
+                in_ref(ct, "ct")?,
+                OutSlice::new_or_query(out, out_len, "out")?,
+                Out::new(count_out, "count_out")?,
+            )
+        };
+        let all = ct.lock()?.ct.cpu_stats()?;
+        if let Some(mut out) = out {
+            if all.len() > out.len() {
+                return Err(FfiError::too_small(format!(
+                    "out: {} CPUs reported, room for {}",
+                    all.len(),
+                    out.len()
+                )));
+            }
+            for (i, s) in all.iter().enumerate() {
+                out.set(i, s.into());
+            }
+        }
+        count_out.write(all.len());
+        Ok(IPVSCT_OK)
+    })
+}
+
+/// Writes the default state timeouts of every protocol to `*out`: read over cttimeout, or
+/// from the namespace's sysctls where cttimeout is unavailable (see `out->source`).
+///
+/// # Safety
+/// `ct` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_default_timeouts(
+    ct: *const ipvsct_conntrack,
+    out: *mut ipvsct_ct_timeouts,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a live handle / writable struct (contract above).
+        let (ct, out) = unsafe { (in_ref(ct, "ct")?, Out::new(out, "out")?) };
+        let t = ct.lock()?.ct.default_timeouts()?;
+        out.write((&t).into());
+        Ok(IPVSCT_OK)
+    })
+}
+
+/// Writes the state timeouts from the namespace's `net.netfilter.nf_conntrack_*timeout*`
+/// sysctls to `*out`.
+///
+/// # Safety
+/// `ct` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_sysctl_timeouts(
+    ct: *const ipvsct_conntrack,
+    out: *mut ipvsct_ct_timeouts,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a live handle / writable struct (contract above).
+        let (ct, out) = unsafe { (in_ref(ct, "ct")?, Out::new(out, "out")?) };
+        let t = ct.lock()?.ct.sysctl_timeouts()?;
+        out.write((&t).into());
+        Ok(IPVSCT_OK)
+    })
+}
+
+/// Looks up the entry whose original tuple is `*orig` (src, dst and proto required; ports
+/// or ICMP fields as the protocol needs; zone if set) and writes it to `*out`, with its
+/// state timeout. IPVSCT_ERR_NOT_FOUND (errno ENOENT) if there is none.
+///
+/// # Safety
+/// `ct` is NULL or a live handle; `orig` is NULL or readable; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_get(
+    ct: *const ipvsct_conntrack,
+    orig: *const ipvsct_tuple,
+    out: *mut ipvsct_ct_entry,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or valid pointers (contract above).
+        let (ct, orig, out) = unsafe {
+            (
+                in_ref(ct, "ct")?,
+                in_ref(orig, "orig")?,
+                Out::new(out, "out")?,
+            )
+        };
+        let tuple = orig.to_core("orig")?;
+        let mut l = ct.lock()?;
+        l.state_timeouts();
+        let e = l.ct.get(&tuple)?;
+        out.write(ipvsct_ct_entry::from_core(&e));
+        Ok(IPVSCT_OK)
+    })
+}
+
+/// Callback for entries; `entry` is valid only during the call. Return 0 to go on,
+/// anything else to stop. It must not unwind or longjmp out of the library.
+#[allow(non_camel_case_types)]
+pub type ipvsct_ct_entry_cb =
+    Option<unsafe extern "C" fn(entry: *const ipvsct_ct_entry, user: *mut c_void) -> c_int>;
+
+/// Streams the table (or `filter`'s part of it; NULL for everything) and calls `cb` with
+/// each entry, with its state timeout. Memory does not grow with the table.
+///
+/// Returns IPVSCT_OK at the end, or IPVSCT_STOPPED if `cb` returned non-zero; on both,
+/// writes the number of entries passed to `cb` to `*count_out` if it is not NULL.
+/// IPVSCT_ERR_DUMP_INTERRUPTED after the last entry if the table changed during the dump
+/// (every entry read was still passed to `cb`). The handle stays locked while `cb` runs:
+/// calls on the same handle from `cb` return IPVSCT_ERR_BUSY.
+///
+/// # Safety
+/// `ct` is NULL or a live handle; `filter` is NULL or readable; `cb` is NULL or a valid
+/// function; `count_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_dump(
+    ct: *const ipvsct_conntrack,
+    filter: *const ipvsct_dump_filter,
+    cb: ipvsct_ct_entry_cb,
+    user: *mut c_void,
+    count_out: *mut u64,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or valid pointers (contract above).
+        let (ct, filter) = unsafe { (in_ref(ct, "ct")?, in_opt(filter)) };
+        // SAFETY: as above.
+        let count_out = (!count_out.is_null())
+            .then(|| unsafe { Out::new(count_out, "count_out") })
+            .transpose()?;
+        let cb = cb.ok_or_else(|| FfiError::null("cb"))?;
+        let (table, filter) = filter.copied().unwrap_or_default().to_core()?;
+        let mut l = ct.lock()?;
+        l.state_timeouts();
+        let mut dump = l.ct.dump_table(table, &filter)?;
+        let mut n = 0u64;
+        let mut result = IPVSCT_OK;
+        while let Some(item) = dump.next() {
+            let e = match item {
+                Ok(e) => ipvsct_ct_entry::from_core(&e),
+                Err(err) => {
+                    // Leave the socket clean for the next request (the first error counts).
+                    let _ = dump.stop();
+                    return Err(err.into());
+                }
+            };
+            n += 1;
+            // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
+            if unsafe { cb(&e, user) } != 0 {
+                let _ = dump.stop();
+                result = IPVSCT_STOPPED;
+                break;
+            }
+        }
+        if let Some(out) = count_out {
+            out.write(n);
+        }
+        Ok(result)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netns_argument_forms() {
+        let latin1 = [b'n', 0xe9, 0];
+        // SAFETY: NULL, C string literals and a NUL-terminated array.
+        unsafe {
+            assert_eq!(parse_netns(std::ptr::null()).unwrap(), Netns::Current);
+            assert_eq!(parse_netns(c"blue".as_ptr()).unwrap(), Netns::named("blue"));
+            assert_eq!(
+                parse_netns(c"/proc/1/ns/net".as_ptr()).unwrap(),
+                Netns::path("/proc/1/ns/net")
+            );
+            assert_eq!(
+                parse_netns(c"".as_ptr()).unwrap_err().code,
+                IPVSCT_ERR_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                parse_netns(latin1.as_ptr().cast()).unwrap_err().code,
+                IPVSCT_ERR_INVALID_ARGUMENT
+            );
+        }
+    }
+
+    #[test]
+    fn null_handles_are_rejected_before_any_system_call() {
+        let mut g = ipvsct_ct_global_stats::default();
+        let mut n = 0usize;
+        let mut t = std::mem::MaybeUninit::<ipvsct_ct_timeouts>::uninit();
+        // SAFETY: NULL handles are allowed and reported; the outputs are writable.
+        unsafe {
+            assert_eq!(
+                ipvsct_conntrack_count(std::ptr::null(), &mut g),
+                IPVSCT_ERR_NULL_ARGUMENT
+            );
+            assert_eq!(
+                ipvsct_conntrack_cpu_stats(std::ptr::null(), std::ptr::null_mut(), 0, &mut n),
+                IPVSCT_ERR_NULL_ARGUMENT
+            );
+            assert_eq!(
+                ipvsct_conntrack_default_timeouts(std::ptr::null(), t.as_mut_ptr()),
+                IPVSCT_ERR_NULL_ARGUMENT
+            );
+            assert_eq!(
+                ipvsct_conntrack_open(c"x".as_ptr(), std::ptr::null_mut()),
+                IPVSCT_ERR_NULL_ARGUMENT
+            );
+            assert_eq!(
+                ipvsct_conntrack_dump(
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    None,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut()
+                ),
+                IPVSCT_ERR_NULL_ARGUMENT
+            );
+            ipvsct_conntrack_free(std::ptr::null_mut());
+        }
+        assert_eq!(n, 0, "outputs untouched on failure");
+        assert_eq!(g, ipvsct_ct_global_stats::default());
+    }
+}

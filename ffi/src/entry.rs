@@ -1,0 +1,335 @@
+//! Conntrack entries in C form: tuples, state and its timeout, status, mark, zone, counters,
+//! timestamps, labels, helper and the per-protocol details agents read.
+
+use std::ffi::c_char;
+
+use ipvs_conntrack::conntrack::{Entry, State};
+
+use crate::cstr;
+use crate::tuple::ipvsct_tuple;
+
+/// Size of `ipvsct_ct_entry.state_name` (bytes, including the NUL).
+pub const IPVSCT_STATE_NAME_LEN: usize = 24;
+/// Size of `ipvsct_ct_entry.helper` (bytes, including the NUL; the kernel's NF_CT_HELPER_NAME_LEN).
+pub const IPVSCT_HELPER_NAME_LEN: usize = 16;
+/// Number of 32-bit words in `ipvsct_ct_entry.labels` (128 label bits, the kernel's maximum).
+pub const IPVSCT_LABEL_WORDS: usize = 4;
+
+/// `ipvsct_ct_entry.state_kind`: a TCP/SCTP/DCCP entry without protocol info.
+pub const IPVSCT_STATE_KIND_UNKNOWN: u8 = 0;
+/// `ipvsct_ct_entry.state_kind`: `state` is a TCP conntrack state (TCP_CONNTRACK_*).
+pub const IPVSCT_STATE_KIND_TCP: u8 = 1;
+/// `ipvsct_ct_entry.state_kind`: `state` is an SCTP conntrack state (SCTP_CONNTRACK_*).
+pub const IPVSCT_STATE_KIND_SCTP: u8 = 2;
+/// `ipvsct_ct_entry.state_kind`: `state` is a DCCP conntrack state (CT_DCCP_*).
+pub const IPVSCT_STATE_KIND_DCCP: u8 = 3;
+/// `ipvsct_ct_entry.state_kind`: UDP/UDP-Lite pseudo-state (0 UNREPLIED, 1 REPLIED, 2 STREAM).
+pub const IPVSCT_STATE_KIND_UDP: u8 = 4;
+/// `ipvsct_ct_entry.state_kind`: GRE pseudo-state (0 UNREPLIED, 2 STREAM).
+pub const IPVSCT_STATE_KIND_GRE: u8 = 5;
+/// `ipvsct_ct_entry.state_kind`: ICMP/ICMPv6 (no states; `state` is 0).
+pub const IPVSCT_STATE_KIND_ICMP: u8 = 6;
+/// `ipvsct_ct_entry.state_kind`: another protocol (the generic timeout; `state` is 0).
+pub const IPVSCT_STATE_KIND_GENERIC: u8 = 7;
+
+/// `ipvsct_ct_entry.fields`: `master` is set (an expected connection).
+pub const IPVSCT_CT_ENTRY_HAS_MASTER: u32 = 0x1;
+/// `ipvsct_ct_entry.fields`: `timeout` is set.
+pub const IPVSCT_CT_ENTRY_HAS_TIMEOUT: u32 = 0x2;
+/// `ipvsct_ct_entry.fields`: `state_timeout` is set.
+pub const IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT: u32 = 0x4;
+/// `ipvsct_ct_entry.fields`: `mark` is set.
+pub const IPVSCT_CT_ENTRY_HAS_MARK: u32 = 0x8;
+/// `ipvsct_ct_entry.fields`: `zone` is set.
+pub const IPVSCT_CT_ENTRY_HAS_ZONE: u32 = 0x10;
+/// `ipvsct_ct_entry.fields`: `counters_orig` is set (needs net.netfilter.nf_conntrack_acct=1).
+pub const IPVSCT_CT_ENTRY_HAS_COUNTERS_ORIG: u32 = 0x20;
+/// `ipvsct_ct_entry.fields`: `counters_reply` is set.
+pub const IPVSCT_CT_ENTRY_HAS_COUNTERS_REPLY: u32 = 0x40;
+/// `ipvsct_ct_entry.fields`: `use_count` is set.
+pub const IPVSCT_CT_ENTRY_HAS_USE: u32 = 0x80;
+/// `ipvsct_ct_entry.fields`: `id` is set.
+pub const IPVSCT_CT_ENTRY_HAS_ID: u32 = 0x100;
+/// `ipvsct_ct_entry.fields`: `secmark` is set.
+pub const IPVSCT_CT_ENTRY_HAS_SECMARK: u32 = 0x200;
+/// `ipvsct_ct_entry.fields`: `timestamp_start` is set (needs nf_conntrack_timestamp=1).
+pub const IPVSCT_CT_ENTRY_HAS_TIMESTAMP_START: u32 = 0x400;
+/// `ipvsct_ct_entry.fields`: `timestamp_stop` is set (destroy events).
+pub const IPVSCT_CT_ENTRY_HAS_TIMESTAMP_STOP: u32 = 0x800;
+/// `ipvsct_ct_entry.fields`: `labels` is set.
+pub const IPVSCT_CT_ENTRY_HAS_LABELS: u32 = 0x1000;
+/// `ipvsct_ct_entry.fields`: `helper` is set.
+pub const IPVSCT_CT_ENTRY_HAS_HELPER: u32 = 0x2000;
+/// `ipvsct_ct_entry.fields`: `tcp_wscale_orig` is set.
+pub const IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_ORIG: u32 = 0x4000;
+/// `ipvsct_ct_entry.fields`: `tcp_wscale_reply` is set.
+pub const IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_REPLY: u32 = 0x8000;
+/// `ipvsct_ct_entry.fields`: `tcp_flags_orig` and `tcp_flags_orig_mask` are set.
+pub const IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_ORIG: u32 = 0x10000;
+/// `ipvsct_ct_entry.fields`: `tcp_flags_reply` and `tcp_flags_reply_mask` are set.
+pub const IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_REPLY: u32 = 0x20000;
+/// `ipvsct_ct_entry.fields`: `sctp_vtag_orig` is set.
+pub const IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_ORIG: u32 = 0x40000;
+/// `ipvsct_ct_entry.fields`: `sctp_vtag_reply` is set.
+pub const IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_REPLY: u32 = 0x80000;
+/// `ipvsct_ct_entry.fields`: `dccp_role` is set.
+pub const IPVSCT_CT_ENTRY_HAS_DCCP_ROLE: u32 = 0x100000;
+/// `ipvsct_ct_entry.fields`: `dccp_handshake_seq` is set.
+pub const IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ: u32 = 0x200000;
+/// `ipvsct_ct_entry.fields`: the message carried attributes this struct does not hold
+/// (unknown ones, or ones only the Rust API exposes such as sequence adjustment).
+pub const IPVSCT_CT_ENTRY_HAS_MORE: u32 = 0x40000000;
+/// `ipvsct_ct_entry.fields`: a string or the label bitmap did not fit its field and was cut.
+pub const IPVSCT_CT_ENTRY_TRUNCATED: u32 = 0x80000000;
+
+/// Packet and byte counters of one direction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct ipvsct_counters {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// One conntrack entry. Which optional fields are meaningful is in `fields`
+/// (`IPVSCT_CT_ENTRY_HAS_*`); the others are 0. Plain data: copy it freely.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct ipvsct_ct_entry {
+    /// Original-direction counters (CTA_COUNTERS_ORIG).
+    pub counters_orig: ipvsct_counters,
+    /// Reply-direction counters (CTA_COUNTERS_REPLY).
+    pub counters_reply: ipvsct_counters,
+    /// Start time, nanoseconds since the epoch (CTA_TIMESTAMP_START).
+    pub timestamp_start: u64,
+    /// Stop time, nanoseconds since the epoch (CTA_TIMESTAMP_STOP; destroy events).
+    pub timestamp_stop: u64,
+    /// DCCP handshake sequence number.
+    pub dccp_handshake_seq: u64,
+    /// Original direction (always set).
+    pub orig: ipvsct_tuple,
+    /// Reply direction (always set).
+    pub reply: ipvsct_tuple,
+    /// Master connection of an expected connection.
+    pub master: ipvsct_tuple,
+    /// `IPVSCT_CT_ENTRY_HAS_*` bits.
+    pub fields: u32,
+    /// Status bits (IPS_*; the kernel always sends them, 0 if absent).
+    pub status: u32,
+    /// Seconds left before the entry expires, as the kernel sent it.
+    pub timeout: u32,
+    /// Full timeout of the current state under the policy in force, in seconds.
+    pub state_timeout: u32,
+    /// Connection mark.
+    pub mark: u32,
+    /// Reference count (CTA_USE).
+    pub use_count: u32,
+    /// Entry id (CTA_ID).
+    pub id: u32,
+    /// Security mark (CTA_SECMARK).
+    pub secmark: u32,
+    /// SCTP verification tag, original direction.
+    pub sctp_vtag_orig: u32,
+    /// SCTP verification tag, reply direction.
+    pub sctp_vtag_reply: u32,
+    /// Label bitmap: label `n` is bit `n % 32` of word `n / 32`.
+    pub labels: [u32; IPVSCT_LABEL_WORDS],
+    /// Conntrack zone (CTA_ZONE).
+    pub zone: u16,
+    /// Netlink header flags of the message (NLM_F_*; NLM_F_CREATE marks a NEW event).
+    pub nlmsg_flags: u16,
+    /// nfnetlink resource id (the CPU for the dying/unconfirmed lists).
+    pub res_id: u16,
+    /// Address family (AF_INET 2, AF_INET6 10).
+    pub family: u8,
+    /// ctnetlink message: IPCTNL_MSG_CT_NEW (0) for dumps, lookups and new/update events,
+    /// IPCTNL_MSG_CT_DELETE (2) for destroy events.
+    pub msg_type: u8,
+    /// Which protocol's states `state` counts in (`IPVSCT_STATE_KIND_*`).
+    pub state_kind: u8,
+    /// The state's kernel number within `state_kind`.
+    pub state: u8,
+    /// TCP window scale, original direction.
+    pub tcp_wscale_orig: u8,
+    /// TCP window scale, reply direction.
+    pub tcp_wscale_reply: u8,
+    /// TCP conntrack flags (IP_CT_TCP_FLAG_*), original direction.
+    pub tcp_flags_orig: u8,
+    /// Mask of `tcp_flags_orig`.
+    pub tcp_flags_orig_mask: u8,
+    /// TCP conntrack flags, reply direction.
+    pub tcp_flags_reply: u8,
+    /// Mask of `tcp_flags_reply`.
+    pub tcp_flags_reply_mask: u8,
+    /// DCCP role of the original sender (0 client, 1 server).
+    pub dccp_role: u8,
+    /// Name of the state ("TIME_WAIT", "UNREPLIED", "" for stateless protocols), NUL-terminated.
+    pub state_name: [c_char; IPVSCT_STATE_NAME_LEN],
+    /// Helper name ("ftp", …), NUL-terminated, "" if none.
+    pub helper: [c_char; IPVSCT_HELPER_NAME_LEN],
+    /// Zero.
+    pub reserved: [u8; 6],
+}
+
+fn state_parts(s: State) -> (u8, u8) {
+    match s {
+        State::Tcp(x) => (IPVSCT_STATE_KIND_TCP, x.value()),
+        State::Sctp(x) => (IPVSCT_STATE_KIND_SCTP, x.value()),
+        State::Dccp(x) => (IPVSCT_STATE_KIND_DCCP, x.value()),
+        State::Udp(x) => (IPVSCT_STATE_KIND_UDP, x.value()),
+        State::Gre(x) => (IPVSCT_STATE_KIND_GRE, x.value()),
+        State::Icmp => (IPVSCT_STATE_KIND_ICMP, 0),
+        State::Generic => (IPVSCT_STATE_KIND_GENERIC, 0),
+        State::Unknown => (IPVSCT_STATE_KIND_UNKNOWN, 0),
+    }
+}
+
+/// Records `v` under `bit` and returns it (or the default when absent).
+fn take<T: Copy + Default>(fields: &mut u32, bit: u32, v: Option<T>) -> T {
+    if v.is_some() {
+        *fields |= bit;
+    }
+    v.unwrap_or_default()
+}
+
+impl ipvsct_ct_entry {
+    /// The C form of an owned entry.
+    pub(crate) fn from_core(e: &Entry) -> Self {
+        let mut f = 0u32;
+        let (state_kind, state) = state_parts(e.state);
+        let (state_name, cut_state) = cstr::fixed(e.state.name().unwrap_or(""));
+        let (helper, cut_helper) = cstr::fixed(e.helper.as_ref().map_or("", |h| h.name.as_str()));
+        if e.helper.is_some() {
+            f |= IPVSCT_CT_ENTRY_HAS_HELPER;
+        }
+        let mut labels = [0u32; IPVSCT_LABEL_WORDS];
+        let mut cut_labels = false;
+        if let Some(l) = &e.labels {
+            f |= IPVSCT_CT_ENTRY_HAS_LABELS;
+            for &bit in &l.0 {
+                match labels.get_mut(usize::from(bit / 32)) {
+                    Some(w) => *w |= 1 << (bit % 32),
+                    None => cut_labels = true,
+                }
+            }
+        }
+        if cut_state || cut_helper || cut_labels {
+            f |= IPVSCT_CT_ENTRY_TRUNCATED;
+        }
+        let tcp = e.protoinfo.as_ref().and_then(|p| p.tcp.as_ref());
+        let sctp = e.protoinfo.as_ref().and_then(|p| p.sctp.as_ref());
+        let dccp = e.protoinfo.as_ref().and_then(|p| p.dccp.as_ref());
+        let more = !e.unknown.is_empty()
+            || !e.orig.unknown.is_empty()
+            || !e.reply.unknown.is_empty()
+            || e.protoinfo.as_ref().is_some_and(|p| !p.unknown.is_empty())
+            || e.seq_adj_orig.is_some()
+            || e.seq_adj_reply.is_some()
+            || e.synproxy.is_some()
+            || e.secctx.is_some()
+            || e.nat_src.is_some()
+            || e.nat_dst.is_some()
+            || e.labels_mask.is_some()
+            || e.mark_mask.is_some()
+            || e.status_mask.is_some()
+            || e.helper.as_ref().is_some_and(|h| !h.info.is_empty());
+        if more {
+            f |= IPVSCT_CT_ENTRY_HAS_MORE;
+        }
+        let flags_orig = tcp.and_then(|t| t.flags_original);
+        let flags_reply = tcp.and_then(|t| t.flags_reply);
+        if flags_orig.is_some() {
+            f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_ORIG;
+        }
+        if flags_reply.is_some() {
+            f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_REPLY;
+        }
+        ipvsct_ct_entry {
+            counters_orig: take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_ORIG, e.counters_orig).into(),
+            counters_reply: take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_REPLY, e.counters_reply)
+                .into(),
+            timestamp_start: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_TIMESTAMP_START,
+                e.timestamp.and_then(|t| t.start),
+            ),
+            timestamp_stop: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_TIMESTAMP_STOP,
+                e.timestamp.and_then(|t| t.stop),
+            ),
+            dccp_handshake_seq: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ,
+                dccp.and_then(|d| d.handshake_seq),
+            ),
+            orig: ipvsct_tuple::from_core(&e.orig),
+            reply: ipvsct_tuple::from_core(&e.reply),
+            master: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_MASTER,
+                e.master.as_ref().map(ipvsct_tuple::from_core),
+            ),
+            status: e.status.bits(),
+            timeout: take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMEOUT, e.timeout),
+            state_timeout: take(&mut f, IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT, e.state_timeout),
+            mark: take(&mut f, IPVSCT_CT_ENTRY_HAS_MARK, e.mark),
+            use_count: take(&mut f, IPVSCT_CT_ENTRY_HAS_USE, e.use_count),
+            id: take(&mut f, IPVSCT_CT_ENTRY_HAS_ID, e.id),
+            secmark: take(&mut f, IPVSCT_CT_ENTRY_HAS_SECMARK, e.secmark),
+            sctp_vtag_orig: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_ORIG,
+                sctp.and_then(|s| s.vtag_original),
+            ),
+            sctp_vtag_reply: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_REPLY,
+                sctp.and_then(|s| s.vtag_reply),
+            ),
+            labels,
+            zone: take(&mut f, IPVSCT_CT_ENTRY_HAS_ZONE, e.zone),
+            nlmsg_flags: e.message.flags,
+            res_id: e.message.res_id,
+            family: e.family.value(),
+            msg_type: e.message.msg,
+            state_kind,
+            state,
+            tcp_wscale_orig: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_ORIG,
+                tcp.and_then(|t| t.wscale_original),
+            ),
+            tcp_wscale_reply: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_REPLY,
+                tcp.and_then(|t| t.wscale_reply),
+            ),
+            tcp_flags_orig: flags_orig.map_or(0, |x| x.flags.bits()),
+            tcp_flags_orig_mask: flags_orig.map_or(0, |x| x.mask.bits()),
+            tcp_flags_reply: flags_reply.map_or(0, |x| x.flags.bits()),
+            tcp_flags_reply_mask: flags_reply.map_or(0, |x| x.mask.bits()),
+            dccp_role: take(
+                &mut f,
+                IPVSCT_CT_ENTRY_HAS_DCCP_ROLE,
+                dccp.and_then(|d| d.role).map(|r| r.value()),
+            ),
+            state_name,
+            helper,
+            reserved: [0; 6],
+            fields: f,
+        }
+    }
+}
+
+impl From<ipvs_conntrack::conntrack::Counters> for ipvsct_counters {
+    fn from(c: ipvs_conntrack::conntrack::Counters) -> Self {
+        ipvsct_counters {
+            packets: c.packets,
+            bytes: c.bytes,
+        }
+    }
+}

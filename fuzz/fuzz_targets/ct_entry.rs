@@ -1,0 +1,58 @@
+//! Conntrack entries: every frame of the input through `EntryView::from_frame`, every
+//! accessor of the view, `to_owned`, and the dump filter. Seeds: tests/fixtures/dump_*.bin, get_*.bin.
+#![no_main]
+
+use ipvs_conntrack::conntrack::{DumpFilter, Entry, EntryView, Family, Status};
+use ipvs_conntrack::netlink::Frames;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let filters = [
+        DumpFilter::all(),
+        DumpFilter::all()
+            .family(Family::Ipv4)
+            .mark(42, 0xff)
+            .zone(7)
+            .status(Status::ASSURED, Status::ASSURED),
+    ];
+    // Frames stops after its first error: bounded by the input length.
+    for frame in Frames::new(data) {
+        let Ok(frame) = frame else { break };
+        let _ = frame.control("fuzz");
+        let view = match EntryView::from_frame(&frame) {
+            Ok(v) => v,
+            Err(e) => {
+                // Error paths must render and point inside the input.
+                let _ = e.to_string();
+                assert!(e.offset <= data.len(), "offset {} past {}", e.offset, data.len());
+                continue;
+            }
+        };
+        let _ = view.state();
+        let _ = view.proto();
+        let _ = view.label_bits().count();
+        let _ = view.unknown();
+        for t in [&view.orig, &view.reply, &view.master].into_iter().flatten() {
+            let _ = (t.src(), t.dst(), t.proto(), t.src_port(), t.zone(), t.unknown());
+        }
+        for f in &filters {
+            let _ = f.matches(&view);
+        }
+        match view.to_owned() {
+            Ok(owned) => {
+                // The owned decoder is the view plus to_owned: both paths agree.
+                let direct = Entry::from_frame(&frame).expect("Entry::from_frame after a good view");
+                assert_eq!(owned, direct);
+                let _ = owned.seconds_since_refresh();
+                let _ = owned.status.names().count();
+                let _ = format!("{} {:?}", owned.state, owned.labels);
+                if let Some(l) = &owned.labels {
+                    let _ = l.to_bitmap();
+                }
+            }
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        }
+    }
+});
