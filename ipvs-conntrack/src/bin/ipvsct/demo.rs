@@ -237,9 +237,9 @@ fn write_entries(entries: &[Entry]) {
     }
 }
 
-/// Highest sustainable rate of short connections: `max / time_wait` per second.
+/// Highest sustainable rate of short connections, `max / time_wait` per second, rounded down.
 pub fn max_rate(max_entries: u32, time_wait: u32) -> Option<u32> {
-    max_entries.checked_div(time_wait)
+    ipvs_conntrack::capacity::max_rate(u64::from(max_entries), time_wait).map(|r| r.floor() as u32)
 }
 
 /// The capacity arithmetic and its explanation.

@@ -1,6 +1,7 @@
 //! `ipvsct`: conntrack and IPVS tables with their state timeouts.
 #![forbid(unsafe_code)]
 
+mod capacity;
 mod conntrack;
 mod demo;
 mod failure;
@@ -32,6 +33,8 @@ enum Command {
     Conntrack(conntrack::ConntrackCommand),
     /// IPVS: services, destinations, counters, timeouts, daemons, connections, explain.
     Ipvs(ipvs::IpvsArgs),
+    /// The capacity model of the conntrack table: Little's law over counts, states, timeouts and rates.
+    Capacity(capacity::CapacityArgs),
     /// Builds a throw-away two-namespace sandbox, makes 50 HTTP requests and explains
     /// the conntrack entries they leave behind (needs root).
     Demo(demo::DemoArgs),
@@ -42,6 +45,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Conntrack(c) => conntrack::run(c),
         Command::Demo(a) => demo::run(&a),
+        Command::Capacity(a) => capacity::run(&a),
         Command::Ipvs(a) => ipvs::run(a),
     }
 }
