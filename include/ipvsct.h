@@ -653,7 +653,7 @@ typedef struct ipvsct_ct_entry {
     // Helper name ("ftp", …), NUL-terminated, "" if none.
     char helper[IPVSCT_HELPER_NAME_LEN];
     // Zero.
-    uint8_t reserved[6];
+    uint8_t reserved[7];
 } ipvsct_ct_entry;
 
 // What a dump returns. All-zero (`{0}`) means the whole main table. The filter is sent to
@@ -697,7 +697,7 @@ typedef struct ipvsct_error {
     uint32_t fields;
     // Kernel extended-ACK offset of the rejected attribute in the request (NLMSGERR_ATTR_OFFS).
     uint32_t extack_offset;
-    // Byte offset of a decode failure in the decoded buffer.
+    // Byte offset in the decoded buffer where the bytes that failed to decode start.
     uint64_t decode_offset;
     // The whole message, NUL-terminated (it includes the extack text and errno when there are some).
     char message[IPVSCT_ERROR_MESSAGE_LEN];
@@ -880,8 +880,8 @@ ipvsct_result ipvsct_dump_new(const struct ipvsct_conntrack *ct,
 //
 // IPVSCT_OK with an entry; IPVSCT_DONE at the end (nothing written; again on later
 // calls). IPVSCT_ERR_DUMP_INTERRUPTED once after the last entry if the table changed
-// during the dump. After IPVSCT_ERR_DECODE the next call goes on with the next entry;
-// after other errors the dump is over.
+// during the dump. After IPVSCT_ERR_DECODE or IPVSCT_ERR_TIMEOUT the next call goes on
+// with the dump; after other errors the next call returns IPVSCT_DONE.
 //
 // # Safety
 // `dump` is NULL or a live iterator not used by another thread; `out` is NULL or writable.

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 debs=(conntrack nftables nfct iproute2 ipvsadm qemu-system-x86 busybox-static cpio
-      xz-utils zstd curl pkg-config valgrind kmod python3-venv)
+      xz-utils zstd curl pkg-config valgrind kmod python3-venv iptables)
 
 missing=()
 for p in "${debs[@]}"; do

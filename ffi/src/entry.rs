@@ -171,7 +171,7 @@ pub struct ipvsct_ct_entry {
     /// Helper name ("ftp", …), NUL-terminated, "" if none.
     pub helper: [c_char; IPVSCT_HELPER_NAME_LEN],
     /// Zero.
-    pub reserved: [u8; 6],
+    pub reserved: [u8; 7],
 }
 
 fn state_parts(s: State) -> (u8, u8) {
@@ -319,7 +319,7 @@ impl ipvsct_ct_entry {
             ),
             state_name,
             helper,
-            reserved: [0; 6],
+            reserved: [0; 7],
             fields: f,
         }
     }

@@ -43,7 +43,7 @@ pub struct ipvsct_error {
     pub fields: u32,
     /// Kernel extended-ACK offset of the rejected attribute in the request (NLMSGERR_ATTR_OFFS).
     pub extack_offset: u32,
-    /// Byte offset of a decode failure in the decoded buffer.
+    /// Byte offset in the decoded buffer where the bytes that failed to decode start.
     pub decode_offset: u64,
     /// The whole message, NUL-terminated (it includes the extack text and errno when there are some).
     pub message: [c_char; IPVSCT_ERROR_MESSAGE_LEN],

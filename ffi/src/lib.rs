@@ -28,3 +28,6 @@ pub mod stats;
 pub mod timeouts;
 pub mod tuple;
 pub mod version;
+
+#[cfg(test)]
+mod layout_tests;

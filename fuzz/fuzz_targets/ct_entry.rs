@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => {
                 // Error paths must render and point inside the input.
                 let _ = e.to_string();
-                assert!(e.offset <= data.len(), "offset {} past {}", e.offset, data.len());
+                assert!(
+                    e.offset <= data.len(),
+                    "offset {} past {}",
+                    e.offset,
+                    data.len()
+                );
                 continue;
             }
         };
@@ -32,8 +37,18 @@ fuzz_target!(|data: &[u8]| {
         let _ = view.proto();
         let _ = view.label_bits().count();
         let _ = view.unknown();
-        for t in [&view.orig, &view.reply, &view.master].into_iter().flatten() {
-            let _ = (t.src(), t.dst(), t.proto(), t.src_port(), t.zone(), t.unknown());
+        for t in [&view.orig, &view.reply, &view.master]
+            .into_iter()
+            .flatten()
+        {
+            let _ = (
+                t.src(),
+                t.dst(),
+                t.proto(),
+                t.src_port(),
+                t.zone(),
+                t.unknown(),
+            );
         }
         for f in &filters {
             let _ = f.matches(&view);
@@ -41,7 +56,8 @@ fuzz_target!(|data: &[u8]| {
         match view.to_owned() {
             Ok(owned) => {
                 // The owned decoder is the view plus to_owned: both paths agree.
-                let direct = Entry::from_frame(&frame).expect("Entry::from_frame after a good view");
+                let direct =
+                    Entry::from_frame(&frame).expect("Entry::from_frame after a good view");
                 assert_eq!(owned, direct);
                 let _ = owned.seconds_since_refresh();
                 let _ = owned.status.names().count();

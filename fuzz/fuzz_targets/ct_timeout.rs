@@ -45,7 +45,10 @@ fuzz_target!(|data: &[u8]| {
         b.put_u8(3, p.l4proto); // CTA_TIMEOUT_L4PROTO
         p.timeouts.emit(&mut b);
         let msg = b.finish();
-        let again = Frames::new(&msg).next().expect("one frame").expect("valid frame");
+        let again = Frames::new(&msg)
+            .next()
+            .expect("one frame")
+            .expect("valid frame");
         let back = TimeoutPolicy::from_frame(&again).expect("re-decode of an emitted policy");
         assert_eq!(back.timeouts, p.timeouts);
         assert_eq!(back.l4proto, p.l4proto);

@@ -14,7 +14,15 @@ fn walk(a: &Attr<'_>, depth: usize, budget: &mut usize) {
         return;
     }
     *budget -= 1;
-    let _ = (a.u8(), a.be16(), a.be32(), a.be64(), a.ne16(), a.ne32(), a.ne64());
+    let _ = (
+        a.u8(),
+        a.be16(),
+        a.be32(),
+        a.be64(),
+        a.ne16(),
+        a.ne32(),
+        a.ne64(),
+    );
     let _ = (a.ipv4(), a.ipv6(), a.str());
     let raw = a.to_raw();
     assert_eq!(raw.value, a.value());
@@ -30,7 +38,9 @@ fn walk(a: &Attr<'_>, depth: usize, budget: &mut usize) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, body)) = data.split_first() else { return };
+    let Some((&ctl, body)) = data.split_first() else {
+        return;
+    };
     let base = usize::from(ctl) * 4;
     let mut budget = 4096;
     let mut first_err = None;

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::conntrack::events::{EventGroups, EventKind, EventOptions, EventStream, EventView};
 use crate::conntrack::{Conntrack, CpuStats, DumpFilter, State, StateTimeouts, TcpState};
 use crate::error::Result;
 
@@ -77,8 +78,13 @@ pub struct Observation {
     pub states: Vec<StateCount>,
     /// State timeouts in force.
     pub timeouts: StateTimeouts,
-    /// New connections per second over the interval (from the `insert` counter).
+    /// New connections per second over the interval.
     pub new_per_second: Option<f64>,
+    /// How the rate was measured: `events` (NEW events counted) or `counters` (the
+    /// per-CPU `insert` counter, which current kernels only bump for ctnetlink inserts).
+    pub rate_source: Option<&'static str>,
+    /// True if NEW events were lost (receive buffer overrun): the rate is a lower bound.
+    pub rate_is_lower_bound: bool,
     /// Growth of the entry count per second over the interval.
     pub growth_per_second: Option<f64>,
     /// Interval the rates were measured over, seconds.
@@ -359,15 +365,43 @@ fn read_buckets(ct: &Conntrack) -> Option<u64> {
         .flatten()
 }
 
-/// Observes a namespace for `interval` (counters at both ends, one dump at the end) and
-/// computes the model. A zero interval skips the rate measurement.
+/// Counts NEW conntrack events in `netns` for `interval`; the flag is set if events were lost.
+pub fn count_new_connections(netns: &crate::Netns, interval: Duration) -> Result<(u64, bool)> {
+    let mut opts = EventOptions::groups(EventGroups::NEW);
+    opts.join_timeouts = false;
+    opts.recv_timeout = Some(Duration::from_millis(50));
+    let mut stream = EventStream::with_options(netns, &opts)?;
+    let deadline = Instant::now() + interval;
+    let (mut n, mut lost) = (0u64, false);
+    // Bounded by the deadline: every receive waits at most 50 ms.
+    while Instant::now() < deadline {
+        match stream.next_view()? {
+            Some(EventView::Conntrack {
+                kind: EventKind::New,
+                ..
+            }) => n += 1,
+            Some(EventView::Overrun(_)) => lost = true,
+            _ => {}
+        }
+    }
+    Ok((n, lost))
+}
+
+/// Observes a namespace for `interval` (NEW events counted during it, counters and the
+/// entry count at both ends, one dump at the end) and computes the model. A zero
+/// interval skips the rate measurement.
 pub fn observe(ct: &mut Conntrack, interval: Duration) -> Result<Report> {
     let timeouts = ct.default_timeouts()?;
-    let start = Instant::now();
     let before_stats = CpuStats::sum(&ct.cpu_stats()?);
     let before_count = ct.count()?.entries;
+    let start = Instant::now();
+    let mut events = None;
     if !interval.is_zero() {
-        std::thread::sleep(interval);
+        match count_new_connections(&ct.netns().clone(), interval) {
+            Ok(r) => events = Some(r),
+            // No event socket (e.g. ctnetlink events unavailable): fall back to counters.
+            Err(_) => std::thread::sleep(interval.saturating_sub(start.elapsed())),
+        }
     }
     let elapsed = start.elapsed().as_secs_f64();
     let after_stats = CpuStats::sum(&ct.cpu_stats()?);
@@ -376,6 +410,10 @@ pub fn observe(ct: &mut Conntrack, interval: Duration) -> Result<Report> {
     let measured = !interval.is_zero() && elapsed > 0.0;
     let inserts = u64::from(after_stats.insert.unwrap_or(0))
         .saturating_sub(u64::from(before_stats.insert.unwrap_or(0)));
+    let (new, source, lower_bound) = match events {
+        Some((n, lost)) => (n.max(inserts), "events", lost),
+        None => (inserts, "counters", true),
+    };
     let trouble = TroubleCounters::from_stats(&after_stats);
     let obs = Observation {
         entries: u64::from(global.entries),
@@ -383,7 +421,9 @@ pub fn observe(ct: &mut Conntrack, interval: Duration) -> Result<Report> {
         buckets: read_buckets(ct),
         states,
         timeouts,
-        new_per_second: measured.then(|| inserts as f64 / elapsed),
+        new_per_second: measured.then(|| new as f64 / elapsed),
+        rate_source: measured.then_some(source),
+        rate_is_lower_bound: measured && lower_bound,
         growth_per_second: measured
             .then(|| (f64::from(global.entries) - f64::from(before_count)) / elapsed),
         interval_seconds: elapsed,
@@ -426,6 +466,8 @@ mod tests {
             }],
             timeouts: t,
             new_per_second: rate,
+            rate_source: rate.map(|_| "events"),
+            rate_is_lower_bound: false,
             growth_per_second: None,
             interval_seconds: 5.0,
             trouble: TroubleCounters::default(),

@@ -196,6 +196,24 @@ impl DecodeError {
         let mut buf = body;
         let mut buf_base = base;
         let mut names = Some(root);
+        // Framing errors (from the attribute iterator) sit at an attribute header: the
+        // attribute whose header starts there, or a nest around it, holds the offset. The
+        // others (from a decoder, through `Attr::error`) sit at the value of the attribute
+        // the decoder named last, which may be empty: the attribute and the nests around it
+        // hold the offset in (header start, end]. At a nest's first value byte the
+        // decoder's own innermost name tells the nest from its first member.
+        let framing = matches!(
+            self.kind,
+            DecodeErrorKind::Truncated { .. } | DecodeErrorKind::LengthTooSmall { .. }
+        );
+        let last_named = self.path.last();
+        let targets = |names: Option<Names>, kind: u16| {
+            !framing
+                && last_named.is_some_and(|last| {
+                    last.kind == kind
+                        && (names.is_none() || last.names.first() == names.and_then(|n| n.first()))
+                })
+        };
         // Bounded by PATH_DEPTH levels, each a bounded walk over `buf`.
         for _ in 0..PATH_DEPTH {
             let mut pos = 0usize;
@@ -211,7 +229,12 @@ impl DecodeError {
                     break;
                 }
                 let end = start + len;
-                if self.offset < end.max(start + 4) {
+                let holds = if framing {
+                    self.offset < end.max(start + 4)
+                } else {
+                    start < self.offset && self.offset <= end
+                };
+                if holds {
                     next = Some((kind, nested, pos, len));
                     break;
                 }
@@ -225,12 +248,8 @@ impl DecodeError {
             let child_names = names.and_then(|n| child(n, kind));
             // An error at a nest's first value byte is about the nest itself when the
             // decoder named that nest as the error's innermost attribute.
-            let is_target = self.path.last().is_some_and(|last| {
-                last.kind == kind
-                    && (names.is_none() || last.names.first() == names.and_then(|n| n.first()))
-            });
             if self.offset < value_start
-                || (self.offset == value_start && is_target)
+                || (self.offset == value_start && targets(names, kind))
                 || !(nested || child_names.is_some())
             {
                 break;

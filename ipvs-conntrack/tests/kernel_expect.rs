@@ -330,27 +330,34 @@ fn ftp_helper_expectation_from_a_real_control_connection() {
          add chain inet h8ftp out { type filter hook output priority 0; }; \
          add rule inet h8ftp out tcp dport 21 ct helper set \"ftp-std\"",
     );
+    // Client and server in two namespaces: on loopback the helper would see each packet
+    // twice (leaving and entering) and replace its own expectation.
+    let server_ns = TestNs::create().expect("server namespace");
+    let addrs = support::veth_pair(&ns, &server_ns, 21);
     let netns = ns.netns();
     let mut opts = EventOptions::groups(EventGroups::EXP_NEW);
     opts.recv_timeout = Some(Duration::from_millis(200));
     let mut stream = EventStream::with_options(&netns, &opts).expect("events");
 
-    let listener = ns.run(|| TcpListener::bind("127.0.0.1:21"));
+    let server_ip = IpAddr::V4(addrs.b4);
+    let listener = server_ns.run(move || TcpListener::bind(SocketAddr::new(server_ip, 21)));
     let server: SocketAddr = listener.local_addr().expect("addr");
     let mut client = ns.run(move || TcpStream::connect_timeout(&server, support::IO_TIMEOUT));
     let (mut conn, _) = listener.accept().expect("accept");
     conn.write_all(b"220 ipvsct test server\r\n")
         .expect("banner");
     // The helper parses a direction's lines only after it has seen one line end in it,
-    // as in a real session: USER first, then (in its own segment) PORT 127,0,0,1,195,80,
-    // which announces a data connection to 127.0.0.1:50000.
+    // as in a real session: USER first, then (in its own segment) a PORT command
+    // announcing a data connection to the client's address, port 50000 (195 * 256 + 80).
+    let [a, b, c, d] = addrs.a4.octets();
     client.set_nodelay(true).expect("nodelay");
     client.write_all(b"USER anonymous\r\n").expect("USER");
     std::thread::sleep(Duration::from_millis(50));
     client
-        .write_all(b"PORT 127,0,0,1,195,80\r\n")
+        .write_all(format!("PORT {a},{b},{c},{d},195,80\r\n").as_bytes())
         .expect("PORT command");
     let client_port = client.local_addr().expect("addr").port();
+    let (client_ip, server_ip) = (addrs.a4.to_string(), addrs.b4.to_string());
 
     let mut seen = None;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -373,17 +380,17 @@ fn ftp_helper_expectation_from_a_real_control_connection() {
     };
     assert_eq!(untimed(e), untimed(&ev.expectation));
     assert_eq!(e.helper.as_deref(), Some("ftp"));
-    assert_eq!(e.master, tcp("127.0.0.1", client_port, "127.0.0.1", 21));
+    assert_eq!(e.master, tcp(&client_ip, client_port, &server_ip, 21));
     // Active mode: the server connects from any port to the announced address and port.
     assert_eq!(
         (e.tuple.dst, e.tuple.dst_port),
-        (ip("127.0.0.1"), Some(50000))
+        (ip(&client_ip), Some(50000))
     );
-    assert_eq!((e.tuple.src, e.mask.src_port), (ip("127.0.0.1"), Some(0)));
+    assert_eq!((e.tuple.src, e.mask.src_port), (ip(&server_ip), Some(0)));
     assert_eq!(compare_with_tool(&ns, &all), 1);
     // The master entry carries the helper too.
     let master = ct
-        .get(&tcp("127.0.0.1", client_port, "127.0.0.1", 21))
+        .get(&tcp(&client_ip, client_port, &server_ip, 21))
         .expect("master entry");
     assert_eq!(master.helper.map(|h| h.name), Some("ftp".to_owned()));
     drop((client, conn));

@@ -26,7 +26,7 @@ use crate::entry::{Entry, Tuple};
 use crate::errors::{exceptions, to_py, timeout_error};
 use crate::filter::{build, FilterArgs};
 use crate::timeouts::StateTimeouts;
-use crate::values::{CpuStats, Stats};
+use crate::values::{py_repr, CpuStats, Stats};
 
 /// Locks a mutex, ignoring poisoning (a panic never leaves these states half-written).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -244,7 +244,15 @@ impl Conntrack {
         run_to_end(py, self.timeout, "conntrack dump", || {
             cursor.step_entries(STEP, |e| all.push(e))
         })?;
-        PyList::new(py, all.into_iter().map(Entry::from))
+        // Converting is a few hundred milliseconds for a large table: stay interruptible.
+        let out = PyList::empty(py);
+        for (i, e) in all.into_iter().enumerate() {
+            if i % STEP == STEP - 1 {
+                py.check_signals()?;
+            }
+            out.append(Entry::from(e))?;
+        }
+        Ok(out)
     }
 
     /// The (filtered) table as a pandas DataFrame, one row per entry, built column-wise.
@@ -277,7 +285,10 @@ impl Conntrack {
         let mut cursor = self.start(py, &filter, table)?;
         let mut cols = Columns::default();
         run_to_end(py, self.timeout, "conntrack dump", || {
-            cursor.step_views(STEP, |v, t| cols.push(v, t))
+            cursor.step_views(STEP, |v, t| {
+                cols.push(v, t);
+                Ok(())
+            })
         })?;
         frame.call_method1("build", (cols.into_py(py)?,))
     }
@@ -345,15 +356,12 @@ impl Conntrack {
         false
     }
 
-    fn __repr__(&self) -> String {
-        match &self.netns {
-            Netns::Current => format!("<ipvsct.Conntrack netns=None timeout={}>", self.timeout()),
-            ns => format!(
-                "<ipvsct.Conntrack netns={:?} timeout={}>",
-                ns.to_string(),
-                self.timeout()
-            ),
-        }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<ipvsct.Conntrack netns={} timeout={}>",
+            py_repr(py, self.netns())?,
+            py_repr(py, self.timeout())?
+        ))
     }
 }
 
@@ -369,7 +377,8 @@ struct IterState {
 /// What one `__next__` attempt found.
 enum Next {
     Entry(Box<CoreEntry>),
-    Waiting,
+    /// Nothing to return yet, the dump goes on; `true` if the kernel sent nothing within the poll time.
+    Again(bool),
     End,
     Failed(Error),
 }
@@ -400,8 +409,8 @@ impl IterState {
         if let Some(e) = self.buf.pop_front() {
             return Next::Entry(Box::new(e));
         }
-        if waiting {
-            return Next::Waiting;
+        if self.cursor.is_some() {
+            return Next::Again(waiting);
         }
         match self.failed.take() {
             Some(e) => Next::Failed(e),
@@ -430,16 +439,22 @@ impl DumpIterator {
                 return Ok(Some(Entry::from(e)));
             }
         }
-        let started = Instant::now();
+        let mut heard = Instant::now();
         loop {
             match py.detach(|| lock(&self.state).next()) {
                 Next::Entry(e) => return Ok(Some(Entry::from(*e))),
                 Next::End => return Ok(None),
                 Next::Failed(e) => return Err(to_py(py, e)),
-                Next::Waiting => {
+                Next::Again(waiting) => {
                     py.check_signals()?;
-                    if started.elapsed() >= self.timeout {
-                        return Err(timeout_error(py, "conntrack dump", self.timeout.as_secs_f64()));
+                    if !waiting {
+                        heard = Instant::now();
+                    } else if heard.elapsed() >= self.timeout {
+                        return Err(timeout_error(
+                            py,
+                            "conntrack dump",
+                            self.timeout.as_secs_f64(),
+                        ));
                     }
                 }
             }

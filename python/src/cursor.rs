@@ -38,6 +38,9 @@ pub enum Step {
 pub struct Cursor {
     ct: CoreConntrack,
     state: Option<DumpState>,
+    /// A filter checked here rather than in the kernel (`kernel_filter=False`), so that
+    /// entries that do not match still count towards a step's bound.
+    local: Option<DumpFilter>,
 }
 
 impl Cursor {
@@ -48,6 +51,7 @@ impl Cursor {
         filter: &DumpFilter,
         timeouts: Option<StateTimeouts>,
     ) -> Result<Cursor, Error> {
+        filter.validate()?;
         let opts = SocketOptions {
             so_rcvbuf: DEFAULT_SO_RCVBUF,
             recv_timeout: Some(POLL),
@@ -57,63 +61,52 @@ impl Cursor {
             Some(t) => ct.set_state_timeouts(t),
             None => ct.set_join_timeouts(false),
         }
-        let state = ct.dump_table(table, filter)?.suspend();
+        let (request, local) = if filter.user_space_only {
+            let mut family_only = DumpFilter::all();
+            family_only.family = filter.family;
+            (family_only, Some(filter.clone()))
+        } else {
+            (filter.clone(), None)
+        };
+        let state = ct.dump_table(table, &request)?.suspend();
         Ok(Cursor {
             ct,
             state: Some(state),
+            local,
         })
     }
 
-    /// Passes up to `max` owned entries (state timeouts joined) to `sink`.
-    pub fn step_entries(&mut self, max: usize, mut sink: impl FnMut(CoreEntry)) -> Step {
-        let Some(state) = self.state.take() else {
-            return Step::End;
-        };
-        let mut dump = self.ct.resume(state);
-        let mut n = 0;
-        let outcome = loop {
-            if n >= max {
-                break Step::Progress;
-            }
-            match dump.next() {
-                None => break Step::End,
-                Some(Ok(e)) => {
-                    sink(e);
-                    n += 1;
-                }
-                Some(Err(Error::Timeout { .. })) => break Step::Waiting(n),
-                Some(Err(e)) => break Step::Failed(e),
-            }
-        };
-        if matches!(outcome, Step::Progress | Step::Waiting(_)) {
-            self.state = Some(dump.suspend());
-        }
-        outcome
-    }
-
-    /// Passes up to `max` entry views, with the state timeouts in force, to `sink`.
+    /// Passes the matching entries among the next `max` to `sink`, as views with the
+    /// state timeouts in force; `sink` may fail the dump.
     pub fn step_views(
         &mut self,
         max: usize,
-        mut sink: impl FnMut(&EntryView<'_>, Option<&StateTimeouts>),
+        mut sink: impl FnMut(&EntryView<'_>, Option<&StateTimeouts>) -> Result<(), Error>,
     ) -> Step {
         let Some(state) = self.state.take() else {
             return Step::End;
         };
         let mut dump = self.ct.resume(state);
         let timeouts = dump.state_timeouts().cloned();
-        let mut n = 0;
+        let mut seen = 0;
+        let mut passed = 0;
         let outcome = loop {
-            if n >= max {
+            if seen >= max {
                 break Step::Progress;
             }
             match dump.next_view() {
                 None => break Step::End,
                 Some(Ok(v)) => {
-                    sink(&v, timeouts.as_ref());
-                    n += 1;
+                    seen += 1;
+                    if self.local.as_ref().is_some_and(|f| !f.matches(&v)) {
+                        continue;
+                    }
+                    if let Err(e) = sink(&v, timeouts.as_ref()) {
+                        break Step::Failed(e);
+                    }
+                    passed += 1;
                 }
-                Some(Err(Error::Timeout { .. })) => break Step::Waiting(n),
+                Some(Err(Error::Timeout { .. })) => break Step::Waiting(passed),
                 Some(Err(e)) => break Step::Failed(e),
             }
         };
@@ -121,6 +114,18 @@ impl Cursor {
             self.state = Some(dump.suspend());
         }
         outcome
+    }
+
+    /// Like [`Cursor::step_views`], with owned entries (state timeouts joined).
+    pub fn step_entries(&mut self, max: usize, mut sink: impl FnMut(CoreEntry)) -> Step {
+        self.step_views(max, |v, t| {
+            let mut e = v.to_owned()?;
+            if let Some(t) = t {
+                e.state_timeout = t.for_state(e.orig.proto, e.state);
+            }
+            sink(e);
+            Ok(())
+        })
     }
 }
 

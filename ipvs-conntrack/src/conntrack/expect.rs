@@ -598,11 +598,8 @@ impl Conntrack {
         let mut ex = sock.exchange(seq, op);
         let mut out = Vec::new();
         // Bounded by the answer: each turn consumes one frame.
-        loop {
-            match ex.next_frame()? {
-                Step::Data(frame) => out.push(Expectation::from_frame(&frame)?),
-                Step::Finished => break,
-            }
+        while let Step::Data(frame) = ex.next_frame()? {
+            out.push(Expectation::from_frame(&frame)?);
         }
         if ex.interrupted() {
             return Err(Error::DumpInterrupted);
@@ -705,24 +702,20 @@ impl Conntrack {
         let seq = sock.send(&mut bytes, op)?;
         let mut ex = sock.exchange(seq, op);
         let mut out = Vec::new();
-        loop {
-            match ex.next_frame()? {
-                Step::Data(frame) => {
-                    let (subsys, _) = split_type(frame.header.message_type);
-                    if subsys != NFNL_SUBSYS_CTNETLINK && subsys != NFNL_SUBSYS_CTNETLINK_EXP {
-                        return Err(DecodeError::new(
-                            DecodeErrorKind::UnexpectedMessage {
-                                message_type: frame.header.message_type,
-                            },
-                            AttrPath::ROOT,
-                            frame.offset,
-                        )
-                        .into());
-                    }
-                    out.push(ExpectCpuStats::from_frame(&frame)?);
-                }
-                Step::Finished => break,
+        // Bounded by the answer: one message per CPU.
+        while let Step::Data(frame) = ex.next_frame()? {
+            let (subsys, _) = split_type(frame.header.message_type);
+            if subsys != NFNL_SUBSYS_CTNETLINK && subsys != NFNL_SUBSYS_CTNETLINK_EXP {
+                return Err(DecodeError::new(
+                    DecodeErrorKind::UnexpectedMessage {
+                        message_type: frame.header.message_type,
+                    },
+                    AttrPath::ROOT,
+                    frame.offset,
+                )
+                .into());
             }
+            out.push(ExpectCpuStats::from_frame(&frame)?);
         }
         Ok(out)
     }

@@ -991,17 +991,14 @@ impl Conntrack {
     /// tuple and id (so a reused tuple is never hit). Returns the deleted entry.
     pub fn delete_by_id(&mut self, id: u32) -> Result<Entry> {
         let mut found = None;
-        self.set_join_timeouts(false);
-        let r = self.for_each_view(&DumpFilter::all(), |v| {
+        self.for_each_view(&DumpFilter::all(), |v| {
             if v.id == Some(id) {
                 found = Some(v.to_owned());
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
-        });
-        self.set_join_timeouts(true);
-        r?;
+        })?;
         let entry = match found {
             Some(e) => e?,
             None => {
@@ -1025,6 +1022,16 @@ impl Conntrack {
         F: FnMut(&EntryView<'_>),
     {
         filter.validate()?;
+        if filter.user_space_only {
+            return Err(invalid(
+                "zeroing dump: the kernel zeroes every entry it sends, so the filter must be \
+                 evaluated by the kernel (user_space_only = false)",
+            ));
+        }
+        let mut filter = filter.clone();
+        // The kernel compares `mark & mask` with the value as given.
+        filter.mark = filter.mark.map(|(v, m)| (v & m, m));
+        let filter = &filter;
         let mut b = nfnl_message(
             Vec::with_capacity(128),
             NFNL_SUBSYS_CTNETLINK,

@@ -105,7 +105,7 @@ pub fn write_report(w: &mut impl Write, r: &Report) -> io::Result<()> {
              sustain at most {:.0} new short connections/s",
             human_secs(d),
             o.max_entries,
-            m
+            m.floor()
         )?;
     }
     if let Some(e) = r.expected_occupancy {

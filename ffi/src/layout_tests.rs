@@ -1,0 +1,180 @@
+//! The C layout of every struct: sizes pinned (tests/c/test_api.c asserts the same numbers
+//! on the C side) and no implicit padding, so no uninitialized byte ever reaches C.
+
+use std::mem::{offset_of, size_of, size_of_val, MaybeUninit};
+
+use crate::addr::ipvsct_addr;
+use crate::entry::{ipvsct_counters, ipvsct_ct_entry};
+use crate::error::ipvsct_error;
+use crate::filter::ipvsct_dump_filter;
+use crate::message::{ipvsct_message, ipvsct_message_data};
+use crate::stats::{ipvsct_ct_cpu_stats, ipvsct_ct_global_stats};
+use crate::timeouts::{ipvsct_ct_timeout_policy, ipvsct_ct_timeouts};
+use crate::tuple::ipvsct_tuple;
+
+/// Asserts that the listed fields (all of them) fill the struct without padding.
+macro_rules! assert_no_padding {
+    ($t:ty, $($f:ident),+ $(,)?) => {{
+        // SAFETY: these structs hold only integers and arrays of integers (and structs of
+        // them), for which all-zero bytes are a valid value.
+        let v: $t = unsafe { MaybeUninit::zeroed().assume_init() };
+        let total = 0 $(+ size_of_val(&v.$f))+;
+        assert_eq!(total, size_of::<$t>(), "{} has padding", stringify!($t));
+    }};
+}
+
+#[test]
+fn sizes_match_the_c_side() {
+    assert_eq!(size_of::<ipvsct_addr>(), 20);
+    assert_eq!(size_of::<ipvsct_tuple>(), 56);
+    assert_eq!(size_of::<ipvsct_ct_entry>(), 344);
+    assert_eq!(offset_of!(ipvsct_ct_entry, orig), 56);
+    assert_eq!(offset_of!(ipvsct_ct_entry, fields), 224);
+    assert_eq!(offset_of!(ipvsct_ct_entry, state_name), 297);
+    assert_eq!(size_of::<ipvsct_ct_cpu_stats>(), 68);
+    assert_eq!(size_of::<ipvsct_ct_global_stats>(), 16);
+    assert_eq!(size_of::<ipvsct_ct_timeouts>(), 148);
+    assert_eq!(size_of::<ipvsct_ct_timeout_policy>(), 108);
+    assert_eq!(size_of::<ipvsct_dump_filter>(), 136);
+    assert_eq!(size_of::<ipvsct_error>(), 920);
+    assert_eq!(size_of::<ipvsct_message_data>(), 1280);
+    assert_eq!(offset_of!(ipvsct_message, data), 24);
+}
+
+#[test]
+fn structs_have_no_padding() {
+    assert_no_padding!(ipvsct_addr, family, reserved, addr);
+    assert_no_padding!(
+        ipvsct_tuple,
+        src,
+        dst,
+        fields,
+        src_port,
+        dst_port,
+        icmp_id,
+        zone,
+        proto,
+        icmp_type,
+        icmp_code,
+        reserved
+    );
+    assert_no_padding!(ipvsct_counters, packets, bytes);
+    assert_no_padding!(
+        ipvsct_ct_entry,
+        counters_orig,
+        counters_reply,
+        timestamp_start,
+        timestamp_stop,
+        dccp_handshake_seq,
+        orig,
+        reply,
+        master,
+        fields,
+        status,
+        timeout,
+        state_timeout,
+        mark,
+        use_count,
+        id,
+        secmark,
+        sctp_vtag_orig,
+        sctp_vtag_reply,
+        labels,
+        zone,
+        nlmsg_flags,
+        res_id,
+        family,
+        msg_type,
+        state_kind,
+        state,
+        tcp_wscale_orig,
+        tcp_wscale_reply,
+        tcp_flags_orig,
+        tcp_flags_orig_mask,
+        tcp_flags_reply,
+        tcp_flags_reply_mask,
+        dccp_role,
+        state_name,
+        helper,
+        reserved
+    );
+    assert_no_padding!(ipvsct_ct_global_stats, entries, max_entries, fields, reserved);
+    assert_no_padding!(
+        ipvsct_ct_cpu_stats,
+        fields,
+        cpu,
+        reserved,
+        searched,
+        found,
+        created,
+        invalid,
+        ignore,
+        deleted,
+        delete_list,
+        insert,
+        insert_failed,
+        drop,
+        early_drop,
+        error,
+        search_restart,
+        clash_resolve,
+        chaintoolong
+    );
+    assert_no_padding!(
+        ipvsct_ct_timeouts,
+        source,
+        tcp,
+        udp,
+        udplite,
+        sctp,
+        dccp,
+        icmp,
+        icmpv6,
+        gre,
+        generic
+    );
+    assert_no_padding!(
+        ipvsct_ct_timeout_policy,
+        values,
+        use_count,
+        fields,
+        l3proto,
+        l4proto,
+        reserved,
+        name
+    );
+    assert_no_padding!(
+        ipvsct_dump_filter,
+        orig,
+        reply,
+        fields,
+        mark,
+        mark_mask,
+        status,
+        status_mask,
+        zone,
+        family,
+        table
+    );
+    assert_no_padding!(
+        ipvsct_error,
+        code,
+        errno_value,
+        fields,
+        extack_offset,
+        decode_offset,
+        message,
+        extack,
+        attr_path
+    );
+    assert_no_padding!(
+        ipvsct_message,
+        kind,
+        nlmsg_type,
+        nlmsg_flags,
+        nlmsg_seq,
+        nlmsg_pid,
+        offset,
+        data
+    );
+}

@@ -1,0 +1,1340 @@
+//! IPVS against a real kernel, compared field by field with ipvsadm.
+//!
+//! These tests need the ip_vs modules, root, iproute2 and ipvsadm, so they are
+//! `#[ignore]`d: `tests/vm/ipvs/run.sh` builds this binary and runs it with
+//! `--ignored` inside Debian's stock kernel booted under QEMU. Each test works in
+//! network namespaces of its own (IPVS state is per namespace), so they run in
+//! parallel. Run by hand as root on a kernel with IPVS:
+//! `cargo test --features cli --test ipvs_vm -- --ignored`.
+#![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used)]
+
+#[path = "ipvs_common.rs"]
+mod ipvs_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use ipvs_common::*;
+use ipvs_conntrack::ipvs::{
+    Activity, AddressFamily, ConnState, DaemonSpec, DaemonState, DestSpec, Destination,
+    ForwardMethod, Ipvs, Netmask, Protocol, Service, ServiceFlags, ServiceKey, ServiceSpec,
+    TcpState, Timeouts, TunnelFlags, TunnelType,
+};
+use ipvs_conntrack::netlink::genl;
+use ipvs_conntrack::socket::{Direction, NlSocket, SocketOptions, NETLINK_GENERIC};
+use ipvs_conntrack::{Error, Netns};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn tool(env: &str, default: &str) -> String {
+    std::env::var(env).unwrap_or_else(|_| default.to_owned())
+}
+
+fn ip_bin() -> String {
+    tool("IPVSCT_IP", "/usr/sbin/ip")
+}
+
+fn ipvsadm_bin() -> String {
+    tool("IPVSCT_IPVSADM", "/usr/sbin/ipvsadm")
+}
+
+/// Runs a command; panics with its output if it fails.
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ip ARGS`.
+fn ip(args: &[&str]) {
+    run(&ip_bin(), args);
+}
+
+/// Runs ipvsadm inside namespace `ns`.
+fn adm(ns: &str, args: &[&str]) -> String {
+    let ipvsadm = ipvsadm_bin();
+    let mut a = vec!["netns", "exec", ns, ipvsadm.as_str()];
+    a.extend_from_slice(args);
+    run(&ip_bin(), &a)
+}
+
+/// True if the tests can run here; otherwise reports SKIPPED (or panics under CI=true).
+fn ready(test: &str) -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let problem = if !Path::new("/proc/net/ip_vs").exists()
+        && !Command::new("modprobe")
+            .arg("ip_vs")
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        Some("ip_vs is not loaded and cannot be loaded".to_owned())
+    } else if !Path::new(&ipvsadm_bin()).exists() {
+        Some(format!("{} is missing", ipvsadm_bin()))
+    } else {
+        // One probe name per test: the tests run in parallel.
+        let probe = format!("ipvsct-probe-{test}");
+        let made = Command::new(ip_bin())
+            .args(["netns", "add", &probe])
+            .status()
+            .is_ok_and(|s| s.success());
+        let _ = Command::new(ip_bin()).args(["netns", "del", &probe]).status();
+        (!made).then(|| "cannot create network namespaces (not root?)".to_owned())
+    };
+    match problem {
+        None => true,
+        Some(p) if ci => panic!("{test}: cannot run under CI=true: {p}"),
+        Some(p) => {
+            let _ = writeln!(io::stderr(), "SKIPPED: {test}: {p}");
+            false
+        }
+    }
+}
+
+/// A network namespace deleted on drop.
+struct Ns(String);
+
+impl Ns {
+    fn new(name: &str) -> Ns {
+        let _ = Command::new(ip_bin()).args(["netns", "del", name]).output();
+        ip(&["netns", "add", name]);
+        ip(&["-n", name, "link", "set", "lo", "up"]);
+        Ns(name.to_owned())
+    }
+
+    fn netns(&self) -> Netns {
+        Netns::named(self.0.as_str())
+    }
+
+    fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new(ip_bin())
+            .args(["netns", "del", &self.0])
+            .output();
+    }
+}
+
+fn io_err(op: &'static str) -> impl Fn(io::Error) -> Error {
+    move |source| Error::Io { op, source }
+}
+
+/// A server thread, stopped and joined on drop.
+struct Server {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// An HTTP/1.0 server in `ns` on port 80 answering `body`, closing each connection first.
+fn http_server(ns: &Netns, body: String) -> Server {
+    let listener = ns
+        .run(|| TcpListener::bind("0.0.0.0:80").map_err(io_err("bind http")))
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let handle = std::thread::spawn(move || {
+        while !s.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((mut c, _)) => {
+                    let _ = c.set_nonblocking(false);
+                    let _ = c.set_read_timeout(Some(IO_TIMEOUT));
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 512];
+                    // Bounded: at most 8 reads or the timeout.
+                    for _ in 0..8 {
+                        match c.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                        if req.windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                    let resp = format!(
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = c.write_all(resp.as_bytes());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    Server {
+        stop,
+        handle: Some(handle),
+    }
+}
+
+/// A UDP echo server in `ns` on port 53.
+fn udp_echo(ns: &Netns) -> Server {
+    let sock = ns
+        .run(|| UdpSocket::bind("0.0.0.0:53").map_err(io_err("bind udp")))
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !s.load(Ordering::SeqCst) {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let _ = sock.send_to(&buf[..n], from);
+            }
+        }
+    });
+    Server {
+        stop,
+        handle: Some(handle),
+    }
+}
+
+/// A director namespace with a VIP, a client namespace and real server namespaces
+/// running HTTP (port 80) and UDP echo (port 53) servers, all joined by veth pairs.
+struct Lab {
+    // Servers stop before the namespaces go.
+    _servers: Vec<Server>,
+    lb: Ns,
+    client: Ns,
+    rs: Vec<Ns>,
+}
+
+const VIP: &str = "10.0.0.1";
+
+impl Lab {
+    fn new(prefix: &str, n_rs: usize) -> Lab {
+        let lb = Ns::new(&format!("{prefix}-lb"));
+        let client = Ns::new(&format!("{prefix}-c"));
+        let l = lb.name();
+        ip(&["-n", l, "link", "add", "vip0", "type", "dummy"]);
+        ip(&["-n", l, "addr", "add", &format!("{VIP}/32"), "dev", "vip0"]);
+        ip(&["-n", l, "link", "set", "vip0", "up"]);
+        let join = |ifname: &str, peer: &Ns, net: usize| {
+            ip(&[
+                "-n", l, "link", "add", ifname, "type", "veth", "peer", "name", "eth0", "netns",
+                peer.name(),
+            ]);
+            ip(&["-n", l, "addr", "add", &format!("10.0.{net}.1/24"), "dev", ifname]);
+            ip(&["-n", l, "link", "set", ifname, "up"]);
+            let p = peer.name();
+            ip(&["-n", p, "addr", "add", &format!("10.0.{net}.2/24"), "dev", "eth0"]);
+            ip(&["-n", p, "link", "set", "eth0", "up"]);
+            ip(&["-n", p, "route", "add", "default", "via", &format!("10.0.{net}.1")]);
+        };
+        join("vc", &client, 1);
+        let mut rs = Vec::new();
+        let mut servers = Vec::new();
+        for i in 0..n_rs {
+            let r = Ns::new(&format!("{prefix}-r{}", i + 1));
+            join(&format!("vr{}", i + 1), &r, i + 2);
+            servers.push(http_server(&r.netns(), format!("hello from rs{}\n", i + 1)));
+            servers.push(udp_echo(&r.netns()));
+            rs.push(r);
+        }
+        lb.netns()
+            .run(|| {
+                std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(io_err("ip_forward"))
+            })
+            .unwrap();
+        Lab {
+            _servers: servers,
+            lb,
+            client,
+            rs,
+        }
+    }
+
+    fn vip(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(VIP.parse().unwrap(), port)
+    }
+
+    fn rs_addr(&self, i: usize, port: u16) -> SocketAddr {
+        SocketAddr::new(format!("10.0.{}.2", i + 2).parse().unwrap(), port)
+    }
+
+    /// Sets up NAT services: TCP VIP:80 and UDP VIP:53, rr, to every real server.
+    fn nat_services(&self, ipvs: &mut Ipvs) {
+        for (key, port) in [
+            (ServiceKey::tcp(self.vip(80)), 80),
+            (ServiceKey::udp(self.vip(53)), 53),
+        ] {
+            ipvs.add_service(&ServiceSpec::new(key, "rr")).unwrap();
+            for i in 0..self.rs.len() {
+                ipvs.add_dest(&key, &DestSpec::new(self.rs_addr(i, port), ForwardMethod::Masq))
+                    .unwrap();
+            }
+        }
+    }
+
+    /// `n` HTTP requests to VIP:80 from the client, each on a new connection the
+    /// client closes after the answer; returns the bodies.
+    fn http_gets(&self, n: usize) -> Vec<String> {
+        let vip = self.vip(80);
+        self.client
+            .netns()
+            .run(move || {
+                let mut out = Vec::new();
+                for _ in 0..n {
+                    let mut s =
+                        TcpStream::connect_timeout(&vip, IO_TIMEOUT).map_err(io_err("connect"))?;
+                    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_err("timeout"))?;
+                    s.write_all(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+                        .map_err(io_err("send"))?;
+                    let mut resp = String::new();
+                    s.read_to_string(&mut resp).map_err(io_err("receive"))?;
+                    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+                    out.push(body);
+                }
+                Ok(out)
+            })
+            .unwrap()
+    }
+
+    /// `n` connections whose answer is read to the server's FIN but which the client
+    /// keeps open: IPVS leaves them in FIN_WAIT.
+    fn half_closed(&self, n: usize) -> Vec<TcpStream> {
+        let vip = self.vip(80);
+        self.client
+            .netns()
+            .run(move || {
+                let mut out = Vec::new();
+                for _ in 0..n {
+                    let mut s =
+                        TcpStream::connect_timeout(&vip, IO_TIMEOUT).map_err(io_err("connect"))?;
+                    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_err("timeout"))?;
+                    s.write_all(b"GET / HTTP/1.0\r\n\r\n").map_err(io_err("send"))?;
+                    let mut resp = Vec::new();
+                    s.read_to_end(&mut resp).map_err(io_err("receive"))?;
+                    out.push(s);
+                }
+                Ok(out)
+            })
+            .unwrap()
+    }
+
+    /// `n` UDP datagrams to VIP:53, each from a new socket; returns how many were echoed.
+    fn udp_pings(&self, n: usize) -> usize {
+        let vip = self.vip(53);
+        self.client
+            .netns()
+            .run(move || {
+                let mut ok = 0;
+                for i in 0..n {
+                    let s = UdpSocket::bind("0.0.0.0:0").map_err(io_err("bind"))?;
+                    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_err("timeout"))?;
+                    let msg = format!("ping {i}");
+                    s.send_to(msg.as_bytes(), vip).map_err(io_err("send"))?;
+                    let mut buf = [0u8; 64];
+                    if let Ok((len, _)) = s.recv_from(&mut buf) {
+                        if &buf[..len] == msg.as_bytes() {
+                            ok += 1;
+                        }
+                    }
+                }
+                Ok(ok)
+            })
+            .unwrap()
+    }
+}
+
+/// The scheduler modules the guest kernel ships (from the guest script), else those loaded.
+fn schedulers() -> Vec<String> {
+    if let Ok(v) = std::env::var("IPVSCT_VM_SCHEDULERS") {
+        return v.split_whitespace().map(str::to_owned).collect();
+    }
+    let mut v: Vec<String> = std::fs::read_dir("/sys/module")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_prefix("ip_vs_").map(str::to_owned)
+                })
+                .filter(|n| !["ftp", "pe_sip", "nfct"].contains(&n.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The ipvsadm commands of the mixed configuration (every protocol, both families,
+/// firewall marks, persistence, scheduler flags, every forwarding method and tunnel type).
+const MIXED_SETUP: &[&str] = &[
+    "-A -t 10.0.0.1:80 -s rr",
+    "-a -t 10.0.0.1:80 -r 10.0.2.2:80 -m -w 3 -x 100 -y 10",
+    "-a -t 10.0.0.1:80 -r 10.0.3.2:8080 -m -w 0",
+    "-a -t 10.0.0.1:80 -r 10.7.7.7:80 -m -w 2",
+    "-A -u 10.0.0.1:53 -s sh -b sh-fallback,sh-port -o",
+    "-a -u 10.0.0.1:53 -r 10.0.2.2 -g",
+    "-A --sctp-service 10.0.0.1:3000 -s mh -b mh-port -p 120 -M 255.255.255.0",
+    "-a --sctp-service 10.0.0.1:3000 -r 10.0.2.8 -i",
+    "-a --sctp-service 10.0.0.1:3000 -r 10.0.2.9 -i --tun-type gue --tun-port 6080 --tun-nocsum",
+    "-a --sctp-service 10.0.0.1:3000 -r 10.0.2.10 -i --tun-type gre --tun-csum",
+    "-a --sctp-service 10.0.0.1:3000 -r 10.0.2.11 -i --tun-type gue --tun-port 6081 --tun-remcsum",
+    "-A -f 7 -s wlc -p",
+    "-a -f 7 -r 10.0.4.4 -g -w 5",
+    "-A -f 8 -6 -s lc",
+    "-a -f 8 -6 -r 2001:db8::44 -g",
+    "-A -t [2001:db8::1]:443 -s wrr -p 60 -M 64",
+    "-a -t [2001:db8::1]:443 -r [2001:db8:2::2]:443 -m -w 2",
+    "-a -t [2001:db8::1]:443 -r 10.0.9.9:443 -i",
+    "-A -u 10.0.0.2:5060 -s rr -p 30 --pe sip",
+    "-A -t 10.0.0.3:0 -s dh -p 10",
+];
+
+/// Applies [`MIXED_SETUP`] plus one TCP service per scheduler in namespace `ns`.
+fn mixed_setup(ns: &Ns) -> Vec<String> {
+    ip(&["-n", ns.name(), "addr", "add", "10.7.7.7/32", "dev", "lo"]);
+    let mut cmds: Vec<String> = MIXED_SETUP.iter().map(|s| s.to_string()).collect();
+    for (i, s) in schedulers().iter().enumerate() {
+        cmds.push(format!("-A -t 10.1.0.{}:80 -s {s}", i + 1));
+        cmds.push(format!("-a -t 10.1.0.{}:80 -r 10.1.1.{}:80 -m -w {}", i + 1, i + 1, i + 1));
+    }
+    for c in &cmds {
+        let args: Vec<&str> = c.split_whitespace().collect();
+        adm(ns.name(), &args);
+    }
+    cmds
+}
+
+/// Compares every service and destination the library reads with ipvsadm's listings.
+fn assert_matches_ipvsadm(ns: &str, ipvs: &mut Ipvs) -> Vec<(Service, Vec<Destination>)> {
+    let snap = ipvs.snapshot().unwrap();
+    let ln = adm(ns, &["-Ln"]);
+    let list = parse_listing(&ln);
+    let thresholds = parse_listing(&adm(ns, &["-Ln", "--thresholds"]));
+    let persist = parse_listing(&adm(ns, &["-Ln", "--persistent-conn"]));
+    let tun = parse_listing(&adm(ns, &["-Ln", "--tun-info"]));
+    let lib_keys: BTreeSet<String> = snap.iter().map(|(s, _)| s.key.to_string()).collect();
+    let adm_keys: BTreeSet<String> = list.iter().map(|s| s.key.to_string()).collect();
+    assert_eq!(lib_keys, adm_keys, "services differ from ipvsadm -Ln:\n{ln}");
+    for (s, dests) in &snap {
+        let a = find(&list, &s.key);
+        assert_eq!(
+            expected_service_cols(s),
+            sorted(&a.cols),
+            "scheduler/flags of {}",
+            s.key
+        );
+        assert!(s.flags.contains(ServiceFlags::HASHED), "{} not hashed", s.key);
+        assert!(s.stats.is_some() && s.stats64.is_some(), "{} lacks stats", s.key);
+        let got = ipvs.service(&s.key).unwrap();
+        assert_eq!(
+            (&got.key, &got.scheduler, got.flags, got.timeout, got.netmask, &got.pe_name),
+            (&s.key, &s.scheduler, s.flags, s.timeout, s.netmask, &s.pe_name),
+            "get {} differs from the dump",
+            s.key
+        );
+        let lib_d: BTreeSet<SocketAddr> = dests.iter().map(Destination::socket_addr).collect();
+        let adm_d: BTreeSet<SocketAddr> = a.dests.iter().map(|d| d.addr).collect();
+        assert_eq!(lib_d, adm_d, "destinations of {}", s.key);
+        for d in dests {
+            let sa = d.socket_addr();
+            let s_ = |v: u32| v.to_string();
+            assert_eq!(
+                find_dest(a, sa).cols,
+                [
+                    d.fwd_method.ipvsadm_name().to_owned(),
+                    s_(d.weight),
+                    s_(d.active_conns),
+                    s_(d.inactive_conns)
+                ],
+                "{} {sa} (-Ln)",
+                s.key
+            );
+            assert_eq!(
+                find_dest(find(&thresholds, &s.key), sa).cols,
+                [
+                    s_(d.upper_threshold),
+                    s_(d.lower_threshold),
+                    s_(d.active_conns),
+                    s_(d.inactive_conns)
+                ],
+                "{} {sa} (--thresholds)",
+                s.key
+            );
+            assert_eq!(
+                find_dest(find(&persist, &s.key), sa).cols,
+                [
+                    s_(d.weight),
+                    s_(d.persist_conns),
+                    s_(d.active_conns),
+                    s_(d.inactive_conns)
+                ],
+                "{} {sa} (--persistent-conn)",
+                s.key
+            );
+            assert_eq!(
+                find_dest(find(&tun, &s.key), sa).cols,
+                [
+                    d.fwd_method.ipvsadm_name().to_owned(),
+                    expected_tun_info(d),
+                    s_(d.weight),
+                    s_(d.active_conns),
+                    s_(d.inactive_conns)
+                ],
+                "{} {sa} (--tun-info)",
+                s.key
+            );
+        }
+    }
+    snap
+}
+
+fn stats_cols(s: &ipvs_conntrack::ipvs::Stats) -> Vec<String> {
+    [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes]
+        .iter()
+        .map(u64::to_string)
+        .collect()
+}
+
+fn rate_cols(s: &ipvs_conntrack::ipvs::Stats) -> Vec<String> {
+    [s.cps, s.inpps, s.outpps, s.inbps, s.outbps]
+        .iter()
+        .map(u64::to_string)
+        .collect()
+}
+
+type StatsSnap = BTreeMap<String, ipvs_conntrack::ipvs::Stats>;
+
+fn stats_snapshot(ipvs: &mut Ipvs) -> StatsSnap {
+    let mut m = BTreeMap::new();
+    for (s, dests) in ipvs.snapshot().unwrap() {
+        m.insert(s.key.to_string(), s.best_stats().unwrap().clone());
+        for d in dests {
+            m.insert(
+                format!("{} -> {}", s.key, d.socket_addr()),
+                d.best_stats().unwrap().clone(),
+            );
+        }
+    }
+    m
+}
+
+/// Compares counters and rates with `ipvsadm --stats/--rate --exact`, read between two
+/// identical library reads (the kernel's estimator updates every 2 s).
+fn assert_stats_match_ipvsadm(ns: &str, ipvs: &mut Ipvs) -> StatsSnap {
+    for attempt in 0..15 {
+        let before = stats_snapshot(ipvs);
+        let st = parse_listing(&adm(ns, &["-Ln", "--stats", "--exact"]));
+        let rt = parse_listing(&adm(ns, &["-Ln", "--rate", "--exact"]));
+        let after = stats_snapshot(ipvs);
+        if before != after {
+            eprintln!("stats changed during attempt {attempt}; retrying");
+            std::thread::sleep(Duration::from_millis(300));
+            continue;
+        }
+        for svc in &st {
+            let lib = &after[&svc.key.to_string()];
+            assert_eq!(svc.cols, stats_cols(lib), "stats of {}", svc.key);
+            let r = find(&rt, &svc.key);
+            assert_eq!(r.cols, rate_cols(lib), "rates of {}", svc.key);
+            for d in &svc.dests {
+                let lib = &after[&format!("{} -> {}", svc.key, d.addr)];
+                assert_eq!(d.cols, stats_cols(lib), "stats of {} -> {}", svc.key, d.addr);
+                assert_eq!(
+                    find_dest(r, d.addr).cols,
+                    rate_cols(lib),
+                    "rates of {} -> {}",
+                    svc.key,
+                    d.addr
+                );
+            }
+        }
+        return after;
+    }
+    panic!("statistics never held still across one ipvsadm read");
+}
+
+/// The path of the ipvsct binary (the guest sets IPVSCT_BIN).
+fn ipvsct_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("IPVSCT_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("ipvsct");
+    p.exists().then_some(p)
+}
+
+fn ipvsct(args: &[&str]) -> String {
+    let bin = ipvsct_bin().expect("ipvsct binary not found (set IPVSCT_BIN)");
+    run(bin.to_str().unwrap(), args)
+}
+
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn reads_match_ipvsadm() {
+    if !ready("reads_match_ipvsadm") {
+        return;
+    }
+    let ns = Ns::new("ipvs-rd");
+    let cmds = mixed_setup(&ns);
+    let mut ipvs = Ipvs::open(&ns.netns()).unwrap();
+    assert_eq!(ipvs.family().name, "IPVS");
+    assert!(ipvs.family().version >= 1);
+
+    let snap = assert_matches_ipvsadm(ns.name(), &mut ipvs);
+    let scheds = schedulers();
+    assert!(scheds.len() >= 13, "too few schedulers: {scheds:?}");
+    assert_eq!(snap.len(), 8 + scheds.len(), "{cmds:#?}");
+    for s in &scheds {
+        assert!(
+            snap.iter().any(|(svc, _)| &svc.scheduler == s),
+            "scheduler {s} not reported"
+        );
+    }
+
+    // Values the setup asked for, decoded.
+    let get = |k: &str| -> &(Service, Vec<Destination>) {
+        let key: ServiceKey = k.parse().unwrap();
+        snap.iter().find(|(s, _)| s.key == key).unwrap()
+    };
+    let (http, d) = get("tcp:10.0.0.1:80");
+    assert_eq!(http.scheduler, "rr");
+    let rs1 = d.iter().find(|d| d.port == 80 && d.addr.to_string() == "10.0.2.2").unwrap();
+    assert_eq!((rs1.weight, rs1.upper_threshold, rs1.lower_threshold), (3, 100, 10));
+    assert_eq!(rs1.fwd_method, ForwardMethod::Masq);
+    let local = d.iter().find(|d| d.addr.to_string() == "10.7.7.7").unwrap();
+    assert_eq!(local.fwd_method, ForwardMethod::Local, "a local address forwards locally");
+    let (dns, d) = get("udp:10.0.0.1:53");
+    assert_eq!(
+        dns.flags - ServiceFlags::HASHED,
+        ServiceFlags::SCHED1 | ServiceFlags::SCHED2 | ServiceFlags::ONEPACKET
+    );
+    assert_eq!(d[0].fwd_method, ForwardMethod::Route);
+    assert_eq!(d[0].port, 53, "ipvsadm fills in the service port");
+    let (sctp, d) = get("sctp:10.0.0.1:3000");
+    assert_eq!(sctp.key.protocol(), Some(Protocol::Sctp));
+    assert_eq!(sctp.netmask, Netmask::Mask("255.255.255.0".parse().unwrap()));
+    assert_eq!(sctp.timeout, 120);
+    let by = |a: &str| d.iter().find(|x| x.addr.to_string() == a).unwrap();
+    assert_eq!(by("10.0.2.8").tun_type, Some(TunnelType::Ipip));
+    assert_eq!(by("10.0.2.9").tun_type, Some(TunnelType::Gue));
+    assert_eq!(by("10.0.2.9").tun_port, Some(6080));
+    assert_eq!(by("10.0.2.10").tun_type, Some(TunnelType::Gre));
+    assert_eq!(by("10.0.2.10").tun_flags, Some(TunnelFlags::CSUM));
+    assert_eq!(by("10.0.2.11").tun_flags, Some(TunnelFlags::REMCSUM));
+    let (v6, d) = get("tcp:[2001:db8::1]:443");
+    assert_eq!(v6.netmask, Netmask::PrefixLen(64));
+    let mixed = d.iter().find(|x| x.addr.is_ipv4()).unwrap();
+    assert_eq!(mixed.af, AddressFamily::Inet, "an IPv4 tunnel destination of an IPv6 service");
+    assert_eq!(mixed.fwd_method, ForwardMethod::Tunnel);
+    let (fw6, d) = get("fwmark6:8");
+    assert_eq!(fw6.key.af, AddressFamily::Inet6);
+    assert_eq!(d[0].addr, "2001:db8::44".parse::<IpAddr>().unwrap());
+    let (fw, _) = get("fwmark:7");
+    assert_eq!(fw.timeout, 360, "ipvsadm's default persistence");
+    let (sip, _) = get("udp:10.0.0.2:5060");
+    assert_eq!(sip.pe_name.as_deref(), Some("sip"));
+
+    // Info and config.
+    let info = ipvs.info().unwrap();
+    assert_eq!(ln_header(&adm(ns.name(), &["-Ln"])), info.to_string());
+    assert!(info.conn_tab_size >= 4096, "{info:?}");
+    let t = ipvs.config().unwrap();
+    let (tcp, fin, udp) = parse_timeouts(&adm(ns.name(), &["-L", "--timeout"]));
+    assert_eq!(t, Timeouts { tcp: Some(tcp), tcp_fin: Some(fin), udp: Some(udp) });
+    assert_eq!((tcp, fin, udp), (900, 120, 300), "kernel defaults in a new namespace");
+    assert_stats_match_ipvsadm(ns.name(), &mut ipvs);
+
+    // The CLI's JSON says the same.
+    if ipvsct_bin().is_some() {
+        let json = ipvsct(&["ipvs", "--netns", ns.name(), "services", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        let arr = v.as_array().unwrap();
+        assert_eq!(arr.len(), snap.len());
+        let sctp_json = arr
+            .iter()
+            .find(|e| e["service"]["scheduler"] == "mh")
+            .unwrap();
+        assert_eq!(sctp_json["service"]["timeout"], 120);
+        assert_eq!(sctp_json["dests"].as_array().unwrap().len(), 4);
+        let text = ipvsct(&["ipvs", "--netns", ns.name(), "config"]);
+        assert!(text.contains("Timeout (tcp tcpfin udp): 900 120 300"), "{text}");
+        assert!(text.contains("TIME_WAIT"), "{text}");
+        let text = ipvsct(&["ipvs", "--netns", ns.name(), "info"]);
+        assert_eq!(text.trim(), info.to_string());
+    }
+}
+
+fn ln_header(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn control_round_trips_through_ipvsadm() {
+    if !ready("control_round_trips_through_ipvsadm") {
+        return;
+    }
+    // The mixed configuration made with ipvsadm in one namespace...
+    let by_adm = Ns::new("ipvs-ca");
+    ip(&["-n", by_adm.name(), "addr", "add", "10.7.7.7/32", "dev", "lo"]);
+    for c in MIXED_SETUP {
+        adm(by_adm.name(), &c.split_whitespace().collect::<Vec<_>>());
+    }
+    // ...and made with the library in another must save identically.
+    let ns = Ns::new("ipvs-ctl");
+    ip(&["-n", ns.name(), "addr", "add", "10.7.7.7/32", "dev", "lo"]);
+    let mut ipvs = Ipvs::open(&ns.netns()).unwrap();
+    let tcp80 = ServiceKey::tcp("10.0.0.1:80".parse().unwrap());
+    let udp53 = ServiceKey::udp("10.0.0.1:53".parse().unwrap());
+    let sctp = ServiceKey::sctp("10.0.0.1:3000".parse().unwrap());
+    let fw7 = ServiceKey::fwmark(AddressFamily::Inet, 7);
+    let fw8 = ServiceKey::fwmark(AddressFamily::Inet6, 8);
+    let v6 = ServiceKey::tcp("[2001:db8::1]:443".parse().unwrap());
+    let sip = ServiceKey::udp("10.0.0.2:5060".parse().unwrap());
+    let port0 = ServiceKey::tcp("10.0.0.3:0".parse().unwrap());
+    let sa = |s: &str| -> SocketAddr { s.parse().unwrap() };
+    let specs = [
+        ServiceSpec::new(tcp80, "rr"),
+        ServiceSpec::new(udp53, "sh").with_flags(
+            ServiceFlags::SCHED1 | ServiceFlags::SCHED2 | ServiceFlags::ONEPACKET,
+        ),
+        ServiceSpec::new(sctp, "mh")
+            .with_flags(ServiceFlags::SCHED2)
+            .persistent(120)
+            .with_netmask(Netmask::Mask("255.255.255.0".parse().unwrap())),
+        ServiceSpec::new(fw7, "wlc").persistent(360),
+        ServiceSpec::new(fw8, "lc"),
+        ServiceSpec::new(v6, "wrr").persistent(60).with_netmask(Netmask::PrefixLen(64)),
+        ServiceSpec::new(sip, "rr").persistent(30).with_pe("sip"),
+        ServiceSpec::new(port0, "dh").persistent(10),
+    ];
+    for s in &specs {
+        ipvs.add_service(s).unwrap();
+    }
+    let dests: Vec<(ServiceKey, DestSpec)> = vec![
+        (tcp80, DestSpec::new(sa("10.0.2.2:80"), ForwardMethod::Masq).weight(3).thresholds(100, 10)),
+        (tcp80, DestSpec::new(sa("10.0.3.2:8080"), ForwardMethod::Masq).weight(0)),
+        (tcp80, DestSpec::new(sa("10.7.7.7:80"), ForwardMethod::Masq).weight(2)),
+        (udp53, DestSpec::new(sa("10.0.2.2:53"), ForwardMethod::Route)),
+        (sctp, DestSpec::new(sa("10.0.2.8:3000"), ForwardMethod::Tunnel)),
+        (
+            sctp,
+            DestSpec::new(sa("10.0.2.9:3000"), ForwardMethod::Tunnel).tunnel(
+                TunnelType::Gue,
+                Some(6080),
+                TunnelFlags::empty(),
+            ),
+        ),
+        (
+            sctp,
+            DestSpec::new(sa("10.0.2.10:3000"), ForwardMethod::Tunnel).tunnel(
+                TunnelType::Gre,
+                None,
+                TunnelFlags::CSUM,
+            ),
+        ),
+        (
+            sctp,
+            DestSpec::new(sa("10.0.2.11:3000"), ForwardMethod::Tunnel).tunnel(
+                TunnelType::Gue,
+                Some(6081),
+                TunnelFlags::REMCSUM,
+            ),
+        ),
+        (fw7, DestSpec::new(sa("10.0.4.4:0"), ForwardMethod::Route).weight(5)),
+        (fw8, DestSpec::new(sa("[2001:db8::44]:0"), ForwardMethod::Route)),
+        (v6, DestSpec::new(sa("[2001:db8:2::2]:443"), ForwardMethod::Masq).weight(2)),
+        (v6, DestSpec::new(sa("10.0.9.9:443"), ForwardMethod::Tunnel)),
+    ];
+    for (k, d) in &dests {
+        ipvs.add_dest(k, d).unwrap();
+    }
+    let save = |ns: &str| -> BTreeSet<String> {
+        adm(ns, &["-S", "-n"]).lines().map(str::to_owned).collect()
+    };
+    assert_eq!(save(ns.name()), save(by_adm.name()), "library and ipvsadm configurations differ");
+    assert_matches_ipvsadm(ns.name(), &mut ipvs);
+
+    // Typed kernel errors, and requests refused before sending.
+    let dup = ipvs.add_service(&specs[0]).unwrap_err();
+    assert_eq!(dup.errno(), Some(17), "EEXIST: {dup}");
+    let missing = ServiceKey::tcp("10.0.0.99:80".parse().unwrap());
+    let gone = ipvs.del_service(&missing).unwrap_err();
+    assert_eq!(gone.errno(), Some(3), "ESRCH: {gone}");
+    let gone = ipvs.service(&missing).unwrap_err();
+    assert_eq!(gone.errno(), Some(3), "ESRCH: {gone}");
+    assert!(ipvs.destinations(&missing).unwrap().is_empty());
+    let bad = ipvs
+        .add_dest(&tcp80, &DestSpec::new(sa("[::9]:80"), ForwardMethod::Masq))
+        .unwrap_err();
+    assert!(matches!(bad, Error::InvalidRequest(_)), "{bad}");
+
+    // Edits.
+    ipvs.edit_service(&ServiceSpec::new(tcp80, "wlc").persistent(33)).unwrap();
+    ipvs.edit_dest(
+        &tcp80,
+        &DestSpec::new(sa("10.0.2.2:80"), ForwardMethod::Route).weight(9).thresholds(0, 0),
+    )
+    .unwrap();
+    let s = ipvs.service(&tcp80).unwrap();
+    assert_eq!((s.scheduler.as_str(), s.timeout, s.is_persistent()), ("wlc", 33, true));
+    let d = ipvs.destinations(&tcp80).unwrap();
+    let e = d.iter().find(|d| d.socket_addr() == sa("10.0.2.2:80")).unwrap();
+    assert_eq!((e.fwd_method, e.weight, e.upper_threshold), (ForwardMethod::Route, 9, 0));
+    assert_matches_ipvsadm(ns.name(), &mut ipvs);
+    ipvs.del_dest(&tcp80, sa("10.0.3.2:8080")).unwrap();
+    ipvs.del_service(&sip).unwrap();
+    let listed = parse_listing(&adm(ns.name(), &["-Ln"]));
+    assert!(listed.iter().all(|s| s.key != sip));
+    assert!(find(&listed, &tcp80).dests.iter().all(|d| d.addr != sa("10.0.3.2:8080")));
+    assert_matches_ipvsadm(ns.name(), &mut ipvs);
+
+    // Timeouts both ways.
+    ipvs.set_timeouts(&Timeouts { tcp: Some(100), tcp_fin: Some(20), udp: Some(50) })
+        .unwrap();
+    assert_eq!(parse_timeouts(&adm(ns.name(), &["-L", "--timeout"])), (100, 20, 50));
+    ipvs.set_timeouts(&Timeouts { tcp_fin: Some(7), ..Timeouts::default() }).unwrap();
+    assert_eq!(parse_timeouts(&adm(ns.name(), &["-L", "--timeout"])), (100, 7, 50));
+    adm(ns.name(), &["--set", "901", "121", "301"]);
+    assert_eq!(
+        ipvs.config().unwrap(),
+        Timeouts { tcp: Some(901), tcp_fin: Some(121), udp: Some(301) }
+    );
+    let table = ipvs.state_timeouts().unwrap();
+    assert_eq!(table.for_state(&ConnState::Tcp(TcpState::FinWait)), Some(121));
+    assert_eq!(table.for_state(&ConnState::Tcp(TcpState::TimeWait)), Some(120));
+
+    // The CLI's control commands.
+    if ipvsct_bin().is_some() {
+        let n = ns.name();
+        ipvsct(&["ipvs", "--netns", n, "add-service", "tcp:10.5.5.5:8000", "-s", "sed"]);
+        ipvsct(&["ipvs", "--netns", n, "add-dest", "tcp:10.5.5.5:8000", "10.5.6.6", "--fwd", "route", "-w", "4"]);
+        ipvsct(&["ipvs", "--netns", n, "edit-dest", "tcp:10.5.5.5:8000", "10.5.6.6", "--fwd", "route", "-w", "6"]);
+        ipvsct(&["ipvs", "--netns", n, "set-timeouts", "--tcpfin", "44"]);
+        let k: ServiceKey = "tcp:10.5.5.5:8000".parse().unwrap();
+        let l = parse_listing(&adm(n, &["-Ln"]));
+        let e = find(&l, &k);
+        assert_eq!(e.cols, ["sed"]);
+        assert_eq!(e.dests[0].addr, sa("10.5.6.6:8000"));
+        assert_eq!(e.dests[0].cols, ["Route", "6", "0", "0"]);
+        assert_eq!(parse_timeouts(&adm(n, &["-L", "--timeout"])), (901, 44, 301));
+        ipvsct(&["ipvs", "--netns", n, "del-dest", "tcp:10.5.5.5:8000", "10.5.6.6"]);
+        ipvsct(&["ipvs", "--netns", n, "del-service", "tcp:10.5.5.5:8000"]);
+        assert!(parse_listing(&adm(n, &["-Ln"])).iter().all(|s| s.key != k));
+        let bad = Command::new(ipvsct_bin().unwrap())
+            .args(["ipvs", "--netns", n, "add-service", "tcp:10.5.5.5:0", "-s", "rr"])
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(2), "port 0 without persistence is a usage error");
+        ipvsct(&["ipvs", "--netns", n, "flush"]);
+    } else {
+        ipvs.flush().unwrap();
+    }
+    assert!(ipvs.services().unwrap().is_empty());
+    assert!(parse_listing(&adm(ns.name(), &["-Ln"])).is_empty());
+}
+
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn sync_daemons_match_ipvsadm() {
+    if !ready("sync_daemons_match_ipvsadm") {
+        return;
+    }
+    let ns = Ns::new("ipvs-sy");
+    let n = ns.name();
+    ip(&["-n", n, "link", "add", "d0", "type", "dummy"]);
+    ip(&["-n", n, "link", "set", "d0", "up"]);
+    ip(&["-n", n, "addr", "add", "192.168.50.1/24", "dev", "d0"]);
+    let mut ipvs = Ipvs::open(&ns.netns()).unwrap();
+    assert!(ipvs.daemons().unwrap().is_empty());
+    ipvs.start_daemon(&DaemonSpec::new(DaemonState::Master, "d0", 5)).unwrap();
+    adm(
+        n,
+        &[
+            "--start-daemon", "backup", "--mcast-interface", "d0", "--syncid", "6",
+            "--sync-maxlen", "1400", "--mcast-group", "239.1.1.1", "--mcast-port", "9000",
+            "--mcast-ttl", "2",
+        ],
+    );
+    let lib = ipvs.daemons().unwrap();
+    let text = adm(n, &["-L", "--daemon"]);
+    let a = parse_daemons(&text);
+    assert_eq!(lib.len(), 2, "{text}");
+    assert_eq!(a.len(), 2, "{text}");
+    for (d, x) in lib.iter().zip(&a) {
+        assert_eq!(
+            (
+                d.state.name().to_owned(),
+                d.mcast_ifn.clone(),
+                d.sync_id,
+                d.sync_maxlen.unwrap(),
+                d.mcast_group.unwrap().to_string(),
+                d.mcast_port.unwrap(),
+                d.mcast_ttl.unwrap()
+            ),
+            x.clone(),
+            "{text}"
+        );
+    }
+    assert_eq!(lib[0].state, DaemonState::Master);
+    assert_eq!(lib[0].mcast_group, Some("224.0.0.81".parse().unwrap()));
+    assert_eq!(lib[1].sync_maxlen, Some(1400));
+    let bad = ipvs
+        .start_daemon(&DaemonSpec {
+            mcast_group: Some("10.1.1.1".parse().unwrap()),
+            ..DaemonSpec::new(DaemonState::Master, "d0", 1)
+        })
+        .unwrap_err();
+    assert!(matches!(bad, Error::InvalidRequest(_)), "{bad}");
+    if ipvsct_bin().is_some() {
+        let t = ipvsct(&["ipvs", "--netns", n, "daemon"]);
+        assert!(t.contains("master sync daemon (mcast=d0, syncid=5"), "{t}");
+        assert!(t.contains("group=239.1.1.1, port=9000, ttl=2)"), "{t}");
+        ipvsct(&["ipvs", "--netns", n, "stop-daemon", "backup"]);
+    } else {
+        ipvs.stop_daemon(DaemonState::Backup).unwrap();
+    }
+    ipvs.stop_daemon(DaemonState::Master).unwrap();
+    assert!(ipvs.daemons().unwrap().is_empty());
+    assert!(parse_daemons(&adm(n, &["-L", "--daemon"])).is_empty());
+}
+
+/// Compares the library's connection table with `ipvsadm -Lnc`.
+fn assert_connections_match_ipvsadm(lab: &Lab, ipvs: &Ipvs) -> Vec<ipvs_conntrack::ipvs::Connection> {
+    for _ in 0..10 {
+        let lib: Vec<_> = ipvs.connections().unwrap().collect::<Result<_, _>>().unwrap();
+        let a = parse_conns(&adm(lab.lb.name(), &["-Lnc"]));
+        let key = |p: &str, c: SocketAddr, v: SocketAddr, d: SocketAddr, s: &str| {
+            format!("{p} {c} {v} {d} {s}")
+        };
+        let lib_set: BTreeMap<String, u32> = lib
+            .iter()
+            .map(|c| {
+                (
+                    key(c.protocol.name(), c.client, c.virtual_addr, c.dest, c.state.name()),
+                    c.expires,
+                )
+            })
+            .collect();
+        let adm_set: BTreeMap<String, u32> = a
+            .iter()
+            .map(|(p, c, v, d, s, e)| (key(p, *c, *v, *d, s), *e))
+            .collect();
+        if lib_set.keys().ne(adm_set.keys()) {
+            // An entry changed state or expired between the two reads.
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        for (k, e) in &lib_set {
+            let ae = adm_set[k];
+            assert!(e.abs_diff(ae) <= 1, "{k}: expires {e} vs ipvsadm {ae}");
+        }
+        return lib;
+    }
+    panic!("the connection table never held still");
+}
+
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn traffic_stats_rates_and_connections() {
+    if !ready("traffic_stats_rates_and_connections") {
+        return;
+    }
+    let lab = Lab::new("ipvs-tr", 2);
+    let mut ipvs = Ipvs::open(&lab.lb.netns()).unwrap();
+    lab.nat_services(&mut ipvs);
+    let bodies = lab.http_gets(20);
+    assert_eq!(bodies.iter().filter(|b| b.contains("rs1")).count(), 10, "{bodies:?}");
+    assert_eq!(bodies.iter().filter(|b| b.contains("rs2")).count(), 10, "{bodies:?}");
+    assert_eq!(lab.udp_pings(10), 10);
+
+    // The estimator copies counters every 2 s: wait until they are complete.
+    let tcp = ServiceKey::tcp(lab.vip(80));
+    let udp = ServiceKey::udp(lab.vip(53));
+    let t0 = Instant::now();
+    while ipvs.service(&tcp).unwrap().best_stats().unwrap().conns < 20 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "TCP conns never reached 20");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let snap = assert_stats_match_ipvsadm(lab.lb.name(), &mut ipvs);
+    let st = &snap[&tcp.to_string()];
+    assert_eq!(st.conns, 20);
+    assert!(st.inpkts >= 20 * 4 && st.outpkts >= 20 * 3, "{st:?}");
+    assert!(st.inbytes > 0 && st.outbytes > st.inbytes, "{st:?}");
+    let su = ipvs.service(&udp).unwrap();
+    let su = su.best_stats().unwrap();
+    assert_eq!((su.conns, su.inpkts, su.outpkts), (10, 10, 10));
+    assert_eq!(su.inbytes, 10 * (28 + 6), "IP+UDP headers and 6-byte payloads");
+    let s32 = ipvs.service(&tcp).unwrap().stats.unwrap();
+    assert_eq!(s32.conns, 20, "32-bit nest agrees");
+
+    // Connections: 20 TCP in TIME_WAIT, 10 UDP, split evenly.
+    let conns = assert_connections_match_ipvsadm(&lab, &ipvs);
+    assert_eq!(conns.len(), 30);
+    let tw = conns
+        .iter()
+        .filter(|c| c.state == ConnState::Tcp(TcpState::TimeWait))
+        .count();
+    assert_eq!(tw, 20);
+    assert!(conns
+        .iter()
+        .filter(|c| c.protocol == Protocol::Udp)
+        .all(|c| c.state == ConnState::Udp && c.activity() == Activity::Inactive));
+    assert!(conns.iter().all(|c| c.client.ip().to_string() == "10.0.1.2"));
+    for (key, per_rs) in [(tcp, 10), (udp, 5)] {
+        for d in ipvs.destinations(&key).unwrap() {
+            assert_eq!((d.active_conns, d.inactive_conns), (0, per_rs), "{key} {}", d.addr);
+            let listed = conns.iter().filter(|c| c.dest == d.socket_addr()).count();
+            assert_eq!(listed, per_rs as usize);
+        }
+    }
+    let sync: Vec<_> = ipvs.sync_connections().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(sync.len(), 30);
+    assert!(sync.iter().all(|c| c.origin == Some(ipvs_conntrack::ipvs::Origin::Local)));
+
+    if ipvsct_bin().is_some() {
+        let out = ipvsct(&["ipvs", "--netns", lab.lb.name(), "connections", "--json"]);
+        assert_eq!(out.lines().count(), 30);
+        let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        assert!(first["state_timeout"] == 120 || first["state_timeout"] == 300, "{first}");
+        let out = ipvsct(&["ipvs", "--netns", lab.lb.name(), "stats", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2 + 4);
+    }
+
+    // Zero one service, then everything.
+    ipvs.zero(Some(&tcp)).unwrap();
+    let z = ipvs.service(&tcp).unwrap();
+    assert_eq!(z.best_stats().unwrap().conns, 0);
+    assert_eq!(z.best_stats().unwrap().inbytes, 0);
+    for d in ipvs.destinations(&tcp).unwrap() {
+        assert_eq!(d.best_stats().unwrap().conns, 0);
+    }
+    assert_eq!(ipvs.service(&udp).unwrap().best_stats().unwrap().conns, 10);
+    ipvs.zero(None).unwrap();
+    assert_eq!(ipvs.service(&udp).unwrap().best_stats().unwrap().conns, 0);
+    assert_stats_match_ipvsadm(lab.lb.name(), &mut ipvs);
+}
+
+/// Total (active, inactive) over the destinations of `key`.
+fn totals(ipvs: &mut Ipvs, key: &ServiceKey) -> (u32, u32) {
+    ipvs.destinations(key)
+        .unwrap()
+        .iter()
+        .fold((0, 0), |(a, i), d| (a + d.active_conns, i + d.inactive_conns))
+}
+
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn classic_inactconn_after_50_requests_drains() {
+    if !ready("classic_inactconn_after_50_requests_drains") {
+        return;
+    }
+    let lab = Lab::new("ipvs-cl", 2);
+    let mut ipvs = Ipvs::open(&lab.lb.netns()).unwrap();
+    let tcp = ServiceKey::tcp(lab.vip(80));
+    ipvs.add_service(&ServiceSpec::new(tcp, "rr")).unwrap();
+    for i in 0..2 {
+        ipvs.add_dest(&tcp, &DestSpec::new(lab.rs_addr(i, 80), ForwardMethod::Masq))
+            .unwrap();
+    }
+    let start = Instant::now();
+    let bodies = lab.http_gets(50);
+    assert_eq!(bodies.len(), 50);
+    let took = start.elapsed().as_secs() as u32;
+
+    // The question: ipvsadm -Ln keeps showing InActConn although every request is done.
+    let ln = parse_listing(&adm(lab.lb.name(), &["-Ln"]));
+    for d in &find(&ln, &tcp).dests {
+        assert_eq!(&d.cols[2..], ["0", "25"], "ipvsadm ActiveConn/InActConn of {}", d.addr);
+    }
+    let ex = ipvs.explain().unwrap();
+    let taken = ex.taken_at;
+    let report = &ex.services[0];
+    assert_eq!(report.service, tcp);
+    let mut predicted = 0;
+    for d in &report.dests {
+        assert_eq!((d.active_conns, d.inactive_conns), (0, 25), "{}", d.dest);
+        assert_eq!((d.listed_active, d.listed_inactive), (0, 25), "{}", d.dest);
+        assert_eq!(d.states.len(), 1, "{:?}", d.states);
+        let g = &d.states[0];
+        assert_eq!(g.state, ConnState::Tcp(TcpState::TimeWait));
+        assert_eq!(g.activity, Activity::Inactive);
+        assert_eq!(g.count, 25);
+        assert_eq!(g.state_timeout, Some(120), "IPVS TIME_WAIT lasts 2 minutes");
+        assert!(g.max_expires <= 120, "{g:?}");
+        assert!(g.min_expires + took + 3 >= 120, "{g:?} after {took} s of requests");
+        for c in &d.connections {
+            assert_eq!(c.idle, Some(120 - c.conn.expires));
+        }
+        predicted = predicted.max(d.inactive_drain.unwrap());
+    }
+    let conns = assert_connections_match_ipvsadm(&lab, &ipvs);
+    assert_eq!(conns.len(), 50);
+    if ipvsct_bin().is_some() {
+        let t = ipvsct(&["ipvs", "--netns", lab.lb.name(), "explain"]);
+        assert!(t.contains("InActConn 25"), "{t}");
+        assert!(t.contains("TIME_WAIT"), "{t}");
+        assert!(t.contains("InActConn drains in"), "{t}");
+        let j = ipvsct(&["ipvs", "--netns", lab.lb.name(), "explain", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+        assert_eq!(v["drain_at_unix"].as_array().unwrap().len(), 2);
+        assert_eq!(v["services"][0]["dests"][0]["states"][0]["state"], "TIME_WAIT");
+    }
+
+    // FIN_WAIT entries follow the configurable tcpfin timeout: shorten it to 4 s.
+    ipvs.set_timeouts(&Timeouts { tcp_fin: Some(4), ..Timeouts::default() })
+        .unwrap();
+    let held = lab.half_closed(10);
+    let ex = ipvs.explain().unwrap();
+    let mut fin_wait = 0;
+    for d in &ex.services[0].dests {
+        for g in d.states.iter().filter(|g| g.state == ConnState::Tcp(TcpState::FinWait)) {
+            assert_eq!(g.state_timeout, Some(4));
+            assert!(g.max_expires <= 4, "{g:?}");
+            assert_eq!(g.activity, Activity::Inactive);
+            fin_wait += g.count;
+        }
+        assert_eq!(d.inactive_conns, 30, "25 TIME_WAIT + 5 FIN_WAIT on {}", d.dest);
+    }
+    assert_eq!(fin_wait, 10);
+    let t1 = Instant::now();
+    while totals(&mut ipvs, &tcp).1 > 50 {
+        assert!(t1.elapsed() < Duration::from_secs(12), "FIN_WAIT entries did not expire");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(t1.elapsed() <= Duration::from_secs(7), "took {:?}", t1.elapsed());
+    drop(held);
+    ipvs.set_timeouts(&Timeouts { tcp_fin: Some(120), ..Timeouts::default() })
+        .unwrap();
+
+    // And InActConn drains when the last TIME_WAIT entry expires, as predicted.
+    let deadline = Duration::from_secs(u64::from(predicted) + 20);
+    let drained = loop {
+        let (a, i) = totals(&mut ipvs, &tcp);
+        if a == 0 && i == 0 {
+            break SystemTime::now();
+        }
+        let since = SystemTime::now().duration_since(taken).unwrap_or_default();
+        assert!(since < deadline, "InActConn {i} still after {since:?} (predicted {predicted} s)");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let actual = drained.duration_since(taken).unwrap().as_secs_f64();
+    eprintln!("InActConn drained after {actual:.1} s, predicted {predicted} s");
+    assert!(
+        (actual - f64::from(predicted)).abs() <= 3.0,
+        "drained after {actual:.1} s, predicted {predicted} s"
+    );
+    let left: Vec<_> = ipvs.connections().unwrap().collect::<Result<_, _>>().unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A recorder target: every datagram received, in order.
+type Tape = Arc<Mutex<Vec<Vec<u8>>>>;
+
+fn tape_recorder(tape: &Tape) -> ipvs_conntrack::socket::Recorder {
+    let t = tape.clone();
+    Box::new(move |dir, bytes| {
+        if dir == Direction::Received {
+            t.lock().unwrap().push(bytes.to_vec());
+        }
+    })
+}
+
+fn take(tape: &Tape) -> Vec<u8> {
+    tape.lock().unwrap().drain(..).flatten().collect()
+}
+
+/// The command-line spelling of a service key (`tcp:ADDR:PORT`, `fwmark6:MARK`).
+fn key_arg(k: &ServiceKey) -> String {
+    match (k.protocol(), k.socket_addr(), k.fwmark_value()) {
+        (Some(p), Some(a), _) => format!("{}:{a}", p.name().to_lowercase()),
+        (_, _, Some(m)) if k.af == AddressFamily::Inet6 => format!("fwmark6:{m}"),
+        (_, _, Some(m)) => format!("fwmark:{m}"),
+        _ => unreachable!(),
+    }
+}
+
+/// Records real IPVS messages and the matching ipvsadm output as fixtures for the
+/// unit tests in `ipvs_fixtures.rs` (only when IPVSCT_FIXTURE_DIR is set).
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn record_fixtures() {
+    let Ok(dir) = std::env::var("IPVSCT_FIXTURE_DIR") else {
+        let _ = writeln!(io::stderr(), "SKIPPED: record_fixtures: IPVSCT_FIXTURE_DIR not set");
+        return;
+    };
+    if !ready("record_fixtures") {
+        return;
+    }
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+
+    let lab = Lab::new("ipvs-fx", 2);
+    let lb = lab.lb.name();
+    let mut setup: Vec<String> = vec![
+        "-A -t 10.0.0.1:80 -s rr".into(),
+        "-a -t 10.0.0.1:80 -r 10.0.2.2:80 -m -w 1 -x 50 -y 5".into(),
+        "-a -t 10.0.0.1:80 -r 10.0.3.2:80 -m -w 1".into(),
+        "-A -u 10.0.0.1:53 -s rr".into(),
+        "-a -u 10.0.0.1:53 -r 10.0.2.2:53 -m".into(),
+        "-a -u 10.0.0.1:53 -r 10.0.3.2:53 -m".into(),
+        "--set 900 60 300".into(),
+        "--start-daemon master --mcast-interface vc --syncid 3".into(),
+        "--start-daemon backup --mcast-interface vc --syncid 4 --sync-maxlen 1200 --mcast-group 239.2.3.4 --mcast-port 8900 --mcast-ttl 3".into(),
+    ];
+    // The extra services of the mixed configuration (no traffic).
+    setup.extend(
+        MIXED_SETUP
+            .iter()
+            .filter(|c| !c.contains("10.0.0.1:80") && !c.contains("10.0.0.1:53"))
+            .map(|c| c.to_string()),
+    );
+    ip(&["-n", lb, "addr", "add", "10.7.7.7/32", "dev", "lo"]);
+    for c in &setup {
+        adm(lb, &c.split_whitespace().collect::<Vec<_>>());
+    }
+    let bodies = lab.http_gets(6);
+    assert_eq!(bodies.len(), 6);
+    assert_eq!(lab.udp_pings(4), 4);
+    // Let the estimator copy every counter (it runs every 2 s).
+    std::thread::sleep(Duration::from_millis(4500));
+
+    // nlctrl's answer for IPVS.
+    let tape: Tape = Arc::default();
+    let mut sock = NlSocket::open(NETLINK_GENERIC, &lab.lb.netns(), &SocketOptions::default()).unwrap();
+    sock.set_recorder(Some(tape_recorder(&tape)));
+    let fam = genl::resolve_family(&mut sock, "IPVS", "IPVS").unwrap();
+    write("family.bin", &take(&tape));
+
+    let mut ipvs = Ipvs::open(&lab.lb.netns()).unwrap();
+    assert_eq!(ipvs.family().id, fam.id);
+    ipvs.socket_mut().set_recorder(Some(tape_recorder(&tape)));
+    ipvs.info().unwrap();
+    write("info.bin", &take(&tape));
+    ipvs.config().unwrap();
+    write("config.bin", &take(&tape));
+    ipvs.daemons().unwrap();
+    write("daemons.bin", &take(&tape));
+    let tcp = ServiceKey::tcp(lab.vip(80));
+    ipvs.service(&tcp).unwrap();
+    write("service-get.bin", &take(&tape));
+
+    // Services, destinations and ipvsadm's counters and rates from one estimator period.
+    let mut ok = false;
+    for _ in 0..15 {
+        take(&tape);
+        let services = ipvs.services().unwrap();
+        let services_bin = take(&tape);
+        let mut manifest = String::new();
+        let mut dest_bins = Vec::new();
+        for (i, s) in services.iter().enumerate() {
+            ipvs.destinations(&s.key).unwrap();
+            let name = format!("dests-{i}.bin");
+            manifest.push_str(&format!("{name} {}\n", key_arg(&s.key)));
+            dest_bins.push((name, take(&tape)));
+        }
+        let stats = adm(lb, &["-Ln", "--stats", "--exact"]);
+        let rate = adm(lb, &["-Ln", "--rate", "--exact"]);
+        ipvs.socket_mut().set_recorder(None);
+        let again = stats_snapshot(&mut ipvs);
+        ipvs.socket_mut().set_recorder(Some(tape_recorder(&tape)));
+        let mut first = BTreeMap::new();
+        for (s, (_, bin)) in services.iter().zip(&dest_bins) {
+            first.insert(s.key.to_string(), s.best_stats().unwrap().clone());
+            let f = ipvs_conntrack::netlink::frame::Frames::new(bin);
+            for fr in f {
+                let fr = fr.unwrap();
+                if fr.header.message_type != ipvs.family().id {
+                    continue;
+                }
+                let m = ipvs_conntrack::ipvs::Message::from_frame(&fr, s.key.af).unwrap();
+                if let ipvs_conntrack::ipvs::Body::Dest(_, d) = m.body {
+                    first.insert(
+                        format!("{} -> {}", s.key, d.socket_addr()),
+                        d.best_stats().unwrap().clone(),
+                    );
+                }
+            }
+        }
+        if first != again {
+            std::thread::sleep(Duration::from_millis(300));
+            continue;
+        }
+        write("services.bin", &services_bin);
+        for (name, bin) in &dest_bins {
+            write(name, bin);
+        }
+        write("dests.manifest", manifest.as_bytes());
+        write("ipvsadm-stats.txt", stats.as_bytes());
+        write("ipvsadm-rate.txt", rate.as_bytes());
+        ok = true;
+        break;
+    }
+    assert!(ok, "statistics never held still");
+    for (name, args) in [
+        ("ipvsadm-Ln.txt", &["-Ln"][..]),
+        ("ipvsadm-thresholds.txt", &["-Ln", "--thresholds"]),
+        ("ipvsadm-persistent-conn.txt", &["-Ln", "--persistent-conn"]),
+        ("ipvsadm-tun-info.txt", &["-Ln", "--tun-info"]),
+        ("ipvsadm-timeout.txt", &["-L", "--timeout"]),
+        ("ipvsadm-daemon.txt", &["-L", "--daemon"]),
+        ("ipvsadm-Lnc.txt", &["-Lnc"]),
+    ] {
+        write(name, adm(lb, args).as_bytes());
+    }
+    let cat = |f: &str| run(&ip_bin(), &["netns", "exec", lb, "cat", f]);
+    write("ip_vs_conn.txt", cat("/proc/net/ip_vs_conn").as_bytes());
+    write("ip_vs_conn_sync.txt", cat("/proc/net/ip_vs_conn_sync").as_bytes());
+    let kernel = std::fs::read_to_string("/proc/version").unwrap_or_default();
+    let version = run(&ipvsadm_bin(), &["--version"]);
+    let mut prov = format!(
+        "Recorded by ipvs-conntrack/tests/ipvs_vm.rs::record_fixtures inside the QEMU guest\n\
+         (tests/vm/ipvs/run.sh --record-fixtures).\n\nKernel: {}\nipvsadm: {}\n\
+         Topology: namespace {lb} is the director (VIP {VIP} on dummy vip0), {} the client\n\
+         (10.0.1.2), two real servers 10.0.2.2 and 10.0.3.2 answering HTTP on 80 and UDP echo on 53.\n\
+         Traffic: 6 HTTP/1.0 GETs to 10.0.0.1:80 and 4 UDP datagrams to 10.0.0.1:53, then 4.5 s wait.\n\n\
+         ipvsadm commands run in {lb}, in order:\n",
+        kernel.trim(),
+        version.trim(),
+        lab.client.name()
+    );
+    for c in &setup {
+        prov.push_str(&format!("  ipvsadm {c}\n"));
+    }
+    prov.push_str(
+        "\nFiles: *.bin are the datagrams the kernel sent for one request, concatenated\n\
+         (family: nlctrl GETFAMILY IPVS; info, config, daemons: GET_INFO, GET_CONFIG,\n\
+         GET_DAEMON dump; service-get: GET_SERVICE tcp:10.0.0.1:80; services: GET_SERVICE\n\
+         dump; dests-N: GET_DEST dump of the service named in dests.manifest). The *.txt\n\
+         files are ipvsadm's and /proc's view taken in the same estimator period.\n",
+    );
+    write("PROVENANCE.txt", prov.as_bytes());
+}
