@@ -64,9 +64,11 @@ until compgen -G "$FIXTURES/*.bin" >/dev/null; do
     sleep 5
     waited=$((waited + 5))
 done
-for f in "$FIXTURES"/*.bin; do
-    [[ -e $f ]] && cp "$f" "$SEEDS/raw/fixture-$(basename "$f")"
-done
+# Every recording, also those of subdirectories (tests/fixtures/ipvs/...).
+while IFS= read -r -d '' f; do
+    rel=${f#"$FIXTURES"/}
+    cp "$f" "$SEEDS/raw/fixture-${rel//\//-}"
+done < <(find "$FIXTURES" -name '*.bin' -type f -print0)
 
 LIVE_NS=
 cleanup_live_ns() {
@@ -161,9 +163,18 @@ else
     log "python3 missing: seeding with whole recordings only"
 fi
 
+# Generated seeds for decoders without recordings (IPVS, /proc text, expectations, events);
+# make_seeds checks that each of them decodes.
+log "generating seeds (fuzz/examples/make_seeds.rs)"
+"${CARGO[@]}" run -q --example make_seeds -- "$SEEDS/gen" >&2
+
 # --- build and run -------------------------------------------------------------------
 log "building ${#TARGETS[@]} targets"
 "${CARGO[@]}" fuzz build >&2
+# The targets run as built here (cargo fuzz run would rebuild if the sources changed
+# meanwhile, and the run would then test other code than was built).
+HOST=$("${CARGO[@]/cargo/rustc}" -vV | sed -n 's/^host: //p')
+BIN_DIR="$FUZZ_DIR/target/$HOST/release"
 
 declare -A EXECS RESULT
 failed=0
@@ -171,13 +182,13 @@ for t in "${TARGETS[@]}"; do
     corpus="$WORK/$t"
     artifacts="$FUZZ_DIR/artifacts/$t"
     mkdir -p "$corpus" "$artifacts"
-    seed_dirs=("$SEEDS/raw")
+    seed_dirs=("$SEEDS/raw" "$SEEDS/gen")
     [[ -d $SEEDS/frames ]] && seed_dirs+=("$SEEDS/frames")
     [[ $t == nl_attrs && -d $SEEDS/attrs ]] && seed_dirs+=("$SEEDS/attrs")
     out="$WORK/$t.log"
     log "running $t for ${FUZZ_TIME}s (corpus $corpus)"
     set +e
-    "${CARGO[@]}" fuzz run "$t" "$corpus" "${seed_dirs[@]}" -- \
+    "$BIN_DIR/$t" "$corpus" "${seed_dirs[@]}" \
         -max_total_time="$FUZZ_TIME" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
         -print_final_stats=1 -artifact_prefix="$artifacts/" >"$out" 2>&1
     rc=$?
@@ -191,7 +202,7 @@ for t in "${TARGETS[@]}"; do
         failed=1
         log "$t failed; last lines of $out:"
         tail -40 "$out" >&2
-        log "reproduce: cd fuzz && cargo +nightly fuzz run $t $(ls -t "$artifacts" | head -1 | sed "s|^|$artifacts/|")"
+        log "reproduce: cd fuzz && cargo +nightly fuzz run $t $artifacts/$(ls -t "$artifacts" | head -1)"
     fi
 done
 

@@ -7,6 +7,7 @@
  *
  * Build:  cc -o ipvsct-agent agent.c $(pkg-config --cflags --libs ipvsct)
  * Run:    ipvsct-agent [--netns NAME|PATH] [--interval SECONDS] [--count ROUNDS]   (root)
+ *         (--count 0, the default, runs until SIGINT/SIGTERM; --version prints the library's)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
@@ -157,8 +158,12 @@ int main(int argc, char **argv)
             interval = strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--count") && i + 1 < argc)
             count = strtol(argv[++i], NULL, 10);
-        else {
-            fprintf(stderr, "usage: %s [--netns NAME|PATH] [--interval SECONDS] [--count ROUNDS]\n",
+        else if (!strcmp(argv[i], "--version")) {
+            printf("ipvsct-agent: libipvsct %s\n", ipvsct_version());
+            return 0;
+        } else {
+            fprintf(stderr, "usage: %s [--netns NAME|PATH] [--interval SECONDS] [--count ROUNDS] "
+                            "[--version]\n",
                     argv[0]);
             return 2;
         }

@@ -37,8 +37,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = view.proto();
         let _ = view.label_bits().count();
         let _ = view.unknown();
-        for t in [&view.orig, &view.reply, &view.master]
+        for t in [view.orig(), view.reply(), view.master()]
             .into_iter()
+            .flatten()
             .flatten()
         {
             let _ = (

@@ -298,11 +298,13 @@ pub fn count_states(ct: &mut Conntrack, timeouts: &StateTimeouts) -> Result<Vec<
     // Keyed by (proto, state value) so the map has one node per state, not per entry.
     let mut map: BTreeMap<(u8, StateId), (u64, u32)> = BTreeMap::new();
     ct.for_each_view(&DumpFilter::all(), |v| {
-        let proto = v.proto().unwrap_or(0);
-        let st = v.state();
+        let (proto, st) = match v.proto().and_then(|p| Ok((p.unwrap_or(0), v.state()?))) {
+            Ok(x) => x,
+            Err(e) => return std::ops::ControlFlow::Break(Err(e.into())),
+        };
         let slot = map.entry((proto, StateId(st))).or_insert((0, 0));
         slot.0 += 1;
-        slot.1 = slot.1.max(v.timeout.unwrap_or(0));
+        slot.1 = slot.1.max(v.timeout().unwrap_or(0));
         std::ops::ControlFlow::Continue(())
     })?;
     Ok(map

@@ -34,9 +34,13 @@
 pub(crate) mod open_enum;
 
 pub mod capacity;
+#[cfg(feature = "capture")]
+pub mod capture;
 pub mod conntrack;
 pub mod error;
 pub mod ipvs;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod netlink;
 pub mod netns;
 pub mod socket;

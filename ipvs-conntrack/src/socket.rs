@@ -52,6 +52,30 @@ pub enum Direction {
 /// A callback that sees every datagram sent and received (for captures and fixtures).
 pub type Recorder = Box<dyn FnMut(Direction, &[u8]) + Send>;
 
+/// Makes the recorder of each socket opened while it is installed; gets the netlink protocol.
+pub type RecorderFactory = std::sync::Arc<dyn Fn(isize) -> Recorder + Send + Sync>;
+
+/// The process-wide recorder factory (see [`set_global_recorder`]).
+static GLOBAL_RECORDER: std::sync::Mutex<Option<RecorderFactory>> = std::sync::Mutex::new(None);
+
+/// Installs (or with `None` removes) a factory whose recorder every socket opened afterwards
+/// gets, so that a whole command can be captured; returns the factory it replaces.
+pub fn set_global_recorder(factory: Option<RecorderFactory>) -> Option<RecorderFactory> {
+    let mut slot = GLOBAL_RECORDER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::mem::replace(&mut *slot, factory)
+}
+
+/// A recorder from the process-wide factory, if one is installed.
+fn global_recorder(protocol: isize) -> Option<Recorder> {
+    let factory = GLOBAL_RECORDER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    factory.map(|f| f(protocol))
+}
+
 /// A netlink socket with a receive buffer and sequence numbering.
 pub struct NlSocket {
     recorder: Option<Recorder>,
@@ -82,7 +106,7 @@ impl NlSocket {
         let _ = sock.set_ext_ack(true);
         let _ = sock.set_cap_ack(true);
         let s = NlSocket {
-            recorder: None,
+            recorder: global_recorder(protocol),
             sock,
             port: addr.port_number(),
             next_seq: seed_sequence(),

@@ -1104,10 +1104,10 @@ fn real_fixtures_have_no_unknown_attributes() {
                 (NFNL_SUBSYS_CTNETLINK, _) => {
                     let v = EntryView::from_frame(&f).unwrap();
                     assert_eq!(v.unknown(), Vec::<RawAttr>::new(), "{name}");
-                    for t in [v.orig, v.reply].iter().flatten() {
+                    for t in [v.orig().unwrap(), v.reply().unwrap()].iter().flatten() {
                         assert_eq!(t.unknown(), Vec::<RawAttr>::new(), "{name}");
                     }
-                    if let Some(p) = &v.protoinfo {
+                    if let Some(p) = &v.protoinfo().unwrap() {
                         assert!(p.unknown.is_empty(), "{name}");
                     }
                     views += 1;
@@ -1211,7 +1211,7 @@ fn unknown_attributes_survive_with_their_bytes() {
     assert!(e.reply.unknown.is_empty());
     let v = EntryView::from_frame(&fs2[0]).unwrap();
     assert_eq!(v.unknown(), [top]);
-    assert_eq!(v.orig.unwrap().unknown(), tuple_unknown);
+    assert_eq!(v.orig().unwrap().unwrap().unknown(), tuple_unknown);
     // Everything else decodes as before.
     let mut rest = e.clone();
     rest.unknown.clear();

@@ -90,7 +90,7 @@ pub fn find<'a>(list: &'a [AdmService], key: &ServiceKey) -> &'a AdmService {
 }
 
 /// Finds a destination of a listed service.
-pub fn find_dest<'a>(svc: &'a AdmService, addr: SocketAddr) -> &'a AdmDest {
+pub fn find_dest(svc: &AdmService, addr: SocketAddr) -> &AdmDest {
     svc.dests
         .iter()
         .find(|d| d.addr == addr)

@@ -599,8 +599,8 @@ fn event_throughput() {
             Some(EventView::Conntrack { kind, entry }) => {
                 assert_eq!(kind, EventKind::New);
                 let port = entry
-                    .orig
-                    .as_ref()
+                    .orig()
+                    .expect("decodes")
                     .and_then(|t| t.src_port())
                     .expect("port");
                 let slot = seen.get_mut(usize::from(port)).expect("port in range");

@@ -528,6 +528,41 @@ fn duplicate_attributes_name_their_path() {
     assert!(checked >= 8, "{checked}");
 }
 
+/// Review finding: CTA_HELP and CTA_SECCTX took the last of duplicate members silently
+/// (the other nests rejected duplicates). Now a typed `Duplicate` naming the member.
+#[test]
+fn duplicate_members_of_help_and_secctx_are_errors() {
+    let build = |nest: u16, member: u16, values: &[&str]| {
+        let t = Tuple::with_ports(6, [10, 0, 0, 1].into(), 1, [10, 0, 0, 2].into(), 2);
+        let mut b = MessageBuilder::new(0x0100, 0);
+        b.put_raw(&[2, 0, 0, 0]);
+        t.emit(&mut b, CTA_TUPLE_ORIG);
+        t.reversed().emit(&mut b, CTA_TUPLE_REPLY);
+        let n = b.begin_nest(nest);
+        for v in values {
+            b.put_str(member, v);
+        }
+        b.end_nest(n);
+        b.finish()
+    };
+    for (nest, member, path) in [
+        (CTA_HELP, CTA_HELP_NAME, "CTA_HELP/CTA_HELP_NAME"),
+        (CTA_SECCTX, CTA_SECCTX_NAME, "CTA_SECCTX/CTA_SECCTX_NAME"),
+    ] {
+        let e = decode(&build(nest, member, &["ftp", "sip"])).expect_err("duplicate member");
+        assert_eq!(e.kind, DecodeErrorKind::Duplicate);
+        assert_eq!(e.path.to_string(), path);
+        // With the member once, the nest decodes.
+        let single = build(nest, member, &["ftp"]);
+        let v = Entry::from_frame(&Frames::new(&single).next().unwrap().unwrap()).unwrap();
+        if nest == CTA_HELP {
+            assert_eq!(v.helper.map(|h| h.name), Some("ftp".to_owned()));
+        } else {
+            assert_eq!(v.secctx.as_deref(), Some("ftp"));
+        }
+    }
+}
+
 #[test]
 fn attribute_past_the_message_end_is_truncation() {
     // The last attribute claims 8 bytes beyond the netlink message (which is itself valid).
@@ -653,7 +688,7 @@ proptest! {
         state in 0u8..14,
         mark in any::<u32>(),
         extra in proptest::collection::vec(
-            (CTA_STATUS_MASK + 1..CTA_STATUS_MASK + 30, proptest::collection::vec(any::<u8>(), 0..12)),
+            (CTA_TIMESTAMP_EVENT + 1..CTA_TIMESTAMP_EVENT + 30, proptest::collection::vec(any::<u8>(), 0..12)),
             0..3,
         ),
     ) {

@@ -453,12 +453,12 @@ proptest! {
     }
 
     /// Unknown attributes of an entry survive decoding into `RawAttr`s, in order and
-    /// byte for byte: at the top level (after CTA_STATUS_MASK), inside a tuple, inside
+    /// byte for byte: at the top level (after CTA_TIMESTAMP_EVENT), inside a tuple, inside
     /// CTA_TUPLE_IP / CTA_TUPLE_PROTO and inside CTA_PROTOINFO_TCP.
     #[test]
     fn unknown_entry_attributes_survive(
         t in tuple(),
-        top in unknown_attrs(CTA_STATUS_MASK + 1..CTA_STATUS_MASK + 40, 4),
+        top in unknown_attrs(CTA_TIMESTAMP_EVENT + 1..CTA_TIMESTAMP_EVENT + 40, 4),
         in_tuple in unknown_attrs(CTA_TUPLE_ZONE + 1..CTA_TUPLE_ZONE + 20, 3),
         in_ip in unknown_attrs(CTA_IP_V6_DST + 1..CTA_IP_V6_DST + 20, 2),
         in_proto in unknown_attrs(CTA_PROTO_ICMPV6_CODE + 1..CTA_PROTO_ICMPV6_CODE + 20, 2),

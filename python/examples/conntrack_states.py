@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 from collections import defaultdict
+from types import ModuleType
 from typing import Dict, List, Optional, Tuple
 
 import ipvsct
@@ -32,12 +33,15 @@ try:
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 except ImportError:
     pd = None
+plt: Optional[ModuleType]
 try:
     import matplotlib
 
     if "ipykernel" not in sys.modules:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as _pyplot
+
+    plt = _pyplot
 except ImportError:
     plt = None
 
@@ -65,25 +69,25 @@ if __name__ == "__main__" and "ipykernel" not in sys.modules:
 # With `DEMO`, a namespace is created and filled with `conntrack -I`; it is deleted at exit.
 
 # %%
-DEMO_ENTRIES = [
-    "-p tcp -s 10.7.0.{i} -d 10.7.1.1 --sport {p} --dport 443 --state ESTABLISHED -t {t} -u ASSURED",
-    "-p tcp -s 10.7.0.{i} -d 10.7.1.2 --sport {p} --dport 80 --state TIME_WAIT -t {t}",
-    "-p tcp -s 10.7.0.{i} -d 10.7.1.3 --sport {p} --dport 22 --state SYN_SENT -t {t}",
-    "-p udp -s 10.7.0.{i} -d 10.7.1.4 --sport {p} --dport 53 -t {t}",
-    "-p udp -s 10.7.0.{i} -d 10.7.1.5 --sport {p} --dport 123 -t {t} -u SEEN_REPLY,ASSURED",
+DEMO_ENTRIES = [  # (conntrack -I arguments, how many, the longest timeout to give)
+    ("-p tcp -s 10.7.0.{i} -d 10.7.1.1 --sport {p} --dport 443 --state ESTABLISHED -t {t} -u ASSURED", 60, 7200),
+    ("-p tcp -s 10.7.0.{i} -d 10.7.1.2 --sport {p} --dport 80 --state TIME_WAIT -t {t}", 35, 120),
+    ("-p tcp -s 10.7.0.{i} -d 10.7.1.3 --sport {p} --dport 22 --state SYN_SENT -t {t}", 10, 120),
+    ("-p udp -s 10.7.0.{i} -d 10.7.1.4 --sport {p} --dport 53 -t {t}", 25, 30),
+    ("-p udp -s 10.7.0.{i} -d 10.7.1.5 --sport {p} --dport 123 -t {t} -u SEEN_REPLY,ASSURED", 20, 120),
 ]
 
 
-def make_demo_namespace(per_kind: int = 12) -> str:
+def make_demo_namespace() -> str:
     """Creates and fills a namespace; returns its name (deleted at interpreter exit)."""
     name = f"ipvsct-demo-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True, timeout=20)
     atexit.register(
         lambda: subprocess.run(["ip", "netns", "del", name], check=False, timeout=20)
     )
-    for k, spec in enumerate(DEMO_ENTRIES):
-        for i in range(1, per_kind + 1):
-            t = 30 + (i * 37 + k * 11) % 300
+    for k, (spec, count, longest) in enumerate(DEMO_ENTRIES):
+        for i in range(1, count + 1):
+            t = max(1, longest * i // (count + 1))  # spread over the range
             args = spec.format(i=i, p=20000 + 100 * k + i, t=t).split()
             subprocess.run(
                 ["ip", "netns", "exec", name, "conntrack", "-I", *args],
@@ -161,14 +165,17 @@ if plt is not None and not TEXT_ONLY and entries:
     ax1.invert_yaxis()
     ax1.set_xlabel("entries")
     ax1.set_title("Entries per state")
-    for label in labels:
-        ax2.hist(
-            [e.timeout for e in by_state[label] if e.timeout is not None],
-            bins=30,
-            alpha=0.6,
-            label=label,
-        )
-    ax2.set_xlabel("seconds to expire")
+    # Seconds left span from 1 to days: shared bins on a log scale, stacked by state.
+    longest = max((e.timeout or 1 for e in entries), default=1)
+    edges = [10 ** (k / 8) for k in range(0, 8 * (len(str(max(longest, 1))) + 1))]
+    ax2.hist(
+        [[max(e.timeout or 0, 1) for e in by_state[label]] for label in labels],
+        bins=edges,
+        stacked=True,
+        label=labels,
+    )
+    ax2.set_xscale("log")
+    ax2.set_xlabel("seconds to expire (log scale)")
     ax2.set_ylabel("entries")
     ax2.set_title("Seconds to expire")
     ax2.legend(fontsize="small")

@@ -95,7 +95,10 @@ fn setup(test: &str, tag: &str) -> Option<TestNs> {
         return None;
     }
     if Command::new("conntrack").arg("--version").output().is_err() {
-        skip(test, "conntrack-tools missing (apt-get install -y conntrack)");
+        skip(
+            test,
+            "conntrack-tools missing (apt-get install -y conntrack)",
+        );
         return None;
     }
     match TestNs::create(tag) {
@@ -152,7 +155,10 @@ fn exchange_survives_a_receive_timeout() {
 
 #[test]
 fn dump_suspended_after_every_entry_matches_one_pass() {
-    let Some(ns) = setup("dump_suspended_after_every_entry_matches_one_pass", "resume") else {
+    let Some(ns) = setup(
+        "dump_suspended_after_every_entry_matches_one_pass",
+        "resume",
+    ) else {
         return;
     };
     ns.insert(ENTRIES);

@@ -23,7 +23,7 @@ use pyo3::types::{PyList, PyString};
 use crate::columns::Columns;
 use crate::cursor::{run_to_end, Cursor, Step, STEP};
 use crate::entry::{Entry, Tuple};
-use crate::errors::{exceptions, to_py, timeout_error};
+use crate::errors::{exceptions, timeout_error, to_py};
 use crate::filter::{build, FilterArgs};
 use crate::timeouts::StateTimeouts;
 use crate::values::{py_repr, CpuStats, Stats};
@@ -147,7 +147,9 @@ impl Conntrack {
     #[pyo3(signature = (netns=None, *, timeout=30.0))]
     fn new(py: Python<'_>, netns: Option<&Bound<'_, PyAny>>, timeout: f64) -> PyResult<Self> {
         if !(timeout.is_finite() && timeout > 0.0) {
-            return Err(PyValueError::new_err("timeout must be a positive number of seconds"));
+            return Err(PyValueError::new_err(
+                "timeout must be a positive number of seconds",
+            ));
         }
         let timeout = Duration::from_secs_f64(timeout);
         let netns = netns_from_py(netns)?;
@@ -201,8 +203,19 @@ impl Conntrack {
         kernel_filter: bool,
     ) -> PyResult<DumpIterator> {
         let (filter, table) = build(&filter_args!(
-            family, mark, zone, status, proto, src, dst, src_port, dst_port, reply_src,
-            reply_dst, table, kernel_filter
+            family,
+            mark,
+            zone,
+            status,
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            reply_src,
+            reply_dst,
+            table,
+            kernel_filter
         ))?;
         let cursor = self.start(py, &filter, table)?;
         Ok(DumpIterator {
@@ -236,8 +249,19 @@ impl Conntrack {
         kernel_filter: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         let (filter, table) = build(&filter_args!(
-            family, mark, zone, status, proto, src, dst, src_port, dst_port, reply_src,
-            reply_dst, table, kernel_filter
+            family,
+            mark,
+            zone,
+            status,
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            reply_src,
+            reply_dst,
+            table,
+            kernel_filter
         ))?;
         let mut cursor = self.start(py, &filter, table)?;
         let mut all: Vec<CoreEntry> = Vec::new();
@@ -279,16 +303,24 @@ impl Conntrack {
         // Fail before dumping when pandas is missing.
         frame.call_method0("require_pandas")?;
         let (filter, table) = build(&filter_args!(
-            family, mark, zone, status, proto, src, dst, src_port, dst_port, reply_src,
-            reply_dst, table, kernel_filter
+            family,
+            mark,
+            zone,
+            status,
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            reply_src,
+            reply_dst,
+            table,
+            kernel_filter
         ))?;
         let mut cursor = self.start(py, &filter, table)?;
         let mut cols = Columns::default();
         run_to_end(py, self.timeout, "conntrack dump", || {
-            cursor.step_views(STEP, |v, t| {
-                cols.push(v, t);
-                Ok(())
-            })
+            cursor.step_views(STEP, |v, t| Ok(cols.push(v, t)?))
         })?;
         frame.call_method1("build", (cols.into_py(py)?,))
     }
@@ -311,8 +343,7 @@ impl Conntrack {
 
     /// Table size, `nf_conntrack_max` and the per-CPU counters.
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
-        let (global, cpus) =
-            self.with_client(py, |c| Ok((c.ct.count()?, c.ct.cpu_stats()?)))?;
+        let (global, cpus) = self.with_client(py, |c| Ok((c.ct.count()?, c.ct.cpu_stats()?)))?;
         let total = CoreCpuStats::sum(&cpus);
         Ok(Stats {
             entries: global.entries,

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use ipvs_conntrack::conntrack::timeout::StateTimeouts;
 use ipvs_conntrack::conntrack::tuple::proto_name;
 use ipvs_conntrack::conntrack::{Counters, EntryView, TupleView};
+use ipvs_conntrack::DecodeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
@@ -158,57 +159,66 @@ fn counters(c: Option<Counters>) -> (Option<u64>, Option<u64>) {
 }
 
 impl Columns {
-    /// Appends one entry.
-    pub fn push(&mut self, v: &EntryView<'_>, timeouts: Option<&StateTimeouts>) {
-        let family = v.family.value();
+    /// Appends one entry (fails on an attribute that does not decode).
+    pub fn push(
+        &mut self,
+        v: &EntryView<'_>,
+        timeouts: Option<&StateTimeouts>,
+    ) -> Result<(), DecodeError> {
+        let family = v.family().value();
         self.family.push(Some(family), |f| match f {
             2 => "ipv4".to_owned(),
             10 => "ipv6".to_owned(),
             n => n.to_string(),
         });
-        let proto = v.proto();
+        let proto = v.proto()?;
         self.proto.push(proto, |p| {
             proto_name(*p).map_or_else(|| p.to_string(), str::to_owned)
         });
-        let state = v.state();
+        let state = v.state()?;
         self.state.push(state.name(), |s| (*s).to_owned());
+        let orig = v.orig()?;
+        let reply = v.reply()?;
         let tuple = |t: &Option<TupleView<'_>>| {
             t.as_ref()
                 .map(|t| (Some(t.src()), Some(t.dst()), t.src_port(), t.dst_port()))
                 .unwrap_or((None, None, None, None))
         };
-        let (os, od, osp, odp) = tuple(&v.orig);
+        let (os, od, osp, odp) = tuple(&orig);
         self.orig_src.push(os, IpAddr::to_string);
         self.orig_dst.push(od, IpAddr::to_string);
         self.orig_src_port.push(osp);
         self.orig_dst_port.push(odp);
-        let (rs, rd, rsp, rdp) = tuple(&v.reply);
+        let (rs, rd, rsp, rdp) = tuple(&reply);
         self.reply_src.push(rs, IpAddr::to_string);
         self.reply_dst.push(rd, IpAddr::to_string);
         self.reply_src_port.push(rsp);
         self.reply_dst_port.push(rdp);
-        self.icmp_type.push(v.orig.as_ref().and_then(|t| t.icmp_type()));
-        self.icmp_code.push(v.orig.as_ref().and_then(|t| t.icmp_code()));
-        self.icmp_id.push(v.orig.as_ref().and_then(|t| t.icmp_id()));
+        self.icmp_type
+            .push(orig.as_ref().and_then(|t| t.icmp_type()));
+        self.icmp_code
+            .push(orig.as_ref().and_then(|t| t.icmp_code()));
+        self.icmp_id.push(orig.as_ref().and_then(|t| t.icmp_id()));
         self.status
-            .push(Some(v.status.unwrap_or_default().bits()));
-        self.timeout.push(v.timeout);
+            .push(Some(v.status().unwrap_or_default().bits()));
+        self.timeout.push(v.timeout());
         self.state_timeout
             .push(timeouts.and_then(|t| t.for_state(proto.unwrap_or(0), state)));
-        self.mark.push(v.mark);
-        self.zone.push(v.zone);
-        self.id.push(v.id);
-        self.use_count.push(v.use_count);
-        let (p, b) = counters(v.counters_orig);
+        self.mark.push(v.mark());
+        self.zone.push(v.zone());
+        self.id.push(v.id());
+        self.use_count.push(v.use_count());
+        let (p, b) = counters(v.counters_orig()?);
         self.counters_orig_packets.push(p);
         self.counters_orig_bytes.push(b);
-        let (p, b) = counters(v.counters_reply);
+        let (p, b) = counters(v.counters_reply()?);
         self.counters_reply_packets.push(p);
         self.counters_reply_bytes.push(b);
         self.timestamp_start
-            .push(v.timestamp.and_then(|t| t.start));
+            .push(v.timestamp()?.and_then(|t| t.start));
         self.helper
-            .push(v.helper_name.map(str::to_owned), String::clone);
+            .push(v.helper()?.map(|(name, _)| name.to_owned()), String::clone);
+        Ok(())
     }
 
     /// `[(name, column spec), …]` in column order, for `ipvsct._frame.build`.
@@ -236,9 +246,15 @@ impl Columns {
             ("zone", c.zone.into_py(py)?),
             ("id", c.id.into_py(py)?),
             ("use_count", c.use_count.into_py(py)?),
-            ("counters_orig_packets", c.counters_orig_packets.into_py(py)?),
+            (
+                "counters_orig_packets",
+                c.counters_orig_packets.into_py(py)?,
+            ),
             ("counters_orig_bytes", c.counters_orig_bytes.into_py(py)?),
-            ("counters_reply_packets", c.counters_reply_packets.into_py(py)?),
+            (
+                "counters_reply_packets",
+                c.counters_reply_packets.into_py(py)?,
+            ),
             ("counters_reply_bytes", c.counters_reply_bytes.into_py(py)?),
             ("timestamp_start", c.timestamp_start.into_py(py)?),
             ("helper", c.helper.into_py(py)?),

@@ -12,7 +12,7 @@ use ipvs_conntrack::socket::{SocketOptions, DEFAULT_SO_RCVBUF};
 use ipvs_conntrack::{Error, Netns};
 use pyo3::prelude::*;
 
-use crate::errors::{to_py, timeout_error};
+use crate::errors::{timeout_error, to_py};
 
 /// How long one receive waits before control returns to Python (for Ctrl-C).
 pub const POLL: Duration = Duration::from_millis(100);
@@ -98,8 +98,12 @@ impl Cursor {
                 None => break Step::End,
                 Some(Ok(v)) => {
                     seen += 1;
-                    if self.local.as_ref().is_some_and(|f| !f.matches(&v)) {
-                        continue;
+                    if let Some(f) = &self.local {
+                        match f.matches(&v) {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => break Step::Failed(e.into()),
+                        }
                     }
                     if let Err(e) = sink(&v, timeouts.as_ref()) {
                         break Step::Failed(e);
@@ -131,7 +135,12 @@ impl Cursor {
 
 /// Runs `step` (with the GIL released) until the dump ends, checking for signals
 /// between steps; fails if no entry arrives for `timeout`.
-pub fn run_to_end<F>(py: Python<'_>, timeout: Duration, op: &'static str, mut step: F) -> PyResult<()>
+pub fn run_to_end<F>(
+    py: Python<'_>,
+    timeout: Duration,
+    op: &'static str,
+    mut step: F,
+) -> PyResult<()>
 where
     F: FnMut() -> Step + Send,
 {

@@ -262,7 +262,10 @@ impl TcpInfo {
     /// Conntrack TCP state.
     #[getter]
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.state.map(|s| enums::tcp_state(py, s)).transpose()
+        self.inner
+            .state
+            .map(|s| enums::tcp_state(py, s))
+            .transpose()
     }
     /// Window scale of the original direction.
     #[getter]
@@ -324,7 +327,10 @@ impl SctpInfo {
     /// Conntrack SCTP state.
     #[getter]
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.state.map(|s| enums::sctp_state(py, s)).transpose()
+        self.inner
+            .state
+            .map(|s| enums::sctp_state(py, s))
+            .transpose()
     }
     /// Verification tag of the original direction.
     #[getter]
@@ -366,7 +372,10 @@ impl DccpInfo {
     /// Conntrack DCCP state.
     #[getter]
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.state.map(|s| enums::dccp_state(py, s)).transpose()
+        self.inner
+            .state
+            .map(|s| enums::dccp_state(py, s))
+            .transpose()
     }
     /// Role of the original sender.
     #[getter]

@@ -230,8 +230,7 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
             &x.namespace,
             &[("netns", obj(py, netns.as_str())), ("errno", errno)],
         ),
-        Error::Timeout { op } => match PyTuple::new(py, [obj(py, 11i32), obj(py, text.as_str())])
-        {
+        Error::Timeout { op } => match PyTuple::new(py, [obj(py, 11i32), obj(py, text.as_str())]) {
             Ok(args) => raise(py, &x.timeout, args, &[("operation", obj(py, *op))]),
             Err(err) => err,
         },

@@ -70,7 +70,9 @@ fn value_mask(
 ) -> PyResult<(u32, u32)> {
     if let Ok(t) = v.cast::<PyTuple>() {
         let (value, mask): (u32, u32) = t.extract().map_err(|_| {
-            PyTypeError::new_err(format!("{what} must be an int or a (value, mask) pair of ints"))
+            PyTypeError::new_err(format!(
+                "{what} must be an int or a (value, mask) pair of ints"
+            ))
         })?;
         return Ok((value, mask));
     }

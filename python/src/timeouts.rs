@@ -81,7 +81,11 @@ impl StateTimeouts {
     /// The full timeout of `state` (an enum member or a name; None for stateless
     /// protocols) for L4 protocol `proto` (number or name), in seconds.
     #[pyo3(signature = (proto, state=None))]
-    fn for_state(&self, proto: &Bound<'_, PyAny>, state: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u32>> {
+    fn for_state(
+        &self,
+        proto: &Bound<'_, PyAny>,
+        state: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<u32>> {
         let p = proto_from_py(proto)?;
         let none = pyo3::types::PyNone::get(proto.py()).to_owned().into_any();
         let s = enums::state_from_py(p, state.unwrap_or(&none))?;

@@ -11,7 +11,7 @@ from conftest import BIG_TABLE, IN_CI, Namespace
 from test_kernel import INSERTED, populate
 
 try:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 except ImportError:  # pragma: no cover - run-tests.sh installs pandas
     pd = None
 
@@ -56,7 +56,7 @@ def test_rows_match_entries(netns: Namespace) -> None:
         assert row.status == int(e.status)
         assert abs(row.timeout - (e.timeout or 0)) <= 2
     sub = ct.dataframe(zone=7)
-    assert sorted(sub["id"]) == sorted(i for i, e in entries.items() if e.zone == 7)
+    assert sorted(sub["id"]) == sorted(e.id or 0 for e in entries.values() if e.zone == 7)
     by_state = df.groupby("state", observed=True).size().to_dict()
     assert by_state["ESTABLISHED"] == sum(
         1 for e in entries.values() if e.state is not None and e.state.name == "ESTABLISHED"

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict
 
 import ipvsct
 from conftest import HERE, Namespace
@@ -47,7 +48,7 @@ def test_script_prints_states_without_pandas(netns: Namespace) -> None:
     rows = dict(
         re.findall(r"^([a-z0-9]+(?: [A-Z_0-9]+)?)\s+(\d+)\s+\d+\s+[\d.]+\s+\d+\s+\S+$", out, re.M)
     )
-    want: dict = {}
+    want: Dict[str, int] = {}
     for e in entries:
         label = f"{e.orig.proto_name} {e.state.name}" if e.state is not None else f"{e.orig.proto_name}"
         want[label] = want.get(label, 0) + 1
@@ -59,7 +60,7 @@ def test_script_prints_states_without_pandas(netns: Namespace) -> None:
 def test_script_plots_with_matplotlib(netns: Namespace, tmp_path: Path) -> None:
     try:
         import matplotlib  # noqa: F401
-        import pandas  # noqa: F401
+        import pandas  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
     except ImportError:
         from conftest import skip_or_fail
 

@@ -36,30 +36,31 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("method", ["list", "dump"])
 def test_sigint_stops_a_long_dump(big_netns: Namespace, method: str) -> None:
-    p = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", SCRIPT, big_netns.name, method],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=HERE,
-    )
-    try:
-        assert p.stdout is not None
-        calib = p.stdout.readline().split()
-        assert calib and calib[0] == "calibrate", calib
-        one_call = float(calib[1])
-        assert p.stdout.readline().strip() == "calling"
-        # Land inside the native call, well before it could end by itself.
-        time.sleep(min(0.05, one_call / 4))
-        sent = time.monotonic()
-        os.kill(p.pid, signal.SIGINT)
-        p.wait(timeout=30)
-        latency = time.monotonic() - sent
-        err = p.stderr.read() if p.stderr else ""
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
+    ) as p:
+        try:
+            assert p.stdout is not None and p.stderr is not None
+            calib = p.stdout.readline().split()
+            assert calib and calib[0] == "calibrate", (calib, p.stderr.read())
+            one_call = float(calib[1])
+            assert p.stdout.readline().strip() == "calling"
+            # Land inside the native call, well before it could end by itself.
+            time.sleep(min(0.05, one_call / 4))
+            sent = time.monotonic()
+            os.kill(p.pid, signal.SIGINT)
+            p.wait(timeout=30)
+            latency = time.monotonic() - sent
+            err = p.stderr.read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    print(f"{method}: one call {one_call:.3f} s, exit {latency:.3f} s after SIGINT")
     assert "KeyboardInterrupt" in err, err
     assert p.returncode in (-signal.SIGINT, 130, 1), (p.returncode, err)
     # A call lasts `one_call`; an interrupt seen only after it would take that long.

@@ -26,7 +26,7 @@ inc=(-I"$root/include" -I"$root/tests/c")
 cflags=(-Wall -Wextra -Werror -std=c11 -g "${inc[@]}")
 asan=(-fsanitize=address,undefined -fno-omit-frame-pointer)
 valgrind=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible
-    --error-exitcode=1)
+    --error-exitcode=1 --suppressions="$root/tests/c/valgrind.supp")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
@@ -96,8 +96,8 @@ echo "pkg-config --cflags --libs ipvsct: $pc_flags"
 pc_version=$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --modversion ipvsct)
 # shellcheck disable=SC2086 # pkg-config output is a list of flags
 "$CC" -Wall -Wextra -Werror -std=c11 -o "$out/ipvsct-agent" ffi/examples/agent.c $pc_flags
-agent_version=$(LD_LIBRARY_PATH=$prefix/lib "$out/ipvsct-agent" --count 0 |
-    sed -n 's/^ipvsct-agent: libipvsct \([^,]*\),.*/\1/p')
+agent_version=$(LD_LIBRARY_PATH=$prefix/lib "$out/ipvsct-agent" --version |
+    sed -n 's/^ipvsct-agent: libipvsct //p')
 [ "$agent_version" = "$pc_version" ] ||
     fail "the agent linked libipvsct '$agent_version', pkg-config says '$pc_version'"
 echo "agent built via pkg-config, runs against the installed libipvsct $agent_version"

@@ -164,19 +164,20 @@ impl Conntrack {
         self.dump(filter)?.collect()
     }
 
-    /// Zero-copy dump: calls `f` with every matching entry view until it returns `Break`.
-    /// Returns the number of entries passed to `f`.
+    /// Zero-copy dump: calls `f` with every matching entry view until it returns `Break`
+    /// (with `Err` to stop the dump with that error). Returns the number of entries passed to `f`.
     pub fn for_each_view<F>(&mut self, filter: &DumpFilter, mut f: F) -> Result<u64>
     where
-        F: FnMut(&EntryView<'_>) -> ControlFlow<()>,
+        F: FnMut(&EntryView<'_>) -> ControlFlow<Result<()>>,
     {
         let mut dump = self.dump(filter)?;
         let mut n = 0u64;
         while let Some(v) = dump.next_view() {
             let v = v?;
             n += 1;
-            if f(&v).is_break() {
+            if let ControlFlow::Break(r) = f(&v) {
                 dump.stop()?;
+                r?;
                 break;
             }
         }
@@ -434,10 +435,10 @@ fn next_view<'a>(
         }
         // A filtered dump decodes matching entries twice (here and below); the kernel
         // normally filters already, so this second look is only a guarantee.
-        match EntryView::from_frame(&ex.frame(&meta)) {
+        match EntryView::from_frame(&ex.frame(&meta)).and_then(|v| filter.matches(&v)) {
             Err(e) => return Some(Err(e.into())),
-            Ok(view) if filter.matches(&view) => break meta,
-            Ok(_) => {}
+            Ok(true) => break meta,
+            Ok(false) => {}
         }
     };
     let frame = ex.frame(&meta);

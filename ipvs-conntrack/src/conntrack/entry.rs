@@ -3,13 +3,13 @@
 
 use std::net::IpAddr;
 
-use crate::conntrack::protoinfo::ProtoInfo;
+use crate::conntrack::protoinfo::{ProtoInfo, TcpState};
 use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
-use crate::conntrack::tuple::{Tuple, TupleView};
+use crate::conntrack::tuple::{Tuple, TupleView, IPPROTO_DCCP, IPPROTO_SCTP, IPPROTO_TCP};
 use crate::conntrack::wire::*;
 use crate::error::{AttrPath, DecodeError, DecodeErrorKind};
-use crate::netlink::attr::{Attr, Attrs, RawAttr, Seen};
+use crate::netlink::attr::{align4, Attr, Attrs, RawAttr, Seen, NLA_HDRLEN, NLA_TYPE_MASK};
 use crate::netlink::frame::{Frame, NLMSG_HDRLEN};
 use crate::netlink::nfnetlink::{split_type, NfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_CTNETLINK};
 use crate::open_enum::open_enum;
@@ -151,70 +151,36 @@ pub struct MessageInfo {
     pub res_id: u16,
 }
 
-/// A checked, borrowed conntrack entry. Fixed-size fields are decoded; strings and
-/// bitmaps borrow from the receive buffer. Building it allocates nothing unless
-/// the message carries attributes this library does not know inside CTA_PROTOINFO.
-#[derive(Clone, Debug)]
+/// Number of top-level attribute slots (CTA_UNSPEC ..= CTA_TIMESTAMP_EVENT).
+const SLOTS: usize = 28;
+
+/// A checked zero-copy view of one conntrack entry message.
+///
+/// Building it walks the top-level attributes once: every length is checked, duplicates
+/// and wrong-size integers are rejected, and the position of each known attribute is
+/// remembered. Nothing is allocated and nested attributes are not decoded until asked
+/// for: scalar accessors cannot fail, nested ones decode on demand and return a typed
+/// error (with the full attribute path) for malformed nests.
+#[derive(Clone, Copy, Debug)]
 pub struct EntryView<'a> {
-    /// Address family.
-    pub family: Family,
-    /// Message this entry came in.
-    pub message: MessageInfo,
-    /// CTA_TUPLE_ORIG.
-    pub orig: Option<TupleView<'a>>,
-    /// CTA_TUPLE_REPLY.
-    pub reply: Option<TupleView<'a>>,
-    /// CTA_TUPLE_MASTER.
-    pub master: Option<TupleView<'a>>,
-    /// CTA_STATUS.
-    pub status: Option<Status>,
-    /// CTA_PROTOINFO.
-    pub protoinfo: Option<ProtoInfo>,
-    /// CTA_HELP name.
-    pub helper_name: Option<&'a str>,
-    /// CTA_HELP info bytes.
-    pub helper_info: Option<&'a [u8]>,
-    /// CTA_NAT_SRC.
-    pub nat_src: Option<NatRange>,
-    /// CTA_NAT_DST.
-    pub nat_dst: Option<NatRange>,
-    /// CTA_TIMEOUT: seconds left.
-    pub timeout: Option<u32>,
-    /// CTA_MARK.
-    pub mark: Option<u32>,
-    /// CTA_MARK_MASK.
-    pub mark_mask: Option<u32>,
-    /// CTA_COUNTERS_ORIG.
-    pub counters_orig: Option<Counters>,
-    /// CTA_COUNTERS_REPLY.
-    pub counters_reply: Option<Counters>,
-    /// CTA_USE: reference count.
-    pub use_count: Option<u32>,
-    /// CTA_ID.
-    pub id: Option<u32>,
-    /// CTA_SEQ_ADJ_ORIG.
-    pub seq_adj_orig: Option<SeqAdj>,
-    /// CTA_SEQ_ADJ_REPLY.
-    pub seq_adj_reply: Option<SeqAdj>,
-    /// CTA_SECMARK (obsolete).
-    pub secmark: Option<u32>,
-    /// CTA_ZONE.
-    pub zone: Option<u16>,
-    /// CTA_SECCTX name.
-    pub secctx: Option<&'a str>,
-    /// CTA_TIMESTAMP.
-    pub timestamp: Option<Timestamp>,
-    /// CTA_LABELS bitmap bytes.
-    pub labels: Option<&'a [u8]>,
-    /// CTA_LABELS_MASK bitmap bytes.
-    pub labels_mask: Option<&'a [u8]>,
-    /// CTA_SYNPROXY.
-    pub synproxy: Option<Synproxy>,
-    /// CTA_STATUS_MASK.
-    pub status_mask: Option<u32>,
+    family: Family,
+    message: MessageInfo,
     body: &'a [u8],
-    body_offset: usize,
+    base: usize,
+    /// Header position + 1 of each known attribute in `body` (0 = absent).
+    slots: [u32; SLOTS],
     has_unknown: bool,
+}
+
+/// Size a top-level attribute must have, for the fixed-size ones.
+fn fixed_size(kind: u16) -> Option<usize> {
+    match kind {
+        CTA_STATUS | CTA_TIMEOUT | CTA_MARK | CTA_USE | CTA_ID | CTA_SECMARK | CTA_MARK_MASK
+        | CTA_STATUS_MASK => Some(4),
+        CTA_ZONE => Some(2),
+        CTA_TIMESTAMP_EVENT => Some(8),
+        _ => None,
+    }
 }
 
 fn counters(a: &Attr<'_>) -> Result<Counters, DecodeError> {
@@ -313,8 +279,10 @@ pub(crate) fn nat_range(a: &Attr<'_>) -> Result<NatRange, DecodeError> {
 
 fn secctx<'a>(a: &Attr<'a>) -> Result<Option<&'a str>, DecodeError> {
     let mut name = None;
+    let mut seen = Seen::default();
     for x in a.nested(CTA_SECCTX_NAMES) {
         let x = x?;
+        seen.check(&x)?;
         if x.kind() == CTA_SECCTX_NAME {
             name = Some(x.str()?);
         }
@@ -350,19 +318,9 @@ impl<'a> EntryView<'a> {
         )
     }
 
-    /// Decodes the attributes of an entry; on error the full attribute path is rebuilt.
+    /// Checks the attributes of an entry (the bytes after `nfgenmsg`, starting at absolute
+    /// offset `offset`) and indexes them.
     pub fn parse_body(
-        family: u8,
-        message: MessageInfo,
-        body: &'a [u8],
-        offset: usize,
-    ) -> Result<Self, DecodeError> {
-        Self::parse_body_inner(family, message, body, offset)
-            .map_err(|e| e.resolve(body, offset, CTA_NAMES, child_names))
-    }
-
-    /// Decodes the attributes of an entry (the bytes after `nfgenmsg`), which start at `offset`.
-    fn parse_body_inner(
         family: u8,
         message: MessageInfo,
         body: &'a [u8],
@@ -371,98 +329,232 @@ impl<'a> EntryView<'a> {
         let mut v = EntryView {
             family: Family::from(family),
             message,
-            orig: None,
-            reply: None,
-            master: None,
-            status: None,
-            protoinfo: None,
-            helper_name: None,
-            helper_info: None,
-            nat_src: None,
-            nat_dst: None,
-            timeout: None,
-            mark: None,
-            mark_mask: None,
-            counters_orig: None,
-            counters_reply: None,
-            use_count: None,
-            id: None,
-            seq_adj_orig: None,
-            seq_adj_reply: None,
-            secmark: None,
-            zone: None,
-            secctx: None,
-            timestamp: None,
-            labels: None,
-            labels_mask: None,
-            synproxy: None,
-            status_mask: None,
             body,
-            body_offset: offset,
+            base: offset,
+            slots: [0; SLOTS],
             has_unknown: false,
         };
-        let mut seen = Seen::default();
-        for a in Attrs::new(body, offset, AttrPath::ROOT, CTA_NAMES) {
-            let a = a?;
-            seen.check(&a)?;
-            match a.kind() {
-                CTA_TUPLE_ORIG => v.orig = Some(TupleView::parse(&a)?),
-                CTA_TUPLE_REPLY => v.reply = Some(TupleView::parse(&a)?),
-                CTA_TUPLE_MASTER => v.master = Some(TupleView::parse(&a)?),
-                CTA_STATUS => v.status = Some(Status::from_bits_retain(a.be32()?)),
-                CTA_PROTOINFO => v.protoinfo = Some(ProtoInfo::parse(&a)?),
-                CTA_HELP => {
-                    for x in a.nested(CTA_HELP_NAMES) {
-                        let x = x?;
-                        match x.kind() {
-                            CTA_HELP_NAME => v.helper_name = Some(x.str()?),
-                            CTA_HELP_INFO => v.helper_info = Some(x.value()),
-                            _ => v.has_unknown = true,
-                        }
+        // One tight pass over the headers (hot path: no Attr values are built). Any fault
+        // is reported by re-running the checked iterator, which names it precisely.
+        let mut pos = 0usize;
+        while let Some(&[l0, l1, t0, t1]) = body.get(pos..pos + NLA_HDRLEN) {
+            let len = usize::from(u16::from_ne_bytes([l0, l1]));
+            let kind = u16::from_ne_bytes([t0, t1]) & NLA_TYPE_MASK;
+            if len < NLA_HDRLEN || pos + len > body.len() {
+                return Err(v.slow_error(pos));
+            }
+            match v.slots.get_mut(usize::from(kind)) {
+                Some(slot) if kind != 0 && kind != CTA_FILTER => {
+                    let bad_size = fixed_size(kind).is_some_and(|n| n != len - NLA_HDRLEN);
+                    if *slot != 0 || bad_size {
+                        return Err(v.slow_error(pos));
                     }
+                    // Header position + 1; u32 is enough (netlink messages are < 4 GiB).
+                    *slot = pos as u32 + 1;
                 }
-                CTA_NAT_SRC => v.nat_src = Some(nat_range(&a)?),
-                CTA_NAT_DST => v.nat_dst = Some(nat_range(&a)?),
-                CTA_TIMEOUT => v.timeout = Some(a.be32()?),
-                CTA_MARK => v.mark = Some(a.be32()?),
-                CTA_MARK_MASK => v.mark_mask = Some(a.be32()?),
-                CTA_COUNTERS_ORIG => v.counters_orig = Some(counters(&a)?),
-                CTA_COUNTERS_REPLY => v.counters_reply = Some(counters(&a)?),
-                CTA_USE => v.use_count = Some(a.be32()?),
-                CTA_ID => v.id = Some(a.be32()?),
-                CTA_SEQ_ADJ_ORIG => v.seq_adj_orig = Some(seqadj(&a)?),
-                CTA_SEQ_ADJ_REPLY => v.seq_adj_reply = Some(seqadj(&a)?),
-                CTA_SECMARK => v.secmark = Some(a.be32()?),
-                CTA_ZONE => v.zone = Some(a.be16()?),
-                CTA_SECCTX => v.secctx = secctx(&a)?,
-                CTA_TIMESTAMP => v.timestamp = Some(timestamp(&a)?),
-                CTA_LABELS => v.labels = Some(a.value()),
-                CTA_LABELS_MASK => v.labels_mask = Some(a.value()),
-                CTA_SYNPROXY => v.synproxy = Some(synproxy(&a)?),
-                CTA_STATUS_MASK => v.status_mask = Some(a.be32()?),
                 _ => v.has_unknown = true,
             }
+            pos += align4(len);
+        }
+        if pos < body.len() {
+            return Err(v.slow_error(pos));
         }
         Ok(v)
     }
 
-    /// The L4 protocol number (from the original tuple).
-    pub fn proto(&self) -> Option<u8> {
-        self.orig.as_ref().map(|t| t.proto())
+    /// The precise error for the fault the fast scan found at header position `pos`.
+    #[cold]
+    fn slow_error(&self, pos: usize) -> DecodeError {
+        let at = |kind| DecodeError::new(kind, AttrPath::ROOT, self.base + pos);
+        let mut seen = [false; SLOTS];
+        for a in Attrs::new(self.body, self.base, AttrPath::ROOT, CTA_NAMES) {
+            let a = match a {
+                Ok(a) => a,
+                Err(e) => return e.resolve(self.body, self.base, CTA_NAMES, child_names),
+            };
+            if let Some(s) = seen.get_mut(usize::from(a.kind())) {
+                if *s && a.kind() != 0 && a.kind() != CTA_FILTER {
+                    return a.error(DecodeErrorKind::Duplicate);
+                }
+                *s = true;
+            }
+            if let Some(n) = fixed_size(a.kind()) {
+                if a.value().len() != n {
+                    return a.error(DecodeErrorKind::WrongSize {
+                        expected: n,
+                        actual: a.value().len(),
+                    });
+                }
+            }
+        }
+        at(DecodeErrorKind::InvalidValue)
     }
 
-    /// The connection state, derived from the protocol info and status.
-    pub fn state(&self) -> State {
-        State::derive(
-            self.proto().unwrap_or(0),
-            self.protoinfo.as_ref(),
-            self.status.unwrap_or_default(),
-        )
+    /// The attribute of type `kind`, if present.
+    #[inline]
+    fn attr(&self, kind: u16) -> Option<Attr<'a>> {
+        let pos = *self.slots.get(usize::from(kind))?;
+        if pos == 0 {
+            return None;
+        }
+        Attr::at(self.body, pos as usize - 1, self.base, CTA_NAMES)
     }
 
+    #[inline]
+    fn be32(&self, kind: u16) -> Option<u32> {
+        self.attr(kind).and_then(|a| a.be32().ok())
+    }
+
+    /// Runs a nested decoder on attribute `kind`, naming the full path on error.
+    fn nest<T>(
+        &self,
+        kind: u16,
+        f: impl FnOnce(&Attr<'a>) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        match self.attr(kind) {
+            Some(a) => f(&a)
+                .map(Some)
+                .map_err(|e| e.resolve(self.body, self.base, CTA_NAMES, child_names)),
+            None => Ok(None),
+        }
+    }
+
+    /// Address family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+    /// The message this entry came in.
+    pub fn message(&self) -> MessageInfo {
+        self.message
+    }
+    /// CTA_TIMEOUT: seconds left.
+    pub fn timeout(&self) -> Option<u32> {
+        self.be32(CTA_TIMEOUT)
+    }
+    /// CTA_STATUS.
+    pub fn status(&self) -> Option<Status> {
+        self.be32(CTA_STATUS).map(Status::from_bits_retain)
+    }
+    /// CTA_MARK.
+    pub fn mark(&self) -> Option<u32> {
+        self.be32(CTA_MARK)
+    }
+    /// CTA_MARK_MASK.
+    pub fn mark_mask(&self) -> Option<u32> {
+        self.be32(CTA_MARK_MASK)
+    }
+    /// CTA_USE: reference count.
+    pub fn use_count(&self) -> Option<u32> {
+        self.be32(CTA_USE)
+    }
+    /// CTA_ID.
+    pub fn id(&self) -> Option<u32> {
+        self.be32(CTA_ID)
+    }
+    /// CTA_SECMARK (obsolete).
+    pub fn secmark(&self) -> Option<u32> {
+        self.be32(CTA_SECMARK)
+    }
+    /// CTA_STATUS_MASK.
+    pub fn status_mask(&self) -> Option<u32> {
+        self.be32(CTA_STATUS_MASK)
+    }
+    /// CTA_ZONE.
+    pub fn zone(&self) -> Option<u16> {
+        self.attr(CTA_ZONE).and_then(|a| a.be16().ok())
+    }
+    /// CTA_TIMESTAMP_EVENT (ns), sent with events by kernels ≥ 5.19 when timestamps are on.
+    pub fn event_time(&self) -> Option<u64> {
+        self.attr(CTA_TIMESTAMP_EVENT).and_then(|a| a.be64().ok())
+    }
+    /// CTA_LABELS bitmap bytes.
+    pub fn labels(&self) -> Option<&'a [u8]> {
+        self.attr(CTA_LABELS).map(|a| a.value())
+    }
+    /// CTA_LABELS_MASK bitmap bytes.
+    pub fn labels_mask(&self) -> Option<&'a [u8]> {
+        self.attr(CTA_LABELS_MASK).map(|a| a.value())
+    }
     /// The set bits of CTA_LABELS.
     pub fn label_bits(&self) -> impl Iterator<Item = u16> + 'a {
-        label_bits(self.labels.unwrap_or_default())
+        label_bits(self.labels().unwrap_or_default())
+    }
+    /// CTA_TUPLE_ORIG.
+    pub fn orig(&self) -> Result<Option<TupleView<'a>>, DecodeError> {
+        self.nest(CTA_TUPLE_ORIG, TupleView::parse)
+    }
+    /// CTA_TUPLE_REPLY.
+    pub fn reply(&self) -> Result<Option<TupleView<'a>>, DecodeError> {
+        self.nest(CTA_TUPLE_REPLY, TupleView::parse)
+    }
+    /// CTA_TUPLE_MASTER.
+    pub fn master(&self) -> Result<Option<TupleView<'a>>, DecodeError> {
+        self.nest(CTA_TUPLE_MASTER, TupleView::parse)
+    }
+    /// CTA_PROTOINFO.
+    pub fn protoinfo(&self) -> Result<Option<ProtoInfo>, DecodeError> {
+        self.nest(CTA_PROTOINFO, ProtoInfo::parse)
+    }
+    /// CTA_COUNTERS_ORIG.
+    pub fn counters_orig(&self) -> Result<Option<Counters>, DecodeError> {
+        self.nest(CTA_COUNTERS_ORIG, counters)
+    }
+    /// CTA_COUNTERS_REPLY.
+    pub fn counters_reply(&self) -> Result<Option<Counters>, DecodeError> {
+        self.nest(CTA_COUNTERS_REPLY, counters)
+    }
+    /// CTA_TIMESTAMP.
+    pub fn timestamp(&self) -> Result<Option<Timestamp>, DecodeError> {
+        self.nest(CTA_TIMESTAMP, timestamp)
+    }
+    /// CTA_SEQ_ADJ_ORIG.
+    pub fn seq_adj_orig(&self) -> Result<Option<SeqAdj>, DecodeError> {
+        self.nest(CTA_SEQ_ADJ_ORIG, seqadj)
+    }
+    /// CTA_SEQ_ADJ_REPLY.
+    pub fn seq_adj_reply(&self) -> Result<Option<SeqAdj>, DecodeError> {
+        self.nest(CTA_SEQ_ADJ_REPLY, seqadj)
+    }
+    /// CTA_SYNPROXY.
+    pub fn synproxy(&self) -> Result<Option<Synproxy>, DecodeError> {
+        self.nest(CTA_SYNPROXY, synproxy)
+    }
+    /// CTA_NAT_SRC.
+    pub fn nat_src(&self) -> Result<Option<NatRange>, DecodeError> {
+        self.nest(CTA_NAT_SRC, nat_range)
+    }
+    /// CTA_NAT_DST.
+    pub fn nat_dst(&self) -> Result<Option<NatRange>, DecodeError> {
+        self.nest(CTA_NAT_DST, nat_range)
+    }
+    /// CTA_SECCTX name.
+    pub fn secctx(&self) -> Result<Option<&'a str>, DecodeError> {
+        Ok(self.nest(CTA_SECCTX, secctx)?.flatten())
+    }
+    /// CTA_HELP: helper name and private info bytes.
+    pub fn helper(&self) -> Result<Option<(&'a str, Option<&'a [u8]>)>, DecodeError> {
+        Ok(self.nest(CTA_HELP, help)?.flatten())
+    }
+
+    /// The L4 protocol number from the original tuple, read without decoding the tuple.
+    pub fn proto(&self) -> Result<Option<u8>, DecodeError> {
+        Ok(self.nest(CTA_TUPLE_ORIG, proto_num)?.flatten())
+    }
+
+    /// The connection state, derived from the protocol, protocol info and status; reads
+    /// only what it needs (for TCP only the state byte).
+    pub fn state(&self) -> Result<State, DecodeError> {
+        let proto = self.proto()?.unwrap_or(0);
+        let status = self.status().unwrap_or_default();
+        let info = match proto {
+            IPPROTO_TCP => {
+                let st = self.nest(CTA_PROTOINFO, tcp_state)?.flatten();
+                return Ok(st.map_or(State::Unknown, State::Tcp));
+            }
+            IPPROTO_SCTP | IPPROTO_DCCP => self.protoinfo()?,
+            _ => None,
+        };
+        Ok(State::derive(proto, info.as_ref(), status))
     }
 
     /// Top-level attributes this library does not know, in order (and unknown CTA_HELP members).
@@ -471,63 +563,109 @@ impl<'a> EntryView<'a> {
         if !self.has_unknown {
             return out;
         }
-        for a in Attrs::new(self.body, self.body_offset, AttrPath::ROOT, CTA_NAMES).flatten() {
-            match a.kind() {
-                CTA_HELP => out.extend(
-                    a.nested(CTA_HELP_NAMES)
-                        .flatten()
-                        .filter(|x| !matches!(x.kind(), CTA_HELP_NAME | CTA_HELP_INFO))
-                        .map(|x| x.to_raw()),
-                ),
-                k if k == 0 || k > CTA_STATUS_MASK || k == CTA_FILTER => out.push(a.to_raw()),
-                _ => {}
+        for a in Attrs::new(self.body, self.base, AttrPath::ROOT, CTA_NAMES).flatten() {
+            if usize::from(a.kind()) >= SLOTS || a.kind() == 0 || a.kind() == CTA_FILTER {
+                out.push(a.to_raw());
             }
         }
         out
     }
 
-    /// Builds the owned [`Entry`]; `state_timeout` is left `None` (see `Conntrack` for joined timeouts).
+    /// Builds the owned [`Entry`] (every attribute decoded); `state_timeout` is left `None`.
     pub fn to_owned(&self) -> Result<Entry, DecodeError> {
-        let missing =
-            |_| DecodeError::new(DecodeErrorKind::Missing, AttrPath::ROOT, self.body_offset);
-        let orig = self.orig.as_ref().ok_or(()).map_err(missing)?.to_owned();
-        let reply = self.reply.as_ref().ok_or(()).map_err(missing)?.to_owned();
+        let missing = || DecodeError::new(DecodeErrorKind::Missing, AttrPath::ROOT, self.base);
+        let orig = self.orig()?.ok_or_else(missing)?;
+        let reply = self.reply()?.ok_or_else(missing)?.to_owned();
+        let status = self.status().unwrap_or_default();
+        let protoinfo = self.protoinfo()?;
+        let proto = orig.proto();
+        let state = State::derive(proto, protoinfo.as_ref(), status);
         Ok(Entry {
             family: self.family,
             message: self.message,
-            state: self.state(),
-            orig,
+            state,
+            orig: orig.to_owned(),
             reply,
-            master: self.master.as_ref().map(|t| t.to_owned()),
-            status: self.status.unwrap_or_default(),
-            protoinfo: self.protoinfo.clone(),
-            helper: self.helper_name.map(|n| Helper {
-                name: n.to_owned(),
-                info: self.helper_info.map(<[u8]>::to_vec).unwrap_or_default(),
+            master: self.master()?.map(|t| t.to_owned()),
+            status,
+            protoinfo,
+            helper: self.helper()?.map(|(name, info)| Helper {
+                name: name.to_owned(),
+                info: info.map(<[u8]>::to_vec).unwrap_or_default(),
             }),
-            nat_src: self.nat_src,
-            nat_dst: self.nat_dst,
-            timeout: self.timeout,
+            nat_src: self.nat_src()?,
+            nat_dst: self.nat_dst()?,
+            timeout: self.timeout(),
             state_timeout: None,
-            mark: self.mark,
-            mark_mask: self.mark_mask,
-            counters_orig: self.counters_orig,
-            counters_reply: self.counters_reply,
-            use_count: self.use_count,
-            id: self.id,
-            seq_adj_orig: self.seq_adj_orig,
-            seq_adj_reply: self.seq_adj_reply,
-            secmark: self.secmark,
-            zone: self.zone,
-            secctx: self.secctx.map(str::to_owned),
-            timestamp: self.timestamp,
-            labels: self.labels.map(Labels::from_bitmap),
-            labels_mask: self.labels_mask.map(Labels::from_bitmap),
-            synproxy: self.synproxy,
-            status_mask: self.status_mask,
+            mark: self.mark(),
+            mark_mask: self.mark_mask(),
+            counters_orig: self.counters_orig()?,
+            counters_reply: self.counters_reply()?,
+            use_count: self.use_count(),
+            id: self.id(),
+            seq_adj_orig: self.seq_adj_orig()?,
+            seq_adj_reply: self.seq_adj_reply()?,
+            secmark: self.secmark(),
+            zone: self.zone(),
+            secctx: self.secctx()?.map(str::to_owned),
+            timestamp: self.timestamp()?,
+            event_time: self.event_time(),
+            labels: self.labels().map(Labels::from_bitmap),
+            labels_mask: self.labels_mask().map(Labels::from_bitmap),
+            synproxy: self.synproxy()?,
+            status_mask: self.status_mask(),
             unknown: self.unknown(),
         })
     }
+}
+
+/// CTA_HELP: name and info.
+fn help<'a>(a: &Attr<'a>) -> Result<Option<(&'a str, Option<&'a [u8]>)>, DecodeError> {
+    let mut name = None;
+    let mut info = None;
+    let mut seen = Seen::default();
+    for x in a.nested(CTA_HELP_NAMES) {
+        let x = x?;
+        seen.check(&x)?;
+        match x.kind() {
+            CTA_HELP_NAME => name = Some(x.str()?),
+            CTA_HELP_INFO => info = Some(x.value()),
+            _ => {}
+        }
+    }
+    Ok(name.map(|n| (n, info)))
+}
+
+/// CTA_PROTO_NUM inside a tuple nest.
+fn proto_num(a: &Attr<'_>) -> Result<Option<u8>, DecodeError> {
+    for x in a.nested(CTA_TUPLE_NAMES) {
+        let x = x?;
+        if x.kind() == CTA_TUPLE_PROTO {
+            for p in x.nested(CTA_PROTO_NAMES) {
+                let p = p?;
+                if p.kind() == CTA_PROTO_NUM {
+                    return p.u8().map(Some);
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// CTA_PROTOINFO_TCP_STATE inside CTA_PROTOINFO.
+fn tcp_state(a: &Attr<'_>) -> Result<Option<TcpState>, DecodeError> {
+    for x in a.nested(CTA_PROTOINFO_NAMES) {
+        let x = x?;
+        if x.kind() == CTA_PROTOINFO_TCP {
+            for t in x.nested(CTA_PROTOINFO_TCP_NAMES) {
+                let t = t?;
+                if t.kind() == CTA_PROTOINFO_TCP_STATE {
+                    return t.u8().map(|s| Some(TcpState::from(s)));
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// A conntrack entry, owned and typed.
@@ -585,6 +723,8 @@ pub struct Entry {
     pub secctx: Option<String>,
     /// Start/stop timestamps.
     pub timestamp: Option<Timestamp>,
+    /// When the kernel generated the event (CTA_TIMESTAMP_EVENT, ns; events only).
+    pub event_time: Option<u64>,
     /// Set label bits.
     pub labels: Option<Labels>,
     /// Label mask bits (requests).

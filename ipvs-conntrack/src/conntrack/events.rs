@@ -50,8 +50,7 @@ use crate::netlink::nfnetlink::{
 use crate::netns::Netns;
 use crate::socket::{NlSocket, SocketOptions, NETLINK_NETFILTER};
 
-/// CTA_TIMESTAMP_EVENT (kernel 6.0+): when the event was generated, ns since boot.
-pub const CTA_TIMESTAMP_EVENT: u16 = 27;
+pub use crate::conntrack::wire::CTA_TIMESTAMP_EVENT;
 
 /// How many times [`EventStream::resync`] dumps when the kernel reports the dump interrupted.
 pub const RESYNC_ATTEMPTS: u32 = 5;
@@ -619,17 +618,7 @@ pub fn decode_event(frame: &Frame<'_>, timeouts: Option<&StateTimeouts>) -> Resu
     }
     let kind = EventKind::of_message(msg, frame.header.flags).ok_or_else(unexpected)?;
     let mut entry = Entry::from_frame(frame)?;
-    let mut event_time = None;
-    if let Some(i) = entry
-        .unknown
-        .iter()
-        .position(|a| a.kind == CTA_TIMESTAMP_EVENT)
-    {
-        let a = entry.unknown.remove(i);
-        if let Ok(b) = <[u8; 8]>::try_from(a.value.as_slice()) {
-            event_time = Some(u64::from_be_bytes(b));
-        }
-    }
+    let event_time = entry.event_time;
     if let Some(t) = timeouts {
         entry.state_timeout = t.for_state(entry.orig.proto, entry.state);
     }

@@ -10,7 +10,7 @@ use crate::conntrack::entry::{EntryView, Family};
 use crate::conntrack::status::Status;
 use crate::conntrack::tuple::{TupleView, IPPROTO_ICMPV6};
 use crate::conntrack::wire::*;
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, Error, Result};
 use crate::netlink::emit::MessageBuilder;
 
 /// Fields of a tuple to match; unset fields match anything.
@@ -287,31 +287,35 @@ impl DumpFilter {
         }
     }
 
-    /// True if the entry matches (the user-space check of every condition).
-    pub fn matches(&self, e: &EntryView<'_>) -> bool {
+    /// True if the entry matches (the user-space check of every condition); an error if a
+    /// tuple the filter needs does not decode.
+    pub fn matches(&self, e: &EntryView<'_>) -> Result<bool, DecodeError> {
         if let Some(f) = self.family {
-            if e.family != f {
-                return false;
+            if e.family() != f {
+                return Ok(false);
             }
         }
         if let Some((m, mask)) = self.mark {
-            if e.mark.unwrap_or(0) & mask != m & mask {
-                return false;
+            if e.mark().unwrap_or(0) & mask != m & mask {
+                return Ok(false);
             }
         }
         if let Some(z) = self.zone {
-            if e.zone.unwrap_or(0) != z {
-                return false;
+            if e.zone().unwrap_or(0) != z {
+                return Ok(false);
             }
         }
         if let Some((s, mask)) = self.status {
-            if e.status.unwrap_or_default().bits() & mask.bits() != s.bits() & mask.bits() {
-                return false;
+            if e.status().unwrap_or_default().bits() & mask.bits() != s.bits() & mask.bits() {
+                return Ok(false);
             }
         }
-        let tuple_ok = |f: &TupleFilter, t: &Option<TupleView<'_>>| {
+        let tuple_ok = |f: &TupleFilter, t: Option<TupleView<'_>>| {
             f.is_empty() || t.as_ref().is_some_and(|t| f.matches(t))
         };
-        tuple_ok(&self.orig, &e.orig) && tuple_ok(&self.reply, &e.reply)
+        if !self.orig.is_empty() && !tuple_ok(&self.orig, e.orig()?) {
+            return Ok(false);
+        }
+        Ok(self.reply.is_empty() || tuple_ok(&self.reply, e.reply()?))
     }
 }

@@ -992,9 +992,9 @@ impl Conntrack {
     pub fn delete_by_id(&mut self, id: u32) -> Result<Entry> {
         let mut found = None;
         self.for_each_view(&DumpFilter::all(), |v| {
-            if v.id == Some(id) {
+            if v.id() == Some(id) {
                 found = Some(v.to_owned());
-                ControlFlow::Break(())
+                ControlFlow::Break(Ok(()))
             } else {
                 ControlFlow::Continue(())
             }
@@ -1051,7 +1051,7 @@ impl Conntrack {
         while let Some(meta) = ex.next_meta()? {
             let frame = ex.frame(&meta);
             let v = EntryView::from_frame(&frame)?;
-            if filter.matches(&v) {
+            if filter.matches(&v)? {
                 n += 1;
                 f(&v);
             }
@@ -1226,8 +1226,8 @@ mod tests {
         let msg = DeleteRequest::orig(tcp()).id(9).encode().unwrap();
         let f = Frames::new(&msg).next().unwrap().unwrap();
         let e = crate::conntrack::entry::EntryView::from_frame(&f).unwrap();
-        assert!(e.orig.is_some());
-        assert_eq!(e.id, Some(9));
+        assert!(e.orig().unwrap().is_some());
+        assert_eq!(e.id(), Some(9));
 
         let msg = FlushRequest::family(Family::Ipv6).encode().unwrap();
         let f = Frames::new(&msg).next().unwrap().unwrap();

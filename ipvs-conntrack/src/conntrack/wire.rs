@@ -51,6 +51,8 @@ pub const CTA_LABELS_MASK: u16 = 23;
 pub const CTA_SYNPROXY: u16 = 24;
 pub const CTA_FILTER: u16 = 25;
 pub const CTA_STATUS_MASK: u16 = 26;
+/// CTA_TIMESTAMP_EVENT (kernel 6.0+, after the Debian 12 uapi header): when an event was generated, ns.
+pub const CTA_TIMESTAMP_EVENT: u16 = 27;
 /// Names of `enum ctattr_type`, indexed by value.
 pub const CTA_NAMES: &[&str] = &[
     "CTA_UNSPEC",
@@ -80,6 +82,7 @@ pub const CTA_NAMES: &[&str] = &[
     "CTA_SYNPROXY",
     "CTA_FILTER",
     "CTA_STATUS_MASK",
+    "CTA_TIMESTAMP_EVENT",
 ];
 
 // enum ctattr_tuple

@@ -45,6 +45,22 @@ pub struct Attr<'a> {
 }
 
 impl<'a> Attr<'a> {
+    /// Rebuilds the attribute whose header starts at `pos` in `buf` (whose first byte is at
+    /// absolute offset `base`); `None` if the header or value does not fit.
+    pub(crate) fn at(buf: &'a [u8], pos: usize, base: usize, names: Names) -> Option<Attr<'a>> {
+        let hdr = buf.get(pos..pos.checked_add(NLA_HDRLEN)?)?;
+        let len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
+        let raw = u16::from_ne_bytes([hdr[2], hdr[3]]);
+        let value = buf.get(pos + NLA_HDRLEN..pos.checked_add(len)?)?;
+        Some(Attr {
+            kind: raw & NLA_TYPE_MASK,
+            nested: raw & NLA_F_NESTED != 0,
+            value,
+            offset: base + pos + NLA_HDRLEN,
+            names,
+        })
+    }
+
     /// Attribute type number.
     pub fn kind(&self) -> u16 {
         self.kind

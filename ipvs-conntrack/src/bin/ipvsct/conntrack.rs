@@ -17,6 +17,16 @@ use ipvs_conntrack::{Error, Netns};
 use crate::failure::Failure;
 use crate::output::{self, EntryJson, EntryTable};
 
+// The write, event, expectation and policy commands live in their own files next to this one.
+#[path = "events_cmd.rs"]
+pub mod events_cmd;
+#[path = "expect_cmd.rs"]
+pub mod expect_cmd;
+#[path = "policy_cmd.rs"]
+pub mod policy_cmd;
+#[path = "write_cmd.rs"]
+pub mod write_cmd;
+
 /// Options every conntrack subcommand takes.
 #[derive(Debug, Args)]
 pub struct Common {
@@ -51,8 +61,22 @@ pub enum ConntrackCommand {
     Count(CountArgs),
     /// Per-CPU statistics and their total.
     Stats(CountArgs),
-    /// The default state timeout of every protocol and state, and where it came from.
+    /// The default state timeout of every protocol and state, and where it came from;
+    /// `timeouts policy …` manages named and default timeout policies.
     Timeouts(TimeoutsArgs),
+    /// Stream NEW/UPDATE/DESTROY (and expectation) events until Ctrl-C, N events or a time limit.
+    Events(events_cmd::EventsArgs),
+    /// Create an entry (like `conntrack -I`).
+    Create(write_cmd::CreateArgs),
+    /// Change an entry's timeout, mark, labels, status or state (like `conntrack -U`).
+    Update(write_cmd::UpdateArgs),
+    /// Delete one entry by tuple or by id (like `conntrack -D`).
+    Delete(write_cmd::DeleteArgs),
+    /// Delete every entry, or those matching a kernel-side filter (like `conntrack -F`).
+    Flush(write_cmd::FlushArgs),
+    /// Expectations: list, create, delete, flush.
+    #[command(subcommand)]
+    Expect(expect_cmd::ExpectCommand),
 }
 
 /// An address family on the command line.
@@ -164,6 +188,7 @@ pub struct CountArgs {
 
 /// Arguments of `conntrack timeouts`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TimeoutsArgs {
     /// Namespace and output format.
     #[command(flatten)]
@@ -171,6 +196,9 @@ pub struct TimeoutsArgs {
     /// Read the net.netfilter sysctls instead of asking cttimeout.
     #[arg(long)]
     pub sysctl: bool,
+    /// Timeout policies instead of the table of defaults.
+    #[command(subcommand)]
+    pub command: Option<policy_cmd::TimeoutsCommand>,
 }
 
 /// Runs one conntrack subcommand.
@@ -180,7 +208,16 @@ pub fn run(cmd: ConntrackCommand) -> Result<(), Failure> {
         ConntrackCommand::Get(a) => get(&a),
         ConntrackCommand::Count(a) => count(&a),
         ConntrackCommand::Stats(a) => stats(&a),
-        ConntrackCommand::Timeouts(a) => timeouts(&a),
+        ConntrackCommand::Timeouts(a) => match &a.command {
+            Some(c) => policy_cmd::run(c),
+            None => timeouts(&a),
+        },
+        ConntrackCommand::Events(a) => events_cmd::run(&a),
+        ConntrackCommand::Create(a) => write_cmd::create(&a),
+        ConntrackCommand::Update(a) => write_cmd::update(&a),
+        ConntrackCommand::Delete(a) => write_cmd::delete(&a),
+        ConntrackCommand::Flush(a) => write_cmd::flush(&a),
+        ConntrackCommand::Expect(c) => expect_cmd::run(&c),
     }
 }
 

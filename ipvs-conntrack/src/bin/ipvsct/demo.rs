@@ -395,6 +395,7 @@ mod tests {
             zone: None,
             secctx: None,
             timestamp: None,
+            event_time: None,
             labels: None,
             labels_mask: None,
             synproxy: None,

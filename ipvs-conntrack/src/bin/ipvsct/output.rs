@@ -472,6 +472,7 @@ mod tests {
             zone: None,
             secctx: None,
             timestamp: None,
+            event_time: None,
             labels: Some(Labels(vec![1, 33])),
             labels_mask: None,
             synproxy: None,
