@@ -336,7 +336,7 @@
 // `ipvsct_tuple.fields`: `zone` is set (CTA_TUPLE_ZONE).
 #define IPVSCT_TUPLE_HAS_ZONE 256
 
-// Major version of the header (the shared library's soname is libipvsct.so.<major>).
+// Major version of the header (the shared library's soname is `libipvsct.so.MAJOR`).
 #define IPVSCT_VERSION_MAJOR 0
 
 // Minor version of the header.

@@ -42,7 +42,10 @@ fn entry_line(e: &Entry) -> String {
         |l| {
             let mut bits = l.0.clone();
             bits.sort_unstable();
-            bits.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+            bits.iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         },
     );
     format!(
@@ -129,9 +132,7 @@ fn timeouts_line(t: &StateTimeouts) -> String {
             s.heartbeat_sent,
             s.heartbeat_acked
         ]),
-        list(&[
-            d.request, d.respond, d.partopen, d.open, d.closereq, d.closing, d.timewait
-        ]),
+        list(&[d.request, d.respond, d.partopen, d.open, d.closereq, d.closing, d.timewait]),
         opt(t.icmp),
         opt(t.icmpv6),
         list(&[t.gre.unreplied, t.gre.replied]),
@@ -187,7 +188,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         writeln!(out, "{l}")?;
     }
     if let Some(path) = capture {
-        let bytes = recorded.lock().map_err(|_| "recorder lock poisoned")?.clone();
+        let bytes = recorded
+            .lock()
+            .map_err(|_| "recorder lock poisoned")?
+            .clone();
         std::fs::write(path, bytes)?;
     }
     Ok(())

@@ -98,7 +98,13 @@ fn structs_have_no_padding() {
         helper,
         reserved
     );
-    assert_no_padding!(ipvsct_ct_global_stats, entries, max_entries, fields, reserved);
+    assert_no_padding!(
+        ipvsct_ct_global_stats,
+        entries,
+        max_entries,
+        fields,
+        reserved
+    );
     assert_no_padding!(
         ipvsct_ct_cpu_stats,
         fields,

@@ -219,3 +219,185 @@ pub unsafe extern "C" fn ipvsct_ct_entry_decode(
         Ok(IPVSCT_OK)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::last;
+    use ipvs_conntrack::conntrack::wire::{
+        CTA_ID, CTA_MARK, CTA_STATS_GLOBAL_ENTRIES, CTA_STATUS, CTA_TIMEOUT, CTA_TUPLE_ORIG,
+        CTA_TUPLE_REPLY,
+    };
+    use ipvs_conntrack::conntrack::{ProtoInfo, TcpInfo, TcpState, Tuple};
+    use ipvs_conntrack::netlink::emit::MessageBuilder;
+    use ipvs_conntrack::netlink::frame::msg_type::NLMSG_DONE;
+    use ipvs_conntrack::netlink::nfnetlink::{message_type, NfGenMsg};
+
+    fn header(b: &mut MessageBuilder, family: u8) {
+        b.put_raw(
+            &NfGenMsg {
+                family,
+                version: 0,
+                res_id: 0,
+            }
+            .to_bytes(),
+        );
+    }
+
+    /// A TCP entry, global statistics and NLMSG_DONE, as a dump answer would hold them.
+    fn capture() -> (Vec<u8>, usize) {
+        let t = Tuple::with_ports(
+            6,
+            "192.0.2.1".parse().unwrap(),
+            40000,
+            "192.0.2.2".parse().unwrap(),
+            80,
+        );
+        let mut b = MessageBuilder::new(
+            message_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
+            flags::NLM_F_MULTI,
+        );
+        header(&mut b, 2);
+        t.emit(&mut b, CTA_TUPLE_ORIG);
+        t.reversed().emit(&mut b, CTA_TUPLE_REPLY);
+        b.put_be32(CTA_STATUS, 0xe);
+        b.put_be32(CTA_TIMEOUT, 99);
+        b.put_be32(CTA_MARK, 7);
+        b.put_be32(CTA_ID, 1234);
+        ProtoInfo {
+            tcp: Some(TcpInfo {
+                state: Some(TcpState::Established),
+                ..TcpInfo::default()
+            }),
+            ..ProtoInfo::default()
+        }
+        .emit(&mut b);
+        let mut bytes = b.finish();
+        let first_len = bytes.len();
+        let mut s = MessageBuilder::new(
+            message_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS),
+            0,
+        );
+        header(&mut s, 0);
+        s.put_be32(CTA_STATS_GLOBAL_ENTRIES, 3);
+        bytes.extend(s.finish());
+        let mut d = MessageBuilder::new(NLMSG_DONE, flags::NLM_F_MULTI);
+        d.put_raw(&0i32.to_ne_bytes());
+        bytes.extend(d.finish());
+        (bytes, first_len)
+    }
+
+    unsafe extern "C" fn collect(msg: *const ipvsct_message, user: *mut c_void) -> c_int {
+        // SAFETY: the library passes a valid message; `user` is the test's Vec.
+        unsafe { (*user.cast::<Vec<ipvsct_message>>()).push(*msg) };
+        0
+    }
+
+    unsafe extern "C" fn stop(_msg: *const ipvsct_message, user: *mut c_void) -> c_int {
+        // SAFETY: `user` is the test's counter.
+        unsafe { *user.cast::<u32>() += 1 };
+        1
+    }
+
+    #[test]
+    fn decodes_entries_stats_and_control_messages() {
+        let (bytes, first_len) = capture();
+        let mut seen: Vec<ipvsct_message> = Vec::new();
+        let mut n = 0usize;
+        // SAFETY: valid buffer, callback, user pointer and count.
+        let r = unsafe {
+            ipvsct_decode(
+                bytes.as_ptr(),
+                bytes.len(),
+                Some(collect),
+                (&mut seen as *mut Vec<ipvsct_message>).cast(),
+                &mut n,
+            )
+        };
+        assert_eq!(r, IPVSCT_OK);
+        assert_eq!(n, 3);
+        let kinds: Vec<u32> = seen.iter().map(|m| m.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                IPVSCT_MSG_CT_ENTRY,
+                IPVSCT_MSG_CT_GLOBAL_STATS,
+                IPVSCT_MSG_UNKNOWN
+            ]
+        );
+        // SAFETY: `kind` says which union member was written.
+        let (e, g) = unsafe { (seen[0].data.ct_entry, seen[1].data.ct_global_stats) };
+        assert_eq!(
+            (e.orig.src_port, e.orig.dst_port, e.reply.src_port),
+            (40000, 80, 80)
+        );
+        assert_eq!(e.orig.src.addr[..4], [192, 0, 2, 1]);
+        assert_eq!((e.status, e.timeout, e.mark, e.id), (0xe, 99, 7, 1234));
+        assert_eq!(
+            (e.state_kind, e.state),
+            (crate::entry::IPVSCT_STATE_KIND_TCP, 3)
+        );
+        assert_eq!(
+            e.state_name[..12]
+                .iter()
+                .map(|c| *c as u8)
+                .collect::<Vec<_>>(),
+            b"ESTABLISHED\0"
+        );
+        assert_eq!(g.entries, 3);
+        assert_eq!(seen[1].offset, first_len as u64);
+        assert_eq!(seen[2].nlmsg_type, NLMSG_DONE);
+
+        let mut one = std::mem::MaybeUninit::<ipvsct_ct_entry>::uninit();
+        // SAFETY: valid buffer and output.
+        let r = unsafe { ipvsct_ct_entry_decode(bytes.as_ptr(), bytes.len(), one.as_mut_ptr()) };
+        assert_eq!(r, IPVSCT_OK);
+        // SAFETY: written on IPVSCT_OK.
+        assert_eq!(unsafe { one.assume_init() }, e);
+    }
+
+    #[test]
+    fn stops_on_request_and_fails_on_truncation_without_output() {
+        let (bytes, first_len) = capture();
+        let mut calls = 0u32;
+        let mut n = 77usize;
+        // SAFETY: valid buffer, callback, user pointer and count.
+        let r = unsafe {
+            ipvsct_decode(
+                bytes.as_ptr(),
+                bytes.len(),
+                Some(stop),
+                (&mut calls as *mut u32).cast(),
+                &mut n,
+            )
+        };
+        assert_eq!((r, calls, n), (IPVSCT_STOPPED, 1, 1));
+        let mut n = 77usize;
+        calls = 0;
+        // SAFETY: a shorter prefix of a valid buffer.
+        let r = unsafe {
+            ipvsct_decode(
+                bytes.as_ptr(),
+                first_len + 8,
+                Some(stop),
+                (&mut calls as *mut u32).cast(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(r, IPVSCT_STOPPED, "the first message still arrives");
+        // SAFETY: a buffer cut inside the second message; the callback never stops.
+        let r = unsafe {
+            ipvsct_decode(
+                bytes.as_ptr(),
+                first_len + 8,
+                Some(collect),
+                (&mut Vec::<ipvsct_message>::new() as *mut Vec<ipvsct_message>).cast(),
+                &mut n,
+            )
+        };
+        assert_eq!(r, IPVSCT_ERR_DECODE);
+        assert_eq!(n, 77, "count untouched on failure");
+        let e = last().unwrap();
+        assert_eq!(e.decode.unwrap().1, first_len);
+    }
+}

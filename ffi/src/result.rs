@@ -137,11 +137,14 @@ impl ipvsct_result {
 /// Thread-safe; never fails.
 #[no_mangle]
 pub extern "C" fn ipvsct_result_name(result: i32) -> *const c_char {
-    let name: &'static [u8] = match ipvsct_result::from_raw(result) {
-        Some(r) => r.name_z(),
-        None => b"IPVSCT_UNKNOWN_RESULT\0",
-    };
-    name.as_ptr().cast()
+    const UNKNOWN: &[u8] = b"IPVSCT_UNKNOWN_RESULT\0";
+    crate::boundary::boundary_value(UNKNOWN.as_ptr().cast(), || {
+        let name: &'static [u8] = match ipvsct_result::from_raw(result) {
+            Some(r) => r.name_z(),
+            None => UNKNOWN,
+        };
+        name.as_ptr().cast()
+    })
 }
 
 #[cfg(test)]

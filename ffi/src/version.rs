@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-/// Major version of the header (the shared library's soname is libipvsct.so.<major>).
+/// Major version of the header (the shared library's soname is `libipvsct.so.MAJOR`).
 pub const IPVSCT_VERSION_MAJOR: u32 = 0;
 /// Minor version of the header.
 pub const IPVSCT_VERSION_MINOR: u32 = 1;
@@ -16,7 +16,7 @@ const VERSION_Z: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 /// Thread-safe; never fails.
 #[no_mangle]
 pub extern "C" fn ipvsct_version() -> *const c_char {
-    VERSION_Z.as_ptr().cast()
+    crate::boundary::boundary_value(VERSION_Z.as_ptr().cast(), || VERSION_Z.as_ptr().cast())
 }
 
 #[cfg(test)]

@@ -33,10 +33,37 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             }
         };
-        let _ = view.state();
-        let _ = view.proto();
-        let _ = view.label_bits().count();
+        // Scalars are checked by from_frame; nests decode on access (each a decoder).
+        let _ = (view.family(), view.message(), view.timeout(), view.status());
+        let _ = (view.mark(), view.mark_mask(), view.use_count(), view.id());
+        let _ = (
+            view.secmark(),
+            view.status_mask(),
+            view.zone(),
+            view.event_time(),
+        );
+        let _ = (view.labels(), view.labels_mask(), view.label_bits().count());
         let _ = view.unknown();
+        let nests_ok = [
+            view.orig().map(|_| ()),
+            view.reply().map(|_| ()),
+            view.master().map(|_| ()),
+            view.protoinfo().map(|_| ()),
+            view.counters_orig().map(|_| ()),
+            view.counters_reply().map(|_| ()),
+            view.timestamp().map(|_| ()),
+            view.seq_adj_orig().map(|_| ()),
+            view.seq_adj_reply().map(|_| ()),
+            view.synproxy().map(|_| ()),
+            view.nat_src().map(|_| ()),
+            view.nat_dst().map(|_| ()),
+            view.secctx().map(|_| ()),
+            view.helper().map(|_| ()),
+            view.proto().map(|_| ()),
+            view.state().map(|_| ()),
+        ]
+        .iter()
+        .all(|r| r.is_ok());
         for t in [view.orig(), view.reply(), view.master()]
             .into_iter()
             .flatten()
@@ -56,6 +83,8 @@ fuzz_target!(|data: &[u8]| {
         }
         match view.to_owned() {
             Ok(owned) => {
+                // The owned form decodes every nest: none of them may fail on its own.
+                assert!(nests_ok, "to_owned succeeded but a nest accessor failed");
                 // The owned decoder is the view plus to_owned: both paths agree.
                 let direct =
                     Entry::from_frame(&frame).expect("Entry::from_frame after a good view");

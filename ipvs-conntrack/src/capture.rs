@@ -450,10 +450,9 @@ fn read_pcapng(bytes: &[u8]) -> Result<Vec<Record>, CaptureError> {
             _ => continue,
         };
         frame += 1;
-        let link = parser
-            .interfaces()
-            .get(iface as usize)
-            .map(|i| u32::from(i.linktype));
+        let iface_desc = parser.interfaces().get(iface as usize);
+        let link = iface_desc.map(|i| u32::from(i.linktype));
+        let ts = pcapng_time(ts, iface_desc.and_then(ts_resolution));
         match link {
             Some(LINKTYPE_NETLINK) => out.push(record_from(frame, ts, &data, orig)?),
             Some(other) if out.is_empty() && frame == 1 => {
@@ -470,6 +469,39 @@ fn read_pcapng(bytes: &[u8]) -> Result<Vec<Record>, CaptureError> {
         }
     }
     Ok(out)
+}
+
+/// The `if_tsresol` option of an interface, if it has one.
+fn ts_resolution(i: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock<'_>) -> Option<u8> {
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+    i.options.iter().find_map(|o| match o {
+        InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+        _ => None,
+    })
+}
+
+/// The time of a pcapng packet. pcap-file hands the raw 64-bit timestamp over as if it
+/// counted nanoseconds; it counts units of the interface's `if_tsresol` (10^-6 s when
+/// absent; 10^-n, or 2^-n when the top bit is set).
+fn pcapng_time(raw: Duration, tsresol: Option<u8>) -> Duration {
+    let units = raw.as_nanos();
+    let r = tsresol.unwrap_or(6);
+    let nanos = if r & 0x80 == 0 {
+        let r = u32::from(r);
+        if r <= 9 {
+            10u128
+                .checked_pow(9 - r)
+                .and_then(|m| units.checked_mul(m))
+        } else {
+            Some(10u128.checked_pow(r - 9).map_or(0, |d| units / d))
+        }
+    } else {
+        let p = u32::from(r & 0x7f);
+        units
+            .checked_mul(1_000_000_000)
+            .map(|n| 2u128.checked_pow(p).map_or(0, |d| n / d))
+    };
+    Duration::from_nanos(nanos.map_or(u64::MAX, |n| u64::try_from(n).unwrap_or(u64::MAX)))
 }
 
 /// Builds a record from one captured packet: cooked header, then the datagram.
@@ -939,6 +971,219 @@ impl Body {
             Body::Request => "request",
             Body::Other => "other",
             Body::Invalid(_) => "invalid",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::wire::{CTA_STATS_GLOBAL_ENTRIES, CTA_STATS_GLOBAL_MAX_ENTRIES};
+    use crate::netlink::emit::MessageBuilder;
+    use crate::netlink::frame::flags::{NLM_F_ACK, NLM_F_REQUEST};
+    use crate::netlink::nfnetlink::{message_type, NfGenMsg};
+
+    /// A stats request and the kernel's answer (stats message + ACK in one datagram).
+    fn records() -> Vec<Record> {
+        let gen = NfGenMsg {
+            family: 0,
+            version: 0,
+            res_id: 0,
+        }
+        .to_bytes();
+        let ty = message_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS);
+        let mut req = MessageBuilder::new(ty, NLM_F_REQUEST | NLM_F_ACK);
+        req.put_raw(&gen);
+        let req = req.finish();
+        let mut ans = MessageBuilder::new(ty, 0);
+        ans.put_raw(&gen)
+            .put_be32(CTA_STATS_GLOBAL_ENTRIES, 7)
+            .put_be32(CTA_STATS_GLOBAL_MAX_ENTRIES, 65_536);
+        let mut data = ans.finish();
+        // NLMSG_ERROR 0 (ACK) echoing the request header.
+        let mut ack = Vec::new();
+        ack.extend_from_slice(&36u32.to_ne_bytes());
+        ack.extend_from_slice(&msg_type::NLMSG_ERROR.to_ne_bytes());
+        ack.extend_from_slice(&flags::NLM_F_CAPPED.to_ne_bytes());
+        ack.extend_from_slice(&[0; 8]);
+        ack.extend_from_slice(&0i32.to_ne_bytes());
+        ack.extend_from_slice(req.get(..16).unwrap());
+        data.extend_from_slice(&ack);
+        vec![
+            Record {
+                timestamp: Duration::new(1_700_000_000, 123_456_789),
+                direction: Direction::Sent,
+                protocol: PROTO_NETFILTER,
+                orig_len: req.len() as u32,
+                data: req,
+            },
+            Record {
+                timestamp: Duration::new(1_700_000_000, 223_456_789),
+                direction: Direction::Received,
+                protocol: PROTO_NETFILTER,
+                orig_len: data.len() as u32,
+                data,
+            },
+        ]
+    }
+
+    fn file() -> Vec<u8> {
+        write_pcap(Vec::new(), &records()).unwrap()
+    }
+
+    #[test]
+    fn records_round_trip_through_a_pcap_file() {
+        let bytes = file();
+        // LINKTYPE_NETLINK in the file header, nanosecond magic in host order.
+        assert_eq!(bytes.get(20..24).unwrap(), &LINKTYPE_NETLINK.to_ne_bytes());
+        assert_eq!(bytes.get(..4).unwrap(), &0xa1b2_3c4du32.to_ne_bytes());
+        // The first record's cooked header: PACKET_KERNEL, ARPHRD_NETLINK, protocol 12.
+        let cooked = bytes.get(24 + 16..24 + 32).unwrap();
+        assert_eq!(cooked, &[0, 7, 3, 0x38, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12]);
+        assert_eq!(read_pcap(&bytes).unwrap(), records());
+    }
+
+    #[test]
+    fn decoding_names_and_types_every_message() {
+        let d = decode_pcap(&file(), &DecodeOptions::default()).unwrap();
+        assert_eq!(d.records, 2);
+        let summary: Vec<_> = d
+            .messages
+            .iter()
+            .map(|m| (m.frame, m.direction, m.name.as_ref(), m.body.kind()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, Direction::Sent, "IPCTNL_MSG_CT_GET_STATS", "request"),
+                (2, Direction::Received, "IPCTNL_MSG_CT_GET_STATS", "stats"),
+                (2, Direction::Received, "NLMSG_ERROR", "ack"),
+            ]
+        );
+        let Body::Stats(s) = &d.messages[1].body else {
+            panic!("not stats")
+        };
+        assert_eq!((s.entries, s.max_entries), (7, Some(65_536)));
+    }
+
+    #[test]
+    fn direction_comes_from_the_flags_when_the_packet_type_is_outgoing() {
+        let mut bytes = file();
+        // Make both records look like nlmon + tcpdump wrote them (packet type 4).
+        let first = 24 + 16;
+        let second = first + 16 + records()[0].data.len();
+        for at in [first, second] {
+            bytes[at..at + 2].copy_from_slice(&PACKET_OUTGOING.to_be_bytes());
+        }
+        let r = read_pcap(&bytes).unwrap();
+        assert_eq!(r[0].direction, Direction::Sent);
+        assert_eq!(r[1].direction, Direction::Received);
+    }
+
+    #[test]
+    fn other_link_types_and_garbage_are_typed_errors() {
+        let mut bytes = file();
+        bytes[20..24].copy_from_slice(&1u32.to_ne_bytes());
+        assert!(matches!(read_pcap(&bytes), Err(CaptureError::LinkType(1))));
+        assert!(matches!(read_pcap(b"hello"), Err(CaptureError::Format(_))));
+        assert!(matches!(read_pcap(&[0u8; 64]), Err(CaptureError::Format(_))));
+        let bytes = file();
+        let cut = bytes.len() - 3;
+        match read_pcap(&bytes[..cut]) {
+            Err(CaptureError::Record { record: 2, reason }) => {
+                assert!(reason.contains("ends inside"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncated_and_mutated_files_never_panic() {
+        let bytes = file();
+        for cut in 0..bytes.len() {
+            let _ = decode_pcap(&bytes[..cut], &DecodeOptions::default());
+        }
+        // Deterministic byte mutations (xorshift), also inside the netlink messages.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let mut m = bytes.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % m.len();
+                m[i] = (x >> 32) as u8;
+            }
+            let _ = decode_pcap(&m, &DecodeOptions::default());
+        }
+    }
+
+    /// The records as a pcapng file (as Wireshark saves captures), written with pcap-file.
+    fn pcapng_file() -> Vec<u8> {
+        use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+        use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+        use pcap_file::pcapng::PcapNgWriter;
+        let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+        use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+        let mut idb = InterfaceDescriptionBlock::new(DataLink::NETLINK, SNAPLEN);
+        // pcap-file writes the timestamps in nanoseconds: say so.
+        idb.options.push(InterfaceDescriptionOption::IfTsResol(9));
+        w.write_pcapng_block(idb).unwrap();
+        for r in records() {
+            let mut data = cooked_header(r.direction, r.protocol).to_vec();
+            data.extend_from_slice(&r.data);
+            w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: r.timestamp,
+                original_len: data.len() as u32,
+                data: Cow::Owned(data),
+                options: Vec::new(),
+            })
+            .unwrap();
+        }
+        w.into_inner()
+    }
+
+    #[test]
+    fn pcapng_files_read_like_pcap_files() {
+        assert_eq!(read_pcap(&pcapng_file()).unwrap(), records());
+        let raw = Duration::from_nanos(1_700_000_000_123_456);
+        assert_eq!(pcapng_time(raw, None), Duration::new(1_700_000_000, 123_456_000));
+        assert_eq!(pcapng_time(raw, Some(6)), Duration::new(1_700_000_000, 123_456_000));
+        assert_eq!(pcapng_time(raw, Some(9)), raw);
+        assert_eq!(pcapng_time(Duration::from_nanos(3 << 20), Some(0x80 | 20)), Duration::from_secs(3));
+        assert_eq!(pcapng_time(raw, Some(127)), Duration::ZERO);
+        assert_eq!(pcapng_time(Duration::MAX, Some(0)), Duration::from_nanos(u64::MAX));
+        let bytes = pcapng_file();
+        for cut in 0..bytes.len() {
+            let _ = read_pcap(&bytes[..cut]);
+        }
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for _ in 0..3000 {
+            let mut m = bytes.clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % m.len();
+                m[i] = (x >> 32) as u8;
+            }
+            let _ = decode_pcap(&m, &DecodeOptions::default());
+        }
+    }
+
+    #[test]
+    fn pcapng_garbage_never_panics() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..400usize {
+            let mut m = PCAPNG_MAGIC.to_vec();
+            while m.len() < len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                m.push(x as u8);
+            }
+            let _ = read_pcap(&m);
         }
     }
 }

@@ -57,8 +57,81 @@ use crate::error::{Error, Result};
 use crate::ipvs::{Destination, Ipvs, Protocol, Service, ServiceTarget, Snapshot as IpvsSnapshot};
 use crate::netns::Netns;
 
-/// The HTTP Content-Type of [`render`]'s output.
+/// The HTTP Content-Type of the OpenMetrics text format ([`render`]).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The HTTP Content-Type of the Prometheus text format 0.0.4 ([`to_prometheus_text`]).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// An exposition format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text, as prometheus-client encodes it.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 (what `promtool check metrics` and older scrapers read).
+    Text,
+}
+
+impl Format {
+    /// Picks the format an HTTP `Accept` header asks for: OpenMetrics only when it names it.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    /// The HTTP Content-Type of this format.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Format::OpenMetrics => CONTENT_TYPE,
+            Format::Text => TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Renders a snapshot in `format`.
+pub fn render_as(s: &Snapshot, format: Format) -> String {
+    let open = render(s);
+    match format {
+        Format::OpenMetrics => open,
+        Format::Text => to_prometheus_text(&open),
+    }
+}
+
+/// Turns prometheus-client's OpenMetrics text into the Prometheus text format 0.0.4.
+///
+/// The two differ, for what is rendered here, only in the metadata of counters (their
+/// family is named `x` in OpenMetrics and `x_total` in 0.0.4, like their samples), the
+/// `# UNIT` lines and the closing `# EOF`; samples and label escaping are the same.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    let _ = writeln!(out, "{prefix}{name}_total {tail}");
+                } else {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out
+}
 
 /// What a [`Collector`] reads besides the conntrack table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -305,10 +378,10 @@ impl Collector {
         }
     }
 
-    /// Collects and renders in the text format.
-    pub fn scrape(&mut self) -> Result<String> {
+    /// Collects and renders in `format`.
+    pub fn scrape(&mut self, format: Format) -> Result<String> {
         let s = self.collect()?;
-        Ok(render(&s))
+        Ok(render_as(&s, format))
     }
 }
 
@@ -877,6 +950,34 @@ mod tests {
         );
         assert_eq!(sample(&text, "ipvsct_ipvs_up"), Some(0.0));
         assert_eq!(sample(&text, "ipvsct_conntrack_buckets"), Some(32_768.0));
+    }
+
+    #[test]
+    fn text_format_names_counter_families_with_total() {
+        let open = render(&snapshot());
+        let text = to_prometheus_text(&open);
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(
+            text.contains("# TYPE ipvsct_conntrack_cpu_found_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP ipvsct_conntrack_cpu_found_total Successful searches"));
+        assert!(open.contains("# TYPE ipvsct_conntrack_cpu_found counter\n"));
+        // Gauges and samples are unchanged.
+        assert!(text.contains("# TYPE node_nf_conntrack_entries gauge\n"));
+        assert_eq!(
+            sample(&text, "ipvsct_conntrack_cpu_drop_total{cpu=\"1\"}"),
+            Some(5.0)
+        );
+        let samples = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples(&text), samples(&open));
+        assert_eq!(Format::from_accept(None), Format::Text);
+        assert_eq!(
+            Format::from_accept(Some(
+                "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3"
+            )),
+            Format::OpenMetrics
+        );
     }
 
     fn stats(conns: u64, inbytes: u64) -> Stats {

@@ -942,8 +942,11 @@ fn sync_daemons_match_ipvsadm() {
 /// Compares the library's connection table with `ipvsadm -Lnc`.
 fn assert_connections_match_ipvsadm(lab: &Lab, ipvs: &Ipvs) -> Vec<ipvs_conntrack::ipvs::Connection> {
     for _ in 0..10 {
+        let t0 = Instant::now();
         let lib: Vec<_> = ipvs.connections().unwrap().collect::<Result<_, _>>().unwrap();
         let a = parse_conns(&adm(lab.lb.name(), &["-Lnc"]));
+        // ipvsadm reads later (a process start can take seconds under emulation).
+        let lag = u32::try_from(t0.elapsed().as_secs()).unwrap() + 1;
         let key = |p: &str, c: SocketAddr, v: SocketAddr, d: SocketAddr, s: &str| {
             format!("{p} {c} {v} {d} {s}")
         };
@@ -967,7 +970,10 @@ fn assert_connections_match_ipvsadm(lab: &Lab, ipvs: &Ipvs) -> Vec<ipvs_conntrac
         }
         for (k, e) in &lib_set {
             let ae = adm_set[k];
-            assert!(e.abs_diff(ae) <= 1, "{k}: expires {e} vs ipvsadm {ae}");
+            assert!(
+                ae <= e + 1 && e - ae.min(*e) <= lag,
+                "{k}: expires {e} vs ipvsadm {ae} read within {lag} s"
+            );
         }
         return lib;
     }
@@ -992,8 +998,13 @@ fn traffic_stats_rates_and_connections() {
     let tcp = ServiceKey::tcp(lab.vip(80));
     let udp = ServiceKey::udp(lab.vip(53));
     let t0 = Instant::now();
-    while ipvs.service(&tcp).unwrap().best_stats().unwrap().conns < 20 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "TCP conns never reached 20");
+    loop {
+        let t = ipvs.service(&tcp).unwrap().best_stats().unwrap().conns;
+        let u = ipvs.service(&udp).unwrap().best_stats().unwrap().clone();
+        if t == 20 && (u.conns, u.inpkts, u.outpkts) == (10, 10, 10) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "counters stuck at {t} / {u:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
     let snap = assert_stats_match_ipvsadm(lab.lb.name(), &mut ipvs);
@@ -1015,7 +1026,14 @@ fn traffic_stats_rates_and_connections() {
         .iter()
         .filter(|c| c.state == ConnState::Tcp(TcpState::TimeWait))
         .count();
-    assert_eq!(tw, 20);
+    // Now and then one closes through a reset instead (CLOSE, 10 s).
+    assert!(tw >= 18, "{conns:#?}");
+    let closed = [TcpState::TimeWait, TcpState::Close, TcpState::CloseWait, TcpState::LastAck];
+    assert!(conns
+        .iter()
+        .filter(|c| c.protocol == Protocol::Tcp)
+        .all(|c| closed.iter().any(|s| c.state == ConnState::Tcp(*s))
+            && c.activity() == Activity::Inactive));
     assert!(conns
         .iter()
         .filter(|c| c.protocol == Protocol::Udp)
@@ -1029,7 +1047,8 @@ fn traffic_stats_rates_and_connections() {
         }
     }
     let sync: Vec<_> = ipvs.sync_connections().unwrap().collect::<Result<_, _>>().unwrap();
-    assert_eq!(sync.len(), 30);
+    let again: Vec<_> = ipvs.connections().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(sync.len(), 30, "sync table {sync:#?}\nnow {again:#?}\nbefore {conns:#?}");
     assert!(sync.iter().all(|c| c.origin == Some(ipvs_conntrack::ipvs::Origin::Local)));
 
     if ipvsct_bin().is_some() {
@@ -1092,23 +1111,33 @@ fn classic_inactconn_after_50_requests_drains() {
     let taken = ex.taken_at;
     let report = &ex.services[0];
     assert_eq!(report.service, tcp);
+    let table = ipvs.state_timeouts().unwrap();
     let mut predicted = 0;
+    let mut time_wait = 0;
     for d in &report.dests {
         assert_eq!((d.active_conns, d.inactive_conns), (0, 25), "{}", d.dest);
         assert_eq!((d.listed_active, d.listed_inactive), (0, 25), "{}", d.dest);
-        assert_eq!(d.states.len(), 1, "{:?}", d.states);
-        let g = &d.states[0];
-        assert_eq!(g.state, ConnState::Tcp(TcpState::TimeWait));
-        assert_eq!(g.activity, Activity::Inactive);
-        assert_eq!(g.count, 25);
-        assert_eq!(g.state_timeout, Some(120), "IPVS TIME_WAIT lasts 2 minutes");
-        assert!(g.max_expires <= 120, "{g:?}");
-        assert!(g.min_expires + took + 3 >= 120, "{g:?} after {took} s of requests");
-        for c in &d.connections {
-            assert_eq!(c.idle, Some(120 - c.conn.expires));
+        for g in &d.states {
+            // Closed connections: TIME_WAIT, or (a packet race) CLOSE / CLOSE_WAIT / LAST_ACK.
+            assert_eq!(g.activity, Activity::Inactive, "{g:?}");
+            assert_eq!(g.state_timeout, table.for_state(&g.state), "{g:?}");
+            assert!(g.max_expires <= g.state_timeout.unwrap(), "{g:?}");
         }
+        let g = d
+            .states
+            .iter()
+            .find(|g| g.state == ConnState::Tcp(TcpState::TimeWait))
+            .unwrap_or_else(|| panic!("no TIME_WAIT on {}: {:?}", d.dest, d.states));
+        assert_eq!(g.state_timeout, Some(120), "IPVS TIME_WAIT lasts 2 minutes");
+        assert!(g.min_expires + took + 3 >= 120, "{g:?} after {took} s of requests");
+        time_wait += g.count;
+        for c in &d.connections {
+            assert_eq!(c.idle, Some(c.state_timeout.unwrap() - c.conn.expires));
+        }
+        assert_eq!(d.inactive_drain, Some(d.states.iter().map(|g| g.max_expires).max().unwrap()));
         predicted = predicted.max(d.inactive_drain.unwrap());
     }
+    assert!(time_wait >= 45, "{time_wait} of 50 in TIME_WAIT: {report:#?}");
     let conns = assert_connections_match_ipvsadm(&lab, &ipvs);
     assert_eq!(conns.len(), 50);
     if ipvsct_bin().is_some() {
@@ -1133,17 +1162,30 @@ fn classic_inactconn_after_50_requests_drains() {
             assert_eq!(g.state_timeout, Some(4));
             assert!(g.max_expires <= 4, "{g:?}");
             assert_eq!(g.activity, Activity::Inactive);
+            assert_eq!(g.count, 5, "rr spreads them 5/5: {:?}", d.states);
             fin_wait += g.count;
         }
-        assert_eq!(d.inactive_conns, 30, "25 TIME_WAIT + 5 FIN_WAIT on {}", d.dest);
+        assert_eq!(d.listed_inactive, d.inactive_conns, "{}", d.dest);
     }
     assert_eq!(fin_wait, 10);
+    let fin_waits = |ipvs: &mut Ipvs| {
+        let ex = ipvs.explain().unwrap();
+        ex.services[0]
+            .dests
+            .iter()
+            .flat_map(|d| d.states.iter())
+            .filter(|g| g.state == ConnState::Tcp(TcpState::FinWait))
+            .map(|g| g.count)
+            .sum::<u32>()
+    };
     let t1 = Instant::now();
-    while totals(&mut ipvs, &tcp).1 > 50 {
+    while fin_waits(&mut ipvs) > 0 {
         assert!(t1.elapsed() < Duration::from_secs(12), "FIN_WAIT entries did not expire");
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(t1.elapsed() <= Duration::from_secs(7), "took {:?}", t1.elapsed());
+    let (_, inactive) = totals(&mut ipvs, &tcp);
+    assert!(inactive <= 50, "InActConn {inactive} after the FIN_WAIT entries expired");
     drop(held);
     ipvs.set_timeouts(&Timeouts { tcp_fin: Some(120), ..Timeouts::default() })
         .unwrap();

@@ -325,9 +325,28 @@ impl Conntrack {
         frame.call_method1("build", (cols.into_py(py)?,))
     }
 
-    /// The entry with this original tuple (and zone, if the tuple has one), or None.
-    fn get(&self, py: Python<'_>, orig: PyRef<'_, Tuple>) -> PyResult<Option<Entry>> {
-        let t = orig.inner.clone();
+    /// The entry with this original tuple, or None. `orig` may be an `Entry` (to read it
+    /// again); `zone` defaults to the tuple's zone, or the entry's.
+    #[pyo3(signature = (orig, *, zone=None))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        orig: &Bound<'_, PyAny>,
+        zone: Option<u16>,
+    ) -> PyResult<Option<Entry>> {
+        let mut t = if let Ok(e) = orig.cast::<Entry>() {
+            let e = e.get();
+            let mut t = e.inner.orig.clone();
+            t.zone = t.zone.or(e.inner.zone);
+            t
+        } else if let Ok(t) = orig.cast::<Tuple>() {
+            t.get().inner.clone()
+        } else {
+            return Err(PyTypeError::new_err("get() takes a Tuple or an Entry"));
+        };
+        if zone.is_some() {
+            t.zone = zone;
+        }
         let r = self.with_client(py, move |c| match c.ct.get(&t) {
             Ok(e) => Ok(Some(e)),
             Err(e) if e.is_not_found() => Ok(None),

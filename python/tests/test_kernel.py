@@ -171,6 +171,7 @@ def test_filters_match_conntrack_tools(netns: Namespace) -> None:
         (dict(family="ipv6"), ["-f", "ipv6"]),
         (dict(family=ipvsct.Family.IPV4, proto="tcp"), ["-f", "ipv4", "-p", "tcp"]),
         (dict(status=ipvsct.Status.ASSURED), ["-u", "ASSURED"]),
+        (dict(proto="icmp"), ["-p", "icmp"]),
         (dict(proto="tcp", src="10.2.0.1", dst_port=80), ["-p", "tcp", "-s", "10.2.0.1", "--dport", "80"]),
         (dict(proto="udp", dst="fd00::2"), ["-f", "ipv6", "-p", "udp", "-d", "fd00::2"]),
     ]
@@ -209,6 +210,13 @@ def test_get_by_tuple(netns: Namespace) -> None:
     z = ct.get(zoned)
     assert z is not None and z.zone == 7 and z.id == by_port[1].id
     assert ct.get(ipvsct.Tuple("fd00::5", "fd00::6", "tcp", src_port=1, dst_port=2)) is None
+    for again in (
+        ct.get(ipvsct.Tuple("fd00::5", "fd00::6", "tcp", src_port=1, dst_port=2), zone=7),
+        ct.get(by_port[1]),
+    ):
+        assert again is not None and again.id == z.id
+    with pytest.raises(TypeError):
+        ct.get("10.2.0.1")  # type: ignore[arg-type]
 
 
 def test_count_and_stats_match_conntrack_tools(netns: Namespace) -> None:
@@ -264,7 +272,10 @@ def test_client_lifecycle_and_concurrent_calls(netns: Namespace) -> None:
         first = next(it)
         # Dumps have a socket of their own: other calls work in the middle of one.
         assert ct.count() >= len(INSERTED)
-        assert ct.get(first.orig) is not None
+        again = ct.get(first)
+        assert again is not None and again.id == first.id
+        by_tuple = ct.get(first.orig, zone=first.zone)
+        assert by_tuple is not None and by_tuple.id == first.id
         rest = list(it)
         assert len(rest) + 1 == ct.count()
         with ct.dump() as d:

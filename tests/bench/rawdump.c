@@ -66,6 +66,9 @@ int main(int argc, char **argv)
     struct sockaddr_nl local = {.nl_family = AF_NETLINK};
     if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0)
         return fail("bind");
+    socklen_t locallen = sizeof local;
+    if (getsockname(fd, (struct sockaddr *)&local, &locallen) < 0)
+        return fail("getsockname");
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0 &&
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0)
         return fail("SO_RCVBUF");
@@ -105,7 +108,8 @@ int main(int argc, char **argv)
         bytes += (uint64_t)n;
         int len = (int)n;
         for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-            if (h->nlmsg_seq != seq || h->nlmsg_pid != 0)
+            /* Answers carry our sequence number and our port id (or 0). */
+            if (h->nlmsg_seq != seq || (h->nlmsg_pid != 0 && h->nlmsg_pid != local.nl_pid))
                 continue;
             if (h->nlmsg_flags & NLM_F_DUMP_INTR)
                 interrupted = 1;

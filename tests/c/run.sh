@@ -168,7 +168,8 @@ EOF
         esac
     done
     echo "-- example agent in the namespace"
-    LD_LIBRARY_PATH=$prefix/lib "$out/ipvsct-agent" --netns "$ns" --count 1 | tee "$out/agent.txt"
+    LD_LIBRARY_PATH=$prefix/lib "${valgrind[@]}" "$out/ipvsct-agent" --netns "$ns" --count 1 |
+        tee "$out/agent.txt"
     grep -Eq "^  tcp +TIME_WAIT +$((tcp_count + 1)) +900s" "$out/agent.txt" ||
         fail "the agent did not report $((tcp_count + 1)) TCP entries in TIME_WAIT (900s)"
 fi

@@ -77,7 +77,9 @@ pub fn run(program: &str, args: &[&str]) -> Result<(), AnyError> {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("{program} {}: killed after {CMD_TIMEOUT:?}", args.join(" ")).into());
+            return Err(
+                format!("{program} {}: killed after {CMD_TIMEOUT:?}", args.join(" ")).into(),
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -178,13 +180,26 @@ pub fn fill_request(i: u32) -> CreateRequest {
         ),
         _ => (
             IPPROTO_TCP,
-            Ipv6Addr::new(0xfd00, 0xbe, 0, 0, 0, u16::from(b), u16::from(c), u16::from(d)).into(),
+            Ipv6Addr::new(
+                0xfd00,
+                0xbe,
+                0,
+                0,
+                0,
+                u16::from(b),
+                u16::from(c),
+                u16::from(d),
+            )
+            .into(),
             Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into(),
             443,
         ),
     };
-    let req = CreateRequest::new(Tuple::with_ports(proto, src, sport, dst, dport), FILL_TIMEOUT)
-        .status(Status::SEEN_REPLY | Status::ASSURED);
+    let req = CreateRequest::new(
+        Tuple::with_ports(proto, src, sport, dst, dport),
+        FILL_TIMEOUT,
+    )
+    .status(Status::SEEN_REPLY | Status::ASSURED);
     if proto == IPPROTO_TCP {
         req.protoinfo(ProtoInfo {
             tcp: Some(TcpInfo {
@@ -362,10 +377,7 @@ pub fn record_new_events(netns: &Netns, from: u32, to: u32) -> Result<EventRecor
         match sock.recv("record events") {
             Ok(_) => {
                 let d = sock.datagram().to_vec();
-                seen += Frames::new(&d)
-                    .flatten()
-                    .filter(is_entry_message)
-                    .count() as u64;
+                seen += Frames::new(&d).flatten().filter(is_entry_message).count() as u64;
                 datagrams.push(d);
             }
             Err(ipvs_conntrack::Error::Timeout { .. }) => break,

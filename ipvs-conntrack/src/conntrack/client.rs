@@ -12,8 +12,8 @@ use crate::conntrack::tuple::Tuple;
 use crate::conntrack::wire::*;
 use crate::error::{libc_errno, Error, Result};
 use crate::netlink::emit::MessageBuilder;
-use crate::netlink::frame::Frame;
 use crate::netlink::frame::flags::*;
+use crate::netlink::frame::Frame;
 use crate::netlink::nfnetlink::{
     message_type, NfGenMsg, NFNETLINK_V0, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_TIMEOUT,
 };
@@ -185,7 +185,12 @@ impl Conntrack {
     }
 
     /// Sends one request and calls `f` with every data frame of its answer until DONE/ACK.
-    pub(crate) fn transact<F>(&mut self, mut bytes: Vec<u8>, op: &'static str, mut f: F) -> Result<()>
+    pub(crate) fn transact<F>(
+        &mut self,
+        mut bytes: Vec<u8>,
+        op: &'static str,
+        mut f: F,
+    ) -> Result<()>
     where
         F: FnMut(&Frame<'_>) -> Result<()>,
     {

@@ -9,7 +9,9 @@ use crate::conntrack::status::Status;
 use crate::conntrack::tuple::{Tuple, TupleView, IPPROTO_DCCP, IPPROTO_SCTP, IPPROTO_TCP};
 use crate::conntrack::wire::*;
 use crate::error::{AttrPath, DecodeError, DecodeErrorKind};
-use crate::netlink::attr::{align4, Attr, Attrs, RawAttr, Seen, NLA_HDRLEN, NLA_TYPE_MASK};
+use crate::netlink::attr::{
+    align4, for_each_attr, Attr, Attrs, RawAttr, NLA_HDRLEN, NLA_TYPE_MASK,
+};
 use crate::netlink::frame::{Frame, NLMSG_HDRLEN};
 use crate::netlink::nfnetlink::{split_type, NfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_CTNETLINK};
 use crate::open_enum::open_enum;
@@ -183,110 +185,102 @@ fn fixed_size(kind: u16) -> Option<usize> {
     }
 }
 
-fn counters(a: &Attr<'_>) -> Result<Counters, DecodeError> {
+/// Where nest decoders put attributes they do not know: (parent attribute type, attribute).
+type Unknown = Vec<(u16, RawAttr)>;
+
+fn counters(a: &Attr<'_>, unk: &mut Unknown) -> Result<Counters, DecodeError> {
     let mut c = Counters::default();
-    let mut seen = Seen::default();
-    for x in a.nested(CTA_COUNTERS_NAMES) {
-        let x = x?;
-        seen.check(&x)?;
+    for_each_attr(a.value(), a.offset(), CTA_COUNTERS_NAMES, |x| {
         match x.kind() {
             CTA_COUNTERS_PACKETS => c.packets = x.be64()?,
             CTA_COUNTERS_BYTES => c.bytes = x.be64()?,
             CTA_COUNTERS32_PACKETS => c.packets = u64::from(x.be32()?),
             CTA_COUNTERS32_BYTES => c.bytes = u64::from(x.be32()?),
-            _ => {}
+            CTA_COUNTERS_PAD => {}
+            _ => unk.push((a.kind(), x.to_raw())),
         }
-    }
+        Ok(())
+    })?;
     Ok(c)
 }
 
-fn timestamp(a: &Attr<'_>) -> Result<Timestamp, DecodeError> {
+fn timestamp(a: &Attr<'_>, unk: &mut Unknown) -> Result<Timestamp, DecodeError> {
     let mut t = Timestamp::default();
-    let mut seen = Seen::default();
-    for x in a.nested(CTA_TIMESTAMP_NAMES) {
-        let x = x?;
-        seen.check(&x)?;
+    for_each_attr(a.value(), a.offset(), CTA_TIMESTAMP_NAMES, |x| {
         match x.kind() {
             CTA_TIMESTAMP_START => t.start = Some(x.be64()?),
             CTA_TIMESTAMP_STOP => t.stop = Some(x.be64()?),
-            _ => {}
+            CTA_TIMESTAMP_PAD => {}
+            _ => unk.push((a.kind(), x.to_raw())),
         }
-    }
+        Ok(())
+    })?;
     Ok(t)
 }
 
-fn seqadj(a: &Attr<'_>) -> Result<SeqAdj, DecodeError> {
+fn seqadj(a: &Attr<'_>, unk: &mut Unknown) -> Result<SeqAdj, DecodeError> {
     let mut s = SeqAdj::default();
-    let mut seen = Seen::default();
-    for x in a.nested(CTA_SEQADJ_NAMES) {
-        let x = x?;
-        seen.check(&x)?;
+    for_each_attr(a.value(), a.offset(), CTA_SEQADJ_NAMES, |x| {
         match x.kind() {
             CTA_SEQADJ_CORRECTION_POS => s.correction_pos = Some(x.be32()?),
             CTA_SEQADJ_OFFSET_BEFORE => s.offset_before = Some(x.be32()? as i32),
             CTA_SEQADJ_OFFSET_AFTER => s.offset_after = Some(x.be32()? as i32),
-            _ => {}
+            _ => unk.push((a.kind(), x.to_raw())),
         }
-    }
+        Ok(())
+    })?;
     Ok(s)
 }
 
-fn synproxy(a: &Attr<'_>) -> Result<Synproxy, DecodeError> {
+fn synproxy(a: &Attr<'_>, unk: &mut Unknown) -> Result<Synproxy, DecodeError> {
     let mut s = Synproxy::default();
-    let mut seen = Seen::default();
-    for x in a.nested(CTA_SYNPROXY_NAMES) {
-        let x = x?;
-        seen.check(&x)?;
+    for_each_attr(a.value(), a.offset(), CTA_SYNPROXY_NAMES, |x| {
         match x.kind() {
             CTA_SYNPROXY_ISN => s.isn = Some(x.be32()?),
             CTA_SYNPROXY_ITS => s.its = Some(x.be32()?),
             CTA_SYNPROXY_TSOFF => s.tsoff = Some(x.be32()?),
-            _ => {}
+            _ => unk.push((a.kind(), x.to_raw())),
         }
-    }
+        Ok(())
+    })?;
     Ok(s)
 }
 
 /// Decodes a CTA_NAT_SRC / CTA_NAT_DST nest.
-pub(crate) fn nat_range(a: &Attr<'_>) -> Result<NatRange, DecodeError> {
+pub(crate) fn nat_range(a: &Attr<'_>, unk: &mut Unknown) -> Result<NatRange, DecodeError> {
     let mut n = NatRange::default();
-    let mut seen = Seen::default();
-    for x in a.nested(CTA_NAT_NAMES) {
-        let x = x?;
-        seen.check(&x)?;
+    for_each_attr(a.value(), a.offset(), CTA_NAT_NAMES, |x| {
         match x.kind() {
             CTA_NAT_V4_MINIP => n.min_ip = Some(IpAddr::V4(x.ipv4()?)),
             CTA_NAT_V4_MAXIP => n.max_ip = Some(IpAddr::V4(x.ipv4()?)),
             CTA_NAT_V6_MINIP => n.min_ip = Some(IpAddr::V6(x.ipv6()?)),
             CTA_NAT_V6_MAXIP => n.max_ip = Some(IpAddr::V6(x.ipv6()?)),
             CTA_NAT_PROTO => {
-                let mut s2 = Seen::default();
-                for p in x.nested(CTA_PROTONAT_NAMES) {
-                    let p = p?;
-                    s2.check(&p)?;
+                for_each_attr(x.value(), x.offset(), CTA_PROTONAT_NAMES, |p| {
                     match p.kind() {
                         CTA_PROTONAT_PORT_MIN => n.min_port = Some(p.be16()?),
                         CTA_PROTONAT_PORT_MAX => n.max_port = Some(p.be16()?),
-                        _ => {}
+                        _ => unk.push((CTA_NAT_PROTO, p.to_raw())),
                     }
-                }
+                    Ok(())
+                })?;
             }
-            _ => {}
+            _ => unk.push((a.kind(), x.to_raw())),
         }
-    }
+        Ok(())
+    })?;
     Ok(n)
 }
 
-fn secctx<'a>(a: &Attr<'a>) -> Result<Option<&'a str>, DecodeError> {
+fn secctx<'a>(a: &Attr<'a>, unk: &mut Unknown) -> Result<Option<&'a str>, DecodeError> {
     let mut name = None;
-    let mut seen = Seen::default();
-    for x in a.nested(CTA_SECCTX_NAMES) {
-        let x = x?;
-        seen.check(&x)?;
-        if x.kind() == CTA_SECCTX_NAME {
-            name = Some(x.str()?);
+    for_each_attr(a.value(), a.offset(), CTA_SECCTX_NAMES, |x| {
+        match x.kind() {
+            CTA_SECCTX_NAME => name = Some(x.str()?),
+            _ => unk.push((CTA_SECCTX, x.to_raw())),
         }
-    }
+        Ok(())
+    })?;
     Ok(name)
 }
 
@@ -497,43 +491,45 @@ impl<'a> EntryView<'a> {
     }
     /// CTA_COUNTERS_ORIG.
     pub fn counters_orig(&self) -> Result<Option<Counters>, DecodeError> {
-        self.nest(CTA_COUNTERS_ORIG, counters)
+        self.nest(CTA_COUNTERS_ORIG, |a| counters(a, &mut Vec::new()))
     }
     /// CTA_COUNTERS_REPLY.
     pub fn counters_reply(&self) -> Result<Option<Counters>, DecodeError> {
-        self.nest(CTA_COUNTERS_REPLY, counters)
+        self.nest(CTA_COUNTERS_REPLY, |a| counters(a, &mut Vec::new()))
     }
     /// CTA_TIMESTAMP.
     pub fn timestamp(&self) -> Result<Option<Timestamp>, DecodeError> {
-        self.nest(CTA_TIMESTAMP, timestamp)
+        self.nest(CTA_TIMESTAMP, |a| timestamp(a, &mut Vec::new()))
     }
     /// CTA_SEQ_ADJ_ORIG.
     pub fn seq_adj_orig(&self) -> Result<Option<SeqAdj>, DecodeError> {
-        self.nest(CTA_SEQ_ADJ_ORIG, seqadj)
+        self.nest(CTA_SEQ_ADJ_ORIG, |a| seqadj(a, &mut Vec::new()))
     }
     /// CTA_SEQ_ADJ_REPLY.
     pub fn seq_adj_reply(&self) -> Result<Option<SeqAdj>, DecodeError> {
-        self.nest(CTA_SEQ_ADJ_REPLY, seqadj)
+        self.nest(CTA_SEQ_ADJ_REPLY, |a| seqadj(a, &mut Vec::new()))
     }
     /// CTA_SYNPROXY.
     pub fn synproxy(&self) -> Result<Option<Synproxy>, DecodeError> {
-        self.nest(CTA_SYNPROXY, synproxy)
+        self.nest(CTA_SYNPROXY, |a| synproxy(a, &mut Vec::new()))
     }
     /// CTA_NAT_SRC.
     pub fn nat_src(&self) -> Result<Option<NatRange>, DecodeError> {
-        self.nest(CTA_NAT_SRC, nat_range)
+        self.nest(CTA_NAT_SRC, |a| nat_range(a, &mut Vec::new()))
     }
     /// CTA_NAT_DST.
     pub fn nat_dst(&self) -> Result<Option<NatRange>, DecodeError> {
-        self.nest(CTA_NAT_DST, nat_range)
+        self.nest(CTA_NAT_DST, |a| nat_range(a, &mut Vec::new()))
     }
     /// CTA_SECCTX name.
     pub fn secctx(&self) -> Result<Option<&'a str>, DecodeError> {
-        Ok(self.nest(CTA_SECCTX, secctx)?.flatten())
+        Ok(self
+            .nest(CTA_SECCTX, |a| secctx(a, &mut Vec::new()))?
+            .flatten())
     }
     /// CTA_HELP: helper name and private info bytes.
     pub fn helper(&self) -> Result<Option<(&'a str, Option<&'a [u8]>)>, DecodeError> {
-        Ok(self.nest(CTA_HELP, help)?.flatten())
+        Ok(self.nest(CTA_HELP, |a| help(a, &mut Vec::new()))?.flatten())
     }
 
     /// The L4 protocol number from the original tuple, read without decoding the tuple.
@@ -578,8 +574,15 @@ impl<'a> EntryView<'a> {
         let reply = self.reply()?.ok_or_else(missing)?.to_owned();
         let status = self.status().unwrap_or_default();
         let protoinfo = self.protoinfo()?;
-        let proto = orig.proto();
-        let state = State::derive(proto, protoinfo.as_ref(), status);
+        let state = State::derive(orig.proto(), protoinfo.as_ref(), status);
+        let mut unk = Vec::new();
+        let helper = self
+            .nest(CTA_HELP, |a| help(a, &mut unk))?
+            .flatten()
+            .map(|(name, info)| Helper {
+                name: name.to_owned(),
+                info: info.map(<[u8]>::to_vec).unwrap_or_default(),
+            });
         Ok(Entry {
             family: self.family,
             message: self.message,
@@ -589,50 +592,52 @@ impl<'a> EntryView<'a> {
             master: self.master()?.map(|t| t.to_owned()),
             status,
             protoinfo,
-            helper: self.helper()?.map(|(name, info)| Helper {
-                name: name.to_owned(),
-                info: info.map(<[u8]>::to_vec).unwrap_or_default(),
-            }),
-            nat_src: self.nat_src()?,
-            nat_dst: self.nat_dst()?,
+            helper,
+            nat_src: self.nest(CTA_NAT_SRC, |a| nat_range(a, &mut unk))?,
+            nat_dst: self.nest(CTA_NAT_DST, |a| nat_range(a, &mut unk))?,
             timeout: self.timeout(),
             state_timeout: None,
             mark: self.mark(),
             mark_mask: self.mark_mask(),
-            counters_orig: self.counters_orig()?,
-            counters_reply: self.counters_reply()?,
+            counters_orig: self.nest(CTA_COUNTERS_ORIG, |a| counters(a, &mut unk))?,
+            counters_reply: self.nest(CTA_COUNTERS_REPLY, |a| counters(a, &mut unk))?,
             use_count: self.use_count(),
             id: self.id(),
-            seq_adj_orig: self.seq_adj_orig()?,
-            seq_adj_reply: self.seq_adj_reply()?,
+            seq_adj_orig: self.nest(CTA_SEQ_ADJ_ORIG, |a| seqadj(a, &mut unk))?,
+            seq_adj_reply: self.nest(CTA_SEQ_ADJ_REPLY, |a| seqadj(a, &mut unk))?,
             secmark: self.secmark(),
             zone: self.zone(),
-            secctx: self.secctx()?.map(str::to_owned),
-            timestamp: self.timestamp()?,
+            secctx: self
+                .nest(CTA_SECCTX, |a| secctx(a, &mut unk))?
+                .flatten()
+                .map(str::to_owned),
+            timestamp: self.nest(CTA_TIMESTAMP, |a| timestamp(a, &mut unk))?,
             event_time: self.event_time(),
             labels: self.labels().map(Labels::from_bitmap),
             labels_mask: self.labels_mask().map(Labels::from_bitmap),
-            synproxy: self.synproxy()?,
+            synproxy: self.nest(CTA_SYNPROXY, |a| synproxy(a, &mut unk))?,
             status_mask: self.status_mask(),
             unknown: self.unknown(),
+            unknown_nested: unk,
         })
     }
 }
 
 /// CTA_HELP: name and info.
-fn help<'a>(a: &Attr<'a>) -> Result<Option<(&'a str, Option<&'a [u8]>)>, DecodeError> {
+fn help<'a>(
+    a: &Attr<'a>,
+    unk: &mut Unknown,
+) -> Result<Option<(&'a str, Option<&'a [u8]>)>, DecodeError> {
     let mut name = None;
     let mut info = None;
-    let mut seen = Seen::default();
-    for x in a.nested(CTA_HELP_NAMES) {
-        let x = x?;
-        seen.check(&x)?;
+    for_each_attr(a.value(), a.offset(), CTA_HELP_NAMES, |x| {
         match x.kind() {
             CTA_HELP_NAME => name = Some(x.str()?),
             CTA_HELP_INFO => info = Some(x.value()),
-            _ => {}
+            _ => unk.push((CTA_HELP, x.to_raw())),
         }
-    }
+        Ok(())
+    })?;
     Ok(name.map(|n| (n, info)))
 }
 
@@ -735,6 +740,11 @@ pub struct Entry {
     pub status_mask: Option<u32>,
     /// Top-level attributes this library does not know, in order.
     pub unknown: Vec<RawAttr>,
+    /// Attributes this library does not know inside CTA_COUNTERS_*, CTA_TIMESTAMP,
+    /// CTA_SEQ_ADJ_*, CTA_SYNPROXY, CTA_NAT_* (and their CTA_NAT_PROTO), CTA_HELP and
+    /// CTA_SECCTX, each with the type of the attribute it was found in. Unknown tuple
+    /// and protocol-info attributes are in [`Tuple::unknown`] and [`ProtoInfo::unknown`].
+    pub unknown_nested: Vec<(u16, RawAttr)>,
 }
 
 impl Entry {

@@ -3,7 +3,7 @@
 
 use crate::conntrack::wire::*;
 use crate::error::DecodeError;
-use crate::netlink::attr::{Attr, RawAttr, Seen};
+use crate::netlink::attr::{for_each_attr, Attr, RawAttr};
 use crate::netlink::emit::MessageBuilder;
 use crate::open_enum::open_enum;
 
@@ -213,17 +213,13 @@ impl ProtoInfo {
     /// Decodes a CTA_PROTOINFO nest. `unknown` collection only allocates if unknown attributes exist.
     pub fn parse(nest: &Attr<'_>) -> Result<ProtoInfo, DecodeError> {
         let mut out = ProtoInfo::default();
-        let mut seen = Seen::default();
-        for a in nest.nested(CTA_PROTOINFO_NAMES) {
-            let a = a?;
-            seen.check(&a)?;
+        let unknown = &mut out.unknown;
+        let (tcp, sctp, dccp) = (&mut out.tcp, &mut out.sctp, &mut out.dccp);
+        for_each_attr(nest.value(), nest.offset(), CTA_PROTOINFO_NAMES, |a| {
             match a.kind() {
                 CTA_PROTOINFO_TCP => {
-                    let mut t = TcpInfo::default();
-                    let mut s2 = Seen::default();
-                    for x in a.nested(CTA_PROTOINFO_TCP_NAMES) {
-                        let x = x?;
-                        s2.check(&x)?;
+                    let t = tcp.insert(TcpInfo::default());
+                    for_each_attr(a.value(), a.offset(), CTA_PROTOINFO_TCP_NAMES, |x| {
                         match x.kind() {
                             CTA_PROTOINFO_TCP_STATE => t.state = Some(TcpState::from(x.u8()?)),
                             CTA_PROTOINFO_TCP_WSCALE_ORIGINAL => t.wscale_original = Some(x.u8()?),
@@ -232,45 +228,40 @@ impl ProtoInfo {
                                 t.flags_original = Some(flags_mask(&x)?)
                             }
                             CTA_PROTOINFO_TCP_FLAGS_REPLY => t.flags_reply = Some(flags_mask(&x)?),
-                            _ => out.unknown.push(x.to_raw()),
+                            _ => unknown.push(x.to_raw()),
                         }
-                    }
-                    out.tcp = Some(t);
+                        Ok(())
+                    })?;
                 }
                 CTA_PROTOINFO_SCTP => {
-                    let mut s = SctpInfo::default();
-                    let mut s2 = Seen::default();
-                    for x in a.nested(CTA_PROTOINFO_SCTP_NAMES) {
-                        let x = x?;
-                        s2.check(&x)?;
+                    let s = sctp.insert(SctpInfo::default());
+                    for_each_attr(a.value(), a.offset(), CTA_PROTOINFO_SCTP_NAMES, |x| {
                         match x.kind() {
                             CTA_PROTOINFO_SCTP_STATE => s.state = Some(SctpState::from(x.u8()?)),
                             CTA_PROTOINFO_SCTP_VTAG_ORIGINAL => s.vtag_original = Some(x.be32()?),
                             CTA_PROTOINFO_SCTP_VTAG_REPLY => s.vtag_reply = Some(x.be32()?),
-                            _ => out.unknown.push(x.to_raw()),
+                            _ => unknown.push(x.to_raw()),
                         }
-                    }
-                    out.sctp = Some(s);
+                        Ok(())
+                    })?;
                 }
                 CTA_PROTOINFO_DCCP => {
-                    let mut d = DccpInfo::default();
-                    let mut s2 = Seen::default();
-                    for x in a.nested(CTA_PROTOINFO_DCCP_NAMES) {
-                        let x = x?;
-                        s2.check(&x)?;
+                    let d = dccp.insert(DccpInfo::default());
+                    for_each_attr(a.value(), a.offset(), CTA_PROTOINFO_DCCP_NAMES, |x| {
                         match x.kind() {
                             CTA_PROTOINFO_DCCP_STATE => d.state = Some(DccpState::from(x.u8()?)),
                             CTA_PROTOINFO_DCCP_ROLE => d.role = Some(DccpRole::from(x.u8()?)),
                             CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ => d.handshake_seq = Some(x.be64()?),
                             CTA_PROTOINFO_DCCP_PAD => {}
-                            _ => out.unknown.push(x.to_raw()),
+                            _ => unknown.push(x.to_raw()),
                         }
-                    }
-                    out.dccp = Some(d);
+                        Ok(())
+                    })?;
                 }
-                _ => out.unknown.push(a.to_raw()),
+                _ => unknown.push(a.to_raw()),
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 

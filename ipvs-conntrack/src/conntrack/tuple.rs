@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use crate::conntrack::wire::*;
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::netlink::attr::{Attr, RawAttr, Seen};
+use crate::netlink::attr::{for_each_attr, Attr, RawAttr};
 use crate::netlink::emit::MessageBuilder;
 
 /// IP protocol number of ICMP.
@@ -113,23 +113,17 @@ impl<'a> TupleView<'a> {
         let mut src = None;
         let mut dst = None;
         let mut proto = None;
-        let mut f_src_port = None;
-        let mut f_dst_port = None;
+        let mut src_port = None;
+        let mut dst_port = None;
         let mut icmp_type = None;
         let mut icmp_code = None;
         let mut icmp_id = None;
         let mut zone = None;
         let mut has_unknown = false;
-        let mut seen = Seen::default();
-        for a in nest.nested(CTA_TUPLE_NAMES) {
-            let a = a?;
-            seen.check(&a)?;
+        for_each_attr(nest.value(), nest.offset(), CTA_TUPLE_NAMES, |a| {
             match a.kind() {
                 CTA_TUPLE_IP => {
-                    let mut s2 = Seen::default();
-                    for ip in a.nested(CTA_IP_NAMES) {
-                        let ip = ip?;
-                        s2.check(&ip)?;
+                    for_each_attr(a.value(), a.offset(), CTA_IP_NAMES, |ip| {
                         match ip.kind() {
                             CTA_IP_V4_SRC => src = Some(IpAddr::V4(ip.ipv4()?)),
                             CTA_IP_V4_DST => dst = Some(IpAddr::V4(ip.ipv4()?)),
@@ -137,20 +131,18 @@ impl<'a> TupleView<'a> {
                             CTA_IP_V6_DST => dst = Some(IpAddr::V6(ip.ipv6()?)),
                             _ => has_unknown = true,
                         }
-                    }
+                        Ok(())
+                    })?;
                     if src.is_none() || dst.is_none() {
                         return Err(a.error(DecodeErrorKind::Missing));
                     }
                 }
                 CTA_TUPLE_PROTO => {
-                    let mut s2 = Seen::default();
-                    for p in a.nested(CTA_PROTO_NAMES) {
-                        let p = p?;
-                        s2.check(&p)?;
+                    for_each_attr(a.value(), a.offset(), CTA_PROTO_NAMES, |p| {
                         match p.kind() {
                             CTA_PROTO_NUM => proto = Some(p.u8()?),
-                            CTA_PROTO_SRC_PORT => f_src_port = Some(p.be16()?),
-                            CTA_PROTO_DST_PORT => f_dst_port = Some(p.be16()?),
+                            CTA_PROTO_SRC_PORT => src_port = Some(p.be16()?),
+                            CTA_PROTO_DST_PORT => dst_port = Some(p.be16()?),
                             CTA_PROTO_ICMP_ID | CTA_PROTO_ICMPV6_ID => icmp_id = Some(p.be16()?),
                             CTA_PROTO_ICMP_TYPE | CTA_PROTO_ICMPV6_TYPE => {
                                 icmp_type = Some(p.u8()?)
@@ -160,7 +152,8 @@ impl<'a> TupleView<'a> {
                             }
                             _ => has_unknown = true,
                         }
-                    }
+                        Ok(())
+                    })?;
                     if proto.is_none() {
                         return Err(a.error(DecodeErrorKind::Missing));
                     }
@@ -168,15 +161,18 @@ impl<'a> TupleView<'a> {
                 CTA_TUPLE_ZONE => zone = Some(a.be16()?),
                 _ => has_unknown = true,
             }
-        }
-        let missing = || nest.error(DecodeErrorKind::Missing);
+            Ok(())
+        })?;
+        let (Some(src), Some(dst), Some(proto)) = (src, dst, proto) else {
+            return Err(nest.error(DecodeErrorKind::Missing));
+        };
         Ok(TupleView {
             f: Fields {
-                src: src.ok_or_else(missing)?,
-                dst: dst.ok_or_else(missing)?,
-                proto: proto.ok_or_else(missing)?,
-                src_port: f_src_port,
-                dst_port: f_dst_port,
+                src,
+                dst,
+                proto,
+                src_port,
+                dst_port,
                 icmp_type,
                 icmp_code,
                 icmp_id,

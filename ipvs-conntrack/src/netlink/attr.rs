@@ -264,6 +264,74 @@ impl<'a> Iterator for Attrs<'a> {
     }
 }
 
+/// Calls `f` with every attribute of `buf` (first byte at absolute offset `base`), stopping
+/// at the first error `f` returns or the first malformed header.
+///
+/// The closure form of [`Attrs`] for hot decoders: no `Option<Result<Attr>>` per attribute,
+/// and duplicate attribute types (< 64) are rejected here.
+#[inline(always)]
+pub fn for_each_attr<'a, F>(
+    buf: &'a [u8],
+    base: usize,
+    names: Names,
+    mut f: F,
+) -> Result<(), DecodeError>
+where
+    F: FnMut(Attr<'a>) -> Result<(), DecodeError>,
+{
+    let mut pos = 0usize;
+    let mut seen = 0u64;
+    while let Some(&[l0, l1, t0, t1]) = buf.get(pos..pos + NLA_HDRLEN) {
+        let len = usize::from(u16::from_ne_bytes([l0, l1]));
+        let raw = u16::from_ne_bytes([t0, t1]);
+        let Some(value) = buf
+            .get(pos + NLA_HDRLEN..pos + len)
+            .filter(|_| len >= NLA_HDRLEN)
+        else {
+            return Err(header_error(buf, base, pos, names));
+        };
+        let kind = raw & NLA_TYPE_MASK;
+        let a = Attr {
+            kind,
+            nested: raw & NLA_F_NESTED != 0,
+            value,
+            offset: base + pos + NLA_HDRLEN,
+            names,
+        };
+        if kind < 64 {
+            let bit = 1u64 << kind;
+            if seen & bit != 0 {
+                return Err(a.error(DecodeErrorKind::Duplicate));
+            }
+            seen |= bit;
+        }
+        f(a)?;
+        pos += align4(len);
+    }
+    if pos < buf.len() {
+        return Err(header_error(buf, base, pos, names));
+    }
+    Ok(())
+}
+
+/// The typed error for a malformed attribute header at `pos`.
+#[cold]
+fn header_error(buf: &[u8], base: usize, pos: usize, names: Names) -> DecodeError {
+    let mut it = Attrs::new(buf, base, AttrPath::ROOT, names);
+    it.pos = pos;
+    match it.next() {
+        Some(Err(e)) => e,
+        _ => DecodeError::new(
+            DecodeErrorKind::Truncated {
+                needed: NLA_HDRLEN,
+                available: buf.len().saturating_sub(pos),
+            },
+            AttrPath::ROOT,
+            base + pos,
+        ),
+    }
+}
+
 /// Tracks which attribute types of a nest were seen, to reject duplicates without allocating.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct Seen(u64);

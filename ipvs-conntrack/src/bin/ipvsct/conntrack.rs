@@ -65,15 +65,15 @@ pub enum ConntrackCommand {
     /// `timeouts policy …` manages named and default timeout policies.
     Timeouts(TimeoutsArgs),
     /// Stream NEW/UPDATE/DESTROY (and expectation) events until Ctrl-C, N events or a time limit.
-    Events(events_cmd::EventsArgs),
+    Events(Box<events_cmd::EventsArgs>),
     /// Create an entry (like `conntrack -I`).
-    Create(write_cmd::CreateArgs),
+    Create(Box<write_cmd::CreateArgs>),
     /// Change an entry's timeout, mark, labels, status or state (like `conntrack -U`).
-    Update(write_cmd::UpdateArgs),
+    Update(Box<write_cmd::UpdateArgs>),
     /// Delete one entry by tuple or by id (like `conntrack -D`).
-    Delete(write_cmd::DeleteArgs),
+    Delete(Box<write_cmd::DeleteArgs>),
     /// Delete every entry, or those matching a kernel-side filter (like `conntrack -F`).
-    Flush(write_cmd::FlushArgs),
+    Flush(Box<write_cmd::FlushArgs>),
     /// Expectations: list, create, delete, flush.
     #[command(subcommand)]
     Expect(expect_cmd::ExpectCommand),

@@ -20,14 +20,14 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::Args;
 use ipvs_conntrack::conntrack::events::DEFAULT_EVENT_RCVBUF;
 use ipvs_conntrack::conntrack::{
-    Change, Conntrack, DumpFilter, Entry, Event, EventFilter, EventGroups, EventKind,
-    EventOptions, EventStream, Overrun, TableView,
+    Change, Conntrack, DumpFilter, Entry, Event, EventFilter, EventGroups, EventKind, EventOptions,
+    EventStream, Overrun, TableView,
 };
 use ipvs_conntrack::{Error, Netns};
 use serde::Serialize;
 
-use super::{parse_proto, Common, FamilyArg};
 use super::expect_cmd::{expect_text, ExpectJson};
+use super::{parse_proto, Common, FamilyArg};
 use crate::failure::Failure;
 use crate::output::{self, EntryJson};
 
@@ -121,7 +121,9 @@ impl EventsArgs {
         }
         if let Some(t) = self.timeout {
             if !(t.is_finite() && t > 0.0) {
-                return Err(Failure::usage("--timeout must be a positive number of seconds"));
+                return Err(Failure::usage(
+                    "--timeout must be a positive number of seconds",
+                ));
             }
         }
         Ok(EventOptions {
@@ -427,13 +429,120 @@ fn place(n: &Netns) -> String {
     }
 }
 
+/// How long a receive waits while the queue is read empty before a resync.
+const DRAIN_WAIT: Duration = Duration::from_millis(2);
+
+/// Longest time spent reading the queue empty before a resync.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// A running `conntrack events`: the stream, the output and the table copy of `--resync`.
+struct Session<W: Write> {
+    stream: EventStream,
+    printer: Printer<W>,
+    filter: EventFilter,
+    view: Option<TableView>,
+    /// An overrun was seen and the table copy is stale.
+    stale: bool,
+    shown: u64,
+    count: Option<u64>,
+    stop: Arc<AtomicBool>,
+    /// The receive timeout currently set on the socket.
+    wait: Duration,
+}
+
+impl<W: Write> Session<W> {
+    /// True when Ctrl-C was pressed or --count events were shown.
+    fn done(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.count.is_some_and(|n| self.shown >= n)
+    }
+
+    fn set_wait(&mut self, d: Duration) -> Result<(), Failure> {
+        if d != self.wait {
+            self.stream.set_recv_timeout(Some(d))?;
+            self.wait = d;
+        }
+        Ok(())
+    }
+
+    /// Receives and prints one item; false if the wait expired with nothing to read.
+    fn step(&mut self) -> Result<bool, Failure> {
+        let ev = match self.stream.next_event() {
+            Ok(Some(ev)) => ev,
+            Ok(None) => return Ok(false),
+            Err(Error::Decode(e)) => {
+                // One undecodable message; the stream goes on.
+                eprintln!("ipvsct: skipped an event that did not decode: {e}");
+                return Ok(true);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match &ev {
+            Event::Overrun(o) => {
+                self.printer.overrun(o).map_err(Failure::from_output)?;
+                self.stale = self.view.is_some();
+            }
+            other => {
+                if let Some(v) = self.view.as_mut() {
+                    v.apply(other);
+                }
+                self.printer.event(other).map_err(Failure::from_output)?;
+                self.shown += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Brings the table copy up to date after an overrun and prints the differences.
+    ///
+    /// After an overrun the kernel drops every further event, without reporting a new
+    /// overrun, until the receive queue has been read empty. So the queue is read empty
+    /// first (printing what it holds); only then is the table read: every change from
+    /// that moment on arrives as an event or causes a new overrun.
+    fn resync(&mut self) -> Result<(), Failure> {
+        let saved = self.wait;
+        self.set_wait(DRAIN_WAIT)?;
+        let start = Instant::now();
+        let mut drained = false;
+        // Bounded by DRAIN_LIMIT, Ctrl-C and --count.
+        while !self.done() && start.elapsed() < DRAIN_LIMIT {
+            if !self.step()? {
+                drained = true;
+                break;
+            }
+        }
+        self.set_wait(saved)?;
+        if self.done() {
+            return Ok(());
+        }
+        if !drained {
+            eprintln!(
+                "ipvsct: events kept arriving for {} s; reading the table anyway \
+                 (changes may go unseen until the next overrun)",
+                DRAIN_LIMIT.as_secs()
+            );
+        }
+        self.stale = false;
+        let Some(view) = self.view.as_mut() else {
+            return Ok(());
+        };
+        match self.stream.resync(view) {
+            Ok(changes) => print_changes(&mut self.printer, &self.filter, &changes, view.len())
+                .map_err(Failure::from_output),
+            Err(e) => {
+                eprintln!("ipvsct: reading the table after the overrun failed ({e}); the next overrun retries");
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Runs `conntrack events`.
 pub fn run(a: &EventsArgs) -> Result<(), Failure> {
     let opts = a.options()?;
     let netns = a.common.netns();
-    let mut stream = EventStream::with_options(&netns, &opts)?;
+    let stream = EventStream::with_options(&netns, &opts)?;
     // Subscribed first, then the table read: nothing falls between the two.
-    let mut view = if a.resync {
+    let view = if a.resync {
         let mut ct = Conntrack::open(&netns)?;
         ct.set_join_timeouts(false);
         Some(TableView::from_table(&mut ct, &DumpFilter::all())?)
@@ -449,69 +558,42 @@ pub fn run(a: &EventsArgs) -> Result<(), Failure> {
         group_names(opts.groups),
         place(&netns)
     );
-    let deadline = a.timeout.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let deadline = a
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
     let stdout = io::stdout();
-    let mut printer = Printer {
-        out: stdout.lock(),
-        json: a.common.json,
+    let mut s = Session {
+        stream,
+        printer: Printer {
+            out: stdout.lock(),
+            json: a.common.json,
+        },
+        filter: opts.filter.clone(),
+        view,
+        stale: false,
+        shown: 0,
+        count: a.count,
+        stop,
+        wait: POLL,
     };
-    let mut shown = 0u64;
-    let mut short_wait = false;
     // Bounded by Ctrl-C, --count and --timeout; each turn waits at most POLL.
-    loop {
-        if stop.load(Ordering::SeqCst) || a.count.is_some_and(|n| shown >= n) {
-            break;
-        }
+    while !s.done() {
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            if left < POLL && !short_wait {
-                stream.set_recv_timeout(Some(left.max(Duration::from_millis(1))))?;
-                short_wait = true;
-            }
+            s.set_wait(left.clamp(Duration::from_millis(1), POLL))?;
         }
-        let ev = match stream.next_event() {
-            Ok(Some(ev)) => ev,
-            Ok(None) => continue,
-            Err(Error::Decode(e)) => {
-                // One undecodable message; the stream goes on.
-                eprintln!("ipvsct: skipped an event that did not decode: {e}");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let printed = match &ev {
-            Event::Overrun(o) => {
-                printer.overrun(o).map_err(Failure::from_output)?;
-                if let Some(v) = view.as_mut() {
-                    match stream.resync(v) {
-                        Ok(changes) => print_changes(&mut printer, &opts.filter, &changes, v.len())
-                            .map_err(Failure::from_output)?,
-                        Err(e) => eprintln!(
-                            "ipvsct: resync after the overrun failed ({e}); the next overrun retries"
-                        ),
-                    }
-                }
-                false
-            }
-            other => {
-                if let Some(v) = view.as_mut() {
-                    v.apply(other);
-                }
-                printer.event(other).map_err(Failure::from_output)?;
-                true
-            }
-        };
-        if printed {
-            shown += 1;
+        s.step()?;
+        if s.stale {
+            s.resync()?;
         }
     }
-    let st = stream.stats();
     eprintln!(
-        "ipvsct: {shown} event(s) shown, {} overrun(s)",
-        st.overruns
+        "ipvsct: {} event(s) shown, {} overrun(s)",
+        s.shown,
+        s.stream.stats().overruns
     );
     Ok(())
 }
@@ -546,9 +628,11 @@ mod tests {
             args(&["--update", "--expect"]).groups(),
             EventGroups::UPDATE | EventGroups::EXPECT
         );
-        let o = args(&["--family", "ipv6", "--proto", "tcp", "--proto", "17", "--rcvbuf", "4096"])
-            .options()
-            .unwrap();
+        let o = args(&[
+            "--family", "ipv6", "--proto", "tcp", "--proto", "17", "--rcvbuf", "4096",
+        ])
+        .options()
+        .unwrap();
         assert_eq!(o.filter.families, vec![Family::Ipv6]);
         assert_eq!(o.filter.protocols, vec![IPPROTO_TCP, IPPROTO_UDP]);
         assert_eq!(o.rcvbuf, 4096);
@@ -556,9 +640,12 @@ mod tests {
         let e = args(&["--resync", "--new"]).options().unwrap_err();
         assert_eq!(e.code, 2);
         assert!(e.message.contains("--resync"), "{}", e.message);
-        assert!(args(&["--timeout", "-1"]).options().is_err());
+        assert!(args(&["--timeout", "0"]).options().is_err());
         assert!(args(&["--proto", "nope"]).options().is_err());
-        assert_eq!(group_names(EventGroups::CONNTRACK | EventGroups::EXP_NEW), "NEW,UPDATE,DESTROY,EXPECT");
+        assert_eq!(
+            group_names(EventGroups::CONNTRACK | EventGroups::EXP_NEW),
+            "NEW,UPDATE,DESTROY,EXPECT"
+        );
     }
 
     fn udp_entry() -> Entry {
@@ -580,6 +667,7 @@ mod tests {
         let mut e = Entry::from_frame(&f).unwrap();
         e.id = Some(99);
         e.state_timeout = Some(30);
+        e.status = ipvs_conntrack::conntrack::Status::CONFIRMED;
         e
     }
 

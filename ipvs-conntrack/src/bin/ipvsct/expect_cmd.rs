@@ -30,10 +30,10 @@ use ipvs_conntrack::conntrack::{
 };
 use serde::Serialize;
 
+use super::write_cmd::{checked, describe, write_failure, NetnsArg};
 use super::{parse_proto, Common, FamilyArg};
 use crate::failure::Failure;
 use crate::output::{self, TupleJson};
-use super::write_cmd::{checked, describe, write_failure, NetnsArg};
 
 /// The expectation subcommands.
 #[derive(Debug, Subcommand)]
@@ -41,7 +41,7 @@ pub enum ExpectCommand {
     /// List the expectations of the namespace.
     List(ExpectListArgs),
     /// Create an expectation on behalf of a master connection that has a helper.
-    Create(ExpectCreateArgs),
+    Create(Box<ExpectCreateArgs>),
     /// Delete one expectation by its tuple, or by id.
     Delete(ExpectDeleteArgs),
     /// Delete every expectation, or those of one helper.
@@ -147,7 +147,7 @@ pub struct ExpectCreateArgs {
     /// NAT direction of the expectation: original or reply (needs --nat).
     #[arg(long, value_parser = ["original", "reply"], requires = "nat")]
     pub nat_dir: Option<String>,
-    /// NAT address and port saved with the expectation: IP[:PORT] or [IPv6]:PORT.
+    /// NAT address and port saved with the expectation: `IP[:PORT]` or `[IPv6]:PORT`.
     #[arg(long, value_name = "IP[:PORT]", requires = "nat_dir")]
     pub nat: Option<String>,
     /// Expectation function registered by a NAT helper (e.g. nat-follow-master).
@@ -308,7 +308,11 @@ impl From<&Expectation> for ExpectJson {
 /// `key=value` words of a tuple, each key prefixed with `prefix`.
 fn tuple_words(out: &mut String, prefix: &str, t: &Tuple) {
     out.push_str(&format!(" {prefix}src={} {prefix}dst={}", t.src, t.dst));
-    for (k, v) in [("sport", t.src_port), ("dport", t.dst_port), ("id", t.icmp_id)] {
+    for (k, v) in [
+        ("sport", t.src_port),
+        ("dport", t.dst_port),
+        ("id", t.icmp_id),
+    ] {
         if let Some(v) = v {
             out.push_str(&format!(" {prefix}{k}={v}"));
         }
@@ -360,7 +364,11 @@ pub fn expect_text(e: &Expectation) -> String {
 
 /// Parses `IP[:PORT]` or `[IPv6]:PORT` or a bare IPv6 address.
 fn parse_endpoint(s: &str) -> Result<(IpAddr, Option<u16>), Failure> {
-    let bad = || Failure::usage(format!("bad --nat '{s}': expected IP[:PORT] or [IPv6]:PORT"));
+    let bad = || {
+        Failure::usage(format!(
+            "bad --nat '{s}': expected IP[:PORT] or [IPv6]:PORT"
+        ))
+    };
     let (a, p) = if let Some(rest) = s.strip_prefix('[') {
         let (a, after) = rest.split_once(']').ok_or_else(bad)?;
         match after {
@@ -500,7 +508,11 @@ fn list(a: &ExpectListArgs) -> Result<(), Failure> {
             writeln!(
                 out,
                 "{n} {}",
-                if n == 1 { "expectation" } else { "expectations" }
+                if n == 1 {
+                    "expectation"
+                } else {
+                    "expectations"
+                }
             )?;
         }
         out.flush()
@@ -591,9 +603,28 @@ mod tests {
     #[test]
     fn create_request_leaves_missing_ports_open() {
         let mut argv = vec![
-            "--proto", "tcp", "--src", "10.8.0.2", "--dst", "10.8.0.1", "--dport", "50000",
-            "--timeout", "60", "--helper", "ftp", "--flags", "permanent", "--class", "0",
-            "--nat-dir", "reply", "--nat", "10.8.0.9:2121", "--fn", "nat-follow-master",
+            "--proto",
+            "tcp",
+            "--src",
+            "10.8.0.2",
+            "--dst",
+            "10.8.0.1",
+            "--dport",
+            "50000",
+            "--timeout",
+            "60",
+            "--helper",
+            "ftp",
+            "--flags",
+            "permanent",
+            "--class",
+            "0",
+            "--nat-dir",
+            "reply",
+            "--nat",
+            "10.8.0.9:2121",
+            "--fn",
+            "nat-follow-master",
         ];
         argv.extend_from_slice(&MASTER);
         let r = parse::<ExpectCreateArgs>(&argv).request().unwrap();
@@ -609,8 +640,18 @@ mod tests {
         assert!(checked(&r).is_ok());
         // A class without a helper: the builder refuses it (exit code 2).
         let mut argv = vec![
-            "--proto", "tcp", "--src", "10.8.0.2", "--dst", "10.8.0.1", "--dport", "50000",
-            "--timeout", "60", "--class", "1",
+            "--proto",
+            "tcp",
+            "--src",
+            "10.8.0.2",
+            "--dst",
+            "10.8.0.1",
+            "--dport",
+            "50000",
+            "--timeout",
+            "60",
+            "--class",
+            "1",
         ];
         argv.extend_from_slice(&MASTER);
         let f = checked(&parse::<ExpectCreateArgs>(&argv).request().unwrap()).unwrap_err();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use ipvs_conntrack::metrics::{Collector, CollectorOptions, CONTENT_TYPE};
+use ipvs_conntrack::metrics::{Collector, CollectorOptions, Format};
 use ipvs_conntrack::Netns;
 use tiny_http::{Header, Method, Request, Response, Server};
 
@@ -93,6 +93,13 @@ fn with_header<R: std::io::Read>(resp: Response<R>, name: &str, value: &str) -> 
 /// Answers one request: `/metrics`, the index page, or 404/405.
 fn answer(req: Request, collector: &mut Collector) -> std::io::Result<()> {
     let path = req.url().split('?').next().unwrap_or("").to_owned();
+    // OpenMetrics when the scraper asks for it (Prometheus does), else text format 0.0.4.
+    let accept = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Accept"))
+        .map(|h| h.value.as_str().to_owned());
+    let format = Format::from_accept(accept.as_deref());
     let head = *req.method() == Method::Head;
     if *req.method() != Method::Get && !head {
         return req.respond(
@@ -104,10 +111,12 @@ fn answer(req: Request, collector: &mut Collector) -> std::io::Result<()> {
         );
     }
     match path.as_str() {
-        "/metrics" => match collector.scrape() {
-            Ok(text) => req.respond(
-                with_header(Response::from_string(text), "Content-Type", CONTENT_TYPE),
-            ),
+        "/metrics" => match collector.scrape(format) {
+            Ok(text) => req.respond(with_header(
+                Response::from_string(text),
+                "Content-Type",
+                format.content_type(),
+            )),
             Err(e) => {
                 eprintln!("ipvsct exporter: scrape failed: {e}");
                 req.respond(

@@ -9,6 +9,9 @@ mod http;
 mod output;
 mod sandbox;
 mod ipvs;
+mod capture_cmd;
+mod decode_cmd;
+mod exporter;
 
 use std::process::ExitCode;
 
@@ -38,6 +41,12 @@ enum Command {
     /// Builds a throw-away two-namespace sandbox, makes 50 HTTP requests and explains
     /// the conntrack entries they leave behind (needs root).
     Demo(demo::DemoArgs),
+    /// Serves Prometheus metrics of the conntrack and IPVS tables on /metrics.
+    Exporter(exporter::ExporterArgs),
+    /// Runs another ipvsct command and records its netlink traffic into a pcap file.
+    Capture(capture_cmd::CaptureArgs),
+    /// Decodes a netlink pcap file (from `ipvsct capture`, or tcpdump on an nlmon device).
+    Decode(decode_cmd::DecodeArgs),
 }
 
 /// Runs one parsed command.
@@ -47,6 +56,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo(a) => demo::run(&a),
         Command::Capacity(a) => capacity::run(&a),
         Command::Ipvs(a) => ipvs::run(a),
+        Command::Exporter(a) => exporter::run(&a),
+        Command::Capture(a) => capture_cmd::run(&a),
+        Command::Decode(a) => decode_cmd::run(&a),
     }
 }
 

@@ -478,6 +478,7 @@ mod tests {
             synproxy: None,
             status_mask: None,
             unknown: Vec::new(),
+            unknown_nested: Vec::new(),
         }
     }
 

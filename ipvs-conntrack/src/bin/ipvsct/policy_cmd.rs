@@ -32,10 +32,10 @@ use ipvs_conntrack::conntrack::{
 };
 use serde::Serialize;
 
+use super::write_cmd::{checked, write_failure, NetnsArg};
 use super::{parse_proto, Common, FamilyArg};
 use crate::failure::Failure;
 use crate::output;
-use super::write_cmd::{checked, write_failure, NetnsArg};
 
 /// L4 protocol number the kernel uses for the generic policy.
 const GENERIC_L4: u8 = 255;
@@ -323,7 +323,8 @@ fn write_policies(w: &mut impl Write, all: &[TimeoutPolicy]) -> io::Result<()> {
             j.name.as_deref().unwrap_or("-"),
             j.family,
             j.proto,
-            j.use_count.map_or_else(|| "-".to_owned(), |u| u.to_string()),
+            j.use_count
+                .map_or_else(|| "-".to_owned(), |u| u.to_string()),
             values.join(" ")
         )?;
     }
@@ -412,7 +413,13 @@ mod tests {
     #[test]
     fn set_values_build_protocol_timeouts() {
         let v = values(&[
-            "--proto", "tcp", "--set", "ESTABLISHED=100", "--set", "time-wait=30", "--set",
+            "--proto",
+            "tcp",
+            "--set",
+            "ESTABLISHED=100",
+            "--set",
+            "time-wait=30",
+            "--set",
             "unacknowledged=9",
         ]);
         assert_eq!(v.l3proto(), L3_INET);
@@ -425,7 +432,14 @@ mod tests {
                 ..TcpTimeouts::default()
             })
         );
-        let v = values(&["--proto", "udp", "--family", "ipv6", "--set", "unreplied=12"]);
+        let v = values(&[
+            "--proto",
+            "udp",
+            "--family",
+            "ipv6",
+            "--set",
+            "unreplied=12",
+        ]);
         assert_eq!(v.l3proto(), L3_INET6);
         assert_eq!(
             v.timeouts().unwrap(),
@@ -448,11 +462,16 @@ mod tests {
             .timeouts()
             .unwrap_err();
         assert!(e.message.contains("UNREPLIED, REPLIED"), "{}", e.message);
-        assert!(values(&["--proto", "tcp", "--set", "x"]).timeouts().is_err());
+        assert!(values(&["--proto", "tcp", "--set", "x"])
+            .timeouts()
+            .is_err());
         assert!(values(&["--proto", "esp", "--set", "TIMEOUT=1"])
             .timeouts()
             .is_err());
-        assert_eq!(state_key("CTA_TIMEOUT_SCTP_SHUTDOWN_ACK_SENT"), "SHUTDOWN_ACK_SENT");
+        assert_eq!(
+            state_key("CTA_TIMEOUT_SCTP_SHUTDOWN_ACK_SENT"),
+            "SHUTDOWN_ACK_SENT"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use clap::Args;
 use ipvs_conntrack::conntrack::protoinfo::{DccpInfo, DccpState, SctpInfo, SctpState, TcpState};
 use ipvs_conntrack::conntrack::tuple::{IPPROTO_DCCP, IPPROTO_SCTP, IPPROTO_TCP};
 use ipvs_conntrack::conntrack::{
-    Conntrack, CreateRequest, DeleteRequest, DumpFilter, FlushRequest, Labels, NatRange,
-    ProtoInfo, TcpInfo, Tuple, UpdateRequest, WriteRequest,
+    Conntrack, CreateRequest, DeleteRequest, DumpFilter, FlushRequest, Labels, NatRange, ProtoInfo,
+    TcpInfo, Tuple, UpdateRequest, WriteRequest,
 };
 use ipvs_conntrack::{Error, Netns};
 
@@ -228,10 +228,10 @@ pub struct CreateArgs {
     /// Helper to attach (ftp, sip, …).
     #[arg(long)]
     pub helper: Option<String>,
-    /// Source NAT: IP[-IP][:PORT[-PORT]] or [IPv6[-IPv6]]:PORT[-PORT].
+    /// Source NAT: `IP[-IP][:PORT[-PORT]]` or `[IPv6[-IPv6]]:PORT[-PORT]`.
     #[arg(long, value_name = "RANGE")]
     pub src_nat: Option<String>,
-    /// Destination NAT: IP[-IP][:PORT[-PORT]] or [IPv6[-IPv6]]:PORT[-PORT].
+    /// Destination NAT: `IP[-IP][:PORT[-PORT]]` or `[IPv6[-IPv6]]:PORT[-PORT]`.
     #[arg(long, value_name = "RANGE")]
     pub dst_nat: Option<String>,
     /// Master connection (the entry becomes an expected connection of it).
@@ -340,7 +340,10 @@ pub fn parse_nat(s: &str) -> Result<NatRange, Failure> {
         let (inside, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
         let ports = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| bad("':' expected after ']'"))?),
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("':' expected after ']'"))?,
+            ),
         };
         (inside, ports)
     } else if s.matches(':').count() > 1 {
@@ -667,22 +670,50 @@ mod tests {
         let n = parse_nat(":4000").unwrap();
         assert_eq!((n.min_ip, n.min_port), (None, Some(4000)));
         assert_eq!(parse_nat("10.0.0.x").unwrap_err().code, 2);
-        assert!(parse_nat("[fd00::1:80").unwrap_err().message.contains("']'"));
+        assert!(parse_nat("[fd00::1:80")
+            .unwrap_err()
+            .message
+            .contains("']'"));
         assert!(parse_nat("").unwrap_err().message.contains("empty"));
     }
 
     #[test]
     fn create_request_from_flags() {
         let a: CreateArgs = parse(&[
-            "--proto", "tcp", "--src", "10.0.0.1", "--sport", "1000", "--dst", "10.0.0.2",
-            "--dport", "80", "--timeout", "300", "--state", "established", "--status",
-            "SEEN_REPLY,ASSURED", "--mark", "0x42", "--zone", "7", "--label", "1,70",
-            "--dst-nat", "10.9.9.9:8080", "--reply-sport", "8080",
+            "--proto",
+            "tcp",
+            "--src",
+            "10.0.0.1",
+            "--sport",
+            "1000",
+            "--dst",
+            "10.0.0.2",
+            "--dport",
+            "80",
+            "--timeout",
+            "300",
+            "--state",
+            "established",
+            "--status",
+            "SEEN_REPLY,ASSURED",
+            "--mark",
+            "0x42",
+            "--zone",
+            "7",
+            "--label",
+            "1,70",
+            "--dst-nat",
+            "10.9.9.9:8080",
+            "--reply-sport",
+            "8080",
         ]);
         let r = a.request().unwrap();
         assert_eq!(r.orig.src_port, Some(1000));
         assert_eq!(r.reply.src, "10.0.0.2".parse::<IpAddr>().unwrap());
-        assert_eq!((r.reply.src_port, r.reply.dst_port), (Some(8080), Some(1000)));
+        assert_eq!(
+            (r.reply.src_port, r.reply.dst_port),
+            (Some(8080), Some(1000))
+        );
         assert_eq!(r.attrs.timeout, Some(300));
         assert_eq!(r.attrs.mark, Some(0x42));
         assert_eq!(r.attrs.mark_mask, None);
@@ -701,28 +732,63 @@ mod tests {
     fn builder_refusals_become_usage_failures() {
         // No ports on TCP: the builder's check, surfaced with exit code 2.
         let a: CreateArgs = parse(&[
-            "--proto", "tcp", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--timeout", "5",
+            "--proto",
+            "tcp",
+            "--src",
+            "10.0.0.1",
+            "--dst",
+            "10.0.0.2",
+            "--timeout",
+            "5",
         ]);
         let f = checked(&a.request().unwrap()).unwrap_err();
         assert_eq!(f.code, 2);
         assert!(f.message.contains("needs both ports"), "{}", f.message);
         // A mark mask on create.
         let a: CreateArgs = parse(&[
-            "--proto", "udp", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--sport", "1",
-            "--dport", "2", "--timeout", "5", "--mark", "1/0xff",
+            "--proto",
+            "udp",
+            "--src",
+            "10.0.0.1",
+            "--dst",
+            "10.0.0.2",
+            "--sport",
+            "1",
+            "--dport",
+            "2",
+            "--timeout",
+            "5",
+            "--mark",
+            "1/0xff",
         ]);
         let f = checked(&a.request().unwrap()).unwrap_err();
-        assert!(f.message.contains("mark mask only applies to updates"), "{}", f.message);
+        assert!(
+            f.message.contains("mark mask only applies to updates"),
+            "{}",
+            f.message
+        );
         // --state on UDP is refused by the CLI itself.
         let a: CreateArgs = parse(&[
-            "--proto", "udp", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--sport", "1",
-            "--dport", "2", "--timeout", "5", "--state", "ESTABLISHED",
+            "--proto",
+            "udp",
+            "--src",
+            "10.0.0.1",
+            "--dst",
+            "10.0.0.2",
+            "--sport",
+            "1",
+            "--dport",
+            "2",
+            "--timeout",
+            "5",
+            "--state",
+            "ESTABLISHED",
         ]);
         assert!(a.request().unwrap_err().message.contains("--status"));
         // Update with nothing to change.
         let u: UpdateArgs = parse(&[
-            "--proto", "udp", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--sport", "1",
-            "--dport", "2",
+            "--proto", "udp", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--sport", "1", "--dport",
+            "2",
         ]);
         let f = checked(&u.request().unwrap()).unwrap_err();
         assert!(f.message.contains("nothing to change"), "{}", f.message);
@@ -731,9 +797,24 @@ mod tests {
     #[test]
     fn update_delete_flush_from_flags() {
         let u: UpdateArgs = parse(&[
-            "--proto", "udp", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--sport", "1",
-            "--dport", "2", "--mark", "0x11/0xff", "--timeout", "9", "--label", "3",
-            "--label-mask", "2,3",
+            "--proto",
+            "udp",
+            "--src",
+            "10.0.0.1",
+            "--dst",
+            "10.0.0.2",
+            "--sport",
+            "1",
+            "--dport",
+            "2",
+            "--mark",
+            "0x11/0xff",
+            "--timeout",
+            "9",
+            "--label",
+            "3",
+            "--label-mask",
+            "2,3",
         ]);
         let r = u.request().unwrap();
         assert_eq!((r.attrs.mark, r.attrs.mark_mask), (Some(0x11), Some(0xff)));
@@ -745,8 +826,21 @@ mod tests {
         let d: DeleteArgs = parse(&[]);
         assert!(d.target().unwrap_err().message.contains("--id"));
         let d: DeleteArgs = parse(&[
-            "--proto", "udp", "--src", "10.0.0.2", "--dst", "10.0.0.1", "--sport", "2",
-            "--dport", "1", "--by-reply", "--zone", "3", "--id", "5",
+            "--proto",
+            "udp",
+            "--src",
+            "10.0.0.2",
+            "--dst",
+            "10.0.0.1",
+            "--sport",
+            "2",
+            "--dport",
+            "1",
+            "--by-reply",
+            "--zone",
+            "3",
+            "--id",
+            "5",
         ]);
         match d.target().unwrap() {
             DeleteTarget::Tuple(r) => {
