@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: deps demo test check test-rust test-vm test-c test-python clean
+.PHONY: deps demo test check test-rust test-vm test-c test-python test-fuzz clean
 
 deps:
 	tests/install-deps.sh
@@ -15,13 +15,18 @@ demo: deps
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features --lib
 
 test-rust:
 	$(CARGO) test --workspace --all-features
 
 test-vm:
+	tests/vm/selftest.sh --quick
 	@if [ -x tests/vm/ipvs/run.sh ]; then tests/vm/ipvs/run.sh; else echo "test-vm: no IPVS VM suite yet"; fi
+
+# A short run of every fuzz target, seeded with the recorded fixtures (FUZZ_TIME seconds each).
+test-fuzz:
+	FUZZ_TIME=$${FUZZ_TIME:-30} tests/fuzz.sh
 
 test-c:
 	@if [ -x tests/c/run.sh ]; then tests/c/run.sh; else echo "test-c: no C suite yet"; fi
@@ -29,7 +34,7 @@ test-c:
 test-python:
 	@if [ -x python/run-tests.sh ]; then python/run-tests.sh; else echo "test-python: no Python suite yet"; fi
 
-test: deps check test-rust test-c test-python test-vm
+test: deps check test-rust test-c test-python test-vm test-fuzz
 	@echo "make test: all suites passed"
 
 clean:

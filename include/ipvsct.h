@@ -151,6 +151,9 @@
 // `ipvsct_ct_entry.fields`: `dccp_handshake_seq` is set.
 #define IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ 2097152
 
+// `ipvsct_ct_entry.fields`: `event_time` is set.
+#define IPVSCT_CT_ENTRY_HAS_EVENT_TIME 4194304
+
 // `ipvsct_ct_entry.fields`: the message carried attributes this struct does not hold
 // (unknown ones, or ones only the Rust API exposes such as sequence adjustment).
 #define IPVSCT_CT_ENTRY_HAS_MORE 1073741824
@@ -579,7 +582,8 @@ typedef struct ipvsct_counters {
 } ipvsct_counters;
 
 // One conntrack entry. Which optional fields are meaningful is in `fields`
-// (`IPVSCT_CT_ENTRY_HAS_*`); the others are 0. Plain data: copy it freely.
+// (`IPVSCT_CT_ENTRY_HAS_*`); absent ones are 0, except `timeout` and `state_timeout`,
+// which are IPVSCT_TIMEOUT_UNSET. Plain data: copy it freely.
 typedef struct ipvsct_ct_entry {
     // Original-direction counters (CTA_COUNTERS_ORIG).
     struct ipvsct_counters counters_orig;
@@ -591,6 +595,9 @@ typedef struct ipvsct_ct_entry {
     uint64_t timestamp_stop;
     // DCCP handshake sequence number.
     uint64_t dccp_handshake_seq;
+    // When the kernel generated the event, nanoseconds since the epoch (CTA_TIMESTAMP_EVENT;
+    // events only).
+    uint64_t event_time;
     // Original direction (always set).
     struct ipvsct_tuple orig;
     // Reply direction (always set).
@@ -601,9 +608,10 @@ typedef struct ipvsct_ct_entry {
     uint32_t fields;
     // Status bits (IPS_*; the kernel always sends them, 0 if absent).
     uint32_t status;
-    // Seconds left before the entry expires, as the kernel sent it.
+    // Seconds left before the entry expires, as the kernel sent it (IPVSCT_TIMEOUT_UNSET if absent).
     uint32_t timeout;
-    // Full timeout of the current state under the policy in force, in seconds.
+    // Full timeout of the current state under the policy in force, in seconds
+    // (IPVSCT_TIMEOUT_UNSET if unknown, e.g. offline decoding).
     uint32_t state_timeout;
     // Connection mark.
     uint32_t mark;

@@ -6,6 +6,7 @@ use std::ffi::c_char;
 use ipvs_conntrack::conntrack::{Entry, State};
 
 use crate::cstr;
+use crate::timeouts::IPVSCT_TIMEOUT_UNSET;
 use crate::tuple::ipvsct_tuple;
 
 /// Size of `ipvsct_ct_entry.state_name` (bytes, including the NUL).
@@ -76,6 +77,8 @@ pub const IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_REPLY: u32 = 0x80000;
 pub const IPVSCT_CT_ENTRY_HAS_DCCP_ROLE: u32 = 0x100000;
 /// `ipvsct_ct_entry.fields`: `dccp_handshake_seq` is set.
 pub const IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ: u32 = 0x200000;
+/// `ipvsct_ct_entry.fields`: `event_time` is set.
+pub const IPVSCT_CT_ENTRY_HAS_EVENT_TIME: u32 = 0x400000;
 /// `ipvsct_ct_entry.fields`: the message carried attributes this struct does not hold
 /// (unknown ones, or ones only the Rust API exposes such as sequence adjustment).
 pub const IPVSCT_CT_ENTRY_HAS_MORE: u32 = 0x40000000;
@@ -94,7 +97,8 @@ pub struct ipvsct_counters {
 }
 
 /// One conntrack entry. Which optional fields are meaningful is in `fields`
-/// (`IPVSCT_CT_ENTRY_HAS_*`); the others are 0. Plain data: copy it freely.
+/// (`IPVSCT_CT_ENTRY_HAS_*`); absent ones are 0, except `timeout` and `state_timeout`,
+/// which are IPVSCT_TIMEOUT_UNSET. Plain data: copy it freely.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
@@ -109,6 +113,9 @@ pub struct ipvsct_ct_entry {
     pub timestamp_stop: u64,
     /// DCCP handshake sequence number.
     pub dccp_handshake_seq: u64,
+    /// When the kernel generated the event, nanoseconds since the epoch (CTA_TIMESTAMP_EVENT;
+    /// events only).
+    pub event_time: u64,
     /// Original direction (always set).
     pub orig: ipvsct_tuple,
     /// Reply direction (always set).
@@ -119,9 +126,10 @@ pub struct ipvsct_ct_entry {
     pub fields: u32,
     /// Status bits (IPS_*; the kernel always sends them, 0 if absent).
     pub status: u32,
-    /// Seconds left before the entry expires, as the kernel sent it.
+    /// Seconds left before the entry expires, as the kernel sent it (IPVSCT_TIMEOUT_UNSET if absent).
     pub timeout: u32,
-    /// Full timeout of the current state under the policy in force, in seconds.
+    /// Full timeout of the current state under the policy in force, in seconds
+    /// (IPVSCT_TIMEOUT_UNSET if unknown, e.g. offline decoding).
     pub state_timeout: u32,
     /// Connection mark.
     pub mark: u32,
@@ -195,6 +203,15 @@ fn take<T: Copy + Default>(fields: &mut u32, bit: u32, v: Option<T>) -> T {
     v.unwrap_or_default()
 }
 
+/// `v`, or IPVSCT_TIMEOUT_UNSET when the value is absent (0 seconds left is a real value).
+fn unset_if_absent(v: u32, src: Option<u32>) -> u32 {
+    if src.is_some() {
+        v
+    } else {
+        IPVSCT_TIMEOUT_UNSET
+    }
+}
+
 impl ipvsct_ct_entry {
     /// The C form of an owned entry.
     pub(crate) fn from_core(e: &Entry) -> Self {
@@ -225,6 +242,8 @@ impl ipvsct_ct_entry {
         let more = !e.unknown.is_empty()
             || !e.orig.unknown.is_empty()
             || !e.reply.unknown.is_empty()
+            || !e.unknown_nested.is_empty()
+            || e.master.as_ref().is_some_and(|m| !m.unknown.is_empty())
             || e.protoinfo.as_ref().is_some_and(|p| !p.unknown.is_empty())
             || e.seq_adj_orig.is_some()
             || e.seq_adj_reply.is_some()
@@ -266,6 +285,7 @@ impl ipvsct_ct_entry {
                 IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ,
                 dccp.and_then(|d| d.handshake_seq),
             ),
+            event_time: take(&mut f, IPVSCT_CT_ENTRY_HAS_EVENT_TIME, e.event_time),
             orig: ipvsct_tuple::from_core(&e.orig),
             reply: ipvsct_tuple::from_core(&e.reply),
             master: take(
@@ -274,8 +294,14 @@ impl ipvsct_ct_entry {
                 e.master.as_ref().map(ipvsct_tuple::from_core),
             ),
             status: e.status.bits(),
-            timeout: take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMEOUT, e.timeout),
-            state_timeout: take(&mut f, IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT, e.state_timeout),
+            timeout: unset_if_absent(
+                take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMEOUT, e.timeout),
+                e.timeout,
+            ),
+            state_timeout: unset_if_absent(
+                take(&mut f, IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT, e.state_timeout),
+                e.state_timeout,
+            ),
             mark: take(&mut f, IPVSCT_CT_ENTRY_HAS_MARK, e.mark),
             use_count: take(&mut f, IPVSCT_CT_ENTRY_HAS_USE, e.use_count),
             id: take(&mut f, IPVSCT_CT_ENTRY_HAS_ID, e.id),
@@ -331,5 +357,93 @@ impl From<ipvs_conntrack::conntrack::Counters> for ipvsct_counters {
             packets: c.packets,
             bytes: c.bytes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipvs_conntrack::conntrack::wire::{
+        CTA_LABELS, CTA_SECCTX, CTA_SECCTX_NAME, CTA_STATUS, CTA_TIMEOUT, CTA_TUPLE_ORIG,
+        CTA_TUPLE_REPLY, IPCTNL_MSG_CT_DELETE,
+    };
+    use ipvs_conntrack::conntrack::Tuple;
+    use ipvs_conntrack::netlink::emit::MessageBuilder;
+    use ipvs_conntrack::netlink::frame::Frames;
+    use ipvs_conntrack::netlink::nfnetlink::{message_type, NfGenMsg, NFNL_SUBSYS_CTNETLINK};
+
+    /// A UDP destroy event (status SEEN_REPLY), with what `extra` adds.
+    fn udp_entry(extra: impl FnOnce(&mut MessageBuilder)) -> Entry {
+        let orig = Tuple::with_ports(
+            17,
+            "10.0.0.1".parse().unwrap(),
+            5000,
+            "10.0.0.2".parse().unwrap(),
+            53,
+        );
+        let mut b =
+            MessageBuilder::new(message_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE), 0);
+        b.put_raw(
+            &NfGenMsg {
+                family: 2,
+                version: 0,
+                res_id: 0,
+            }
+            .to_bytes(),
+        );
+        orig.emit(&mut b, CTA_TUPLE_ORIG);
+        orig.reversed().emit(&mut b, CTA_TUPLE_REPLY);
+        b.put_be32(CTA_STATUS, 0x2);
+        extra(&mut b);
+        let bytes = b.finish();
+        let frame = Frames::new(&bytes).next().unwrap().unwrap();
+        Entry::from_frame(&frame).unwrap()
+    }
+
+    #[test]
+    fn absent_timeouts_are_unset_and_state_is_named() {
+        let c = ipvsct_ct_entry::from_core(&udp_entry(|_| {}));
+        assert_eq!(c.timeout, IPVSCT_TIMEOUT_UNSET);
+        assert_eq!(c.state_timeout, IPVSCT_TIMEOUT_UNSET);
+        let bits = IPVSCT_CT_ENTRY_HAS_TIMEOUT | IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT;
+        assert_eq!(c.fields & bits, 0);
+        assert_eq!(
+            (c.state_kind, c.state, c.msg_type),
+            (IPVSCT_STATE_KIND_UDP, 1, 2)
+        );
+        let name: Vec<u8> = c.state_name[..8].iter().map(|b| *b as u8).collect();
+        assert_eq!(name, b"REPLIED\0");
+        assert_eq!(c.status, 0x2);
+    }
+
+    #[test]
+    fn labels_past_128_bits_and_unheld_attributes_are_flagged() {
+        let mut bitmap = [0u32; 8];
+        for bit in [0u32, 33, 127, 200] {
+            bitmap[(bit / 32) as usize] |= 1 << (bit % 32);
+        }
+        let bytes: Vec<u8> = bitmap.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let e = udp_entry(|b| {
+            b.put_be32(CTA_TIMEOUT, 0);
+            b.put_bytes(CTA_LABELS, &bytes);
+        });
+        let c = ipvsct_ct_entry::from_core(&e);
+        assert_eq!(c.timeout, 0, "0 seconds left is a value");
+        assert_eq!(c.labels, [1, 2, 0, 1 << 31]);
+        assert_eq!(
+            c.fields & IPVSCT_CT_ENTRY_TRUNCATED,
+            IPVSCT_CT_ENTRY_TRUNCATED
+        );
+        assert_eq!(c.fields & IPVSCT_CT_ENTRY_HAS_MORE, 0);
+        let e = udp_entry(|b| {
+            let n = b.begin_nest(CTA_SECCTX);
+            b.put_bytes(CTA_SECCTX_NAME, b"system_u:object_r:x\0");
+            b.end_nest(n);
+        });
+        let c = ipvsct_ct_entry::from_core(&e);
+        assert_eq!(
+            c.fields & IPVSCT_CT_ENTRY_HAS_MORE,
+            IPVSCT_CT_ENTRY_HAS_MORE
+        );
     }
 }

@@ -27,10 +27,10 @@ macro_rules! assert_no_padding {
 fn sizes_match_the_c_side() {
     assert_eq!(size_of::<ipvsct_addr>(), 20);
     assert_eq!(size_of::<ipvsct_tuple>(), 56);
-    assert_eq!(size_of::<ipvsct_ct_entry>(), 344);
-    assert_eq!(offset_of!(ipvsct_ct_entry, orig), 56);
-    assert_eq!(offset_of!(ipvsct_ct_entry, fields), 224);
-    assert_eq!(offset_of!(ipvsct_ct_entry, state_name), 297);
+    assert_eq!(size_of::<ipvsct_ct_entry>(), 352);
+    assert_eq!(offset_of!(ipvsct_ct_entry, orig), 64);
+    assert_eq!(offset_of!(ipvsct_ct_entry, fields), 232);
+    assert_eq!(offset_of!(ipvsct_ct_entry, state_name), 305);
     assert_eq!(size_of::<ipvsct_ct_cpu_stats>(), 68);
     assert_eq!(size_of::<ipvsct_ct_global_stats>(), 16);
     assert_eq!(size_of::<ipvsct_ct_timeouts>(), 148);
@@ -66,6 +66,7 @@ fn structs_have_no_padding() {
         timestamp_start,
         timestamp_stop,
         dccp_handshake_seq,
+        event_time,
         orig,
         reply,
         master,

@@ -129,7 +129,7 @@ fn real_main() -> Result<String, AnyError> {
             }
             Ok(format!(
                 "{{\"mode\":\"stats\",\"entries\":{entries},\"cpus\":{cpus},\"repeats\":{reps},\
-                 \"count_median_secs\":{:.6},\"cpu_stats_median_secs\":{:.6}}}",
+                 \"count_median_secs\":{:.9},\"cpu_stats_median_secs\":{:.9}}}",
                 median(&mut count_t).as_secs_f64(),
                 median(&mut cpu_t).as_secs_f64()
             ))

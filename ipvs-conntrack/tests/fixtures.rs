@@ -1360,7 +1360,7 @@ fn length_fields(buf: &[u8]) -> Vec<LengthField> {
                 at,
                 wide: false,
                 container_end: end,
-                checked: checked_depth.map_or(true, |d| depth <= d),
+                checked: checked_depth.is_none_or(|d| depth <= d),
             });
             if ty & NLA_F_NESTED != 0 {
                 walk(buf, (at + 4, at + len), depth + 1, checked_depth, out);

@@ -182,7 +182,10 @@ pub fn parse_timeouts(text: &str) -> (u32, u32, u32) {
         .nth(1)
         .unwrap_or_default()
         .split_whitespace()
-        .map(|t| t.parse().unwrap_or_else(|_| panic!("bad number in {line:?}")))
+        .map(|t| {
+            t.parse()
+                .unwrap_or_else(|_| panic!("bad number in {line:?}"))
+        })
         .collect();
     assert_eq!(v.len(), 3, "{line:?}");
     (v[0], v[1], v[2])
@@ -233,7 +236,9 @@ pub fn parse_conns(text: &str) -> Vec<AdmConn> {
         .map(|l| {
             let t: Vec<&str> = l.split_whitespace().collect();
             assert!(t.len() >= 6, "bad connection line {l:?}");
-            let (m, s) = t[1].split_once(':').unwrap_or_else(|| panic!("bad expire in {l:?}"));
+            let (m, s) = t[1]
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad expire in {l:?}"));
             let secs = m.parse::<u32>().unwrap() * 60 + s.parse::<u32>().unwrap();
             (
                 t[0].to_owned(),

@@ -198,7 +198,11 @@ fn daemons_match_ipvsadm() {
 fn services_and_destinations_match_ipvsadm() {
     let snap = snapshot();
     assert_eq!(snap.len(), 8);
-    assert_eq!(services().len(), 8, "the manifest lists every dumped service");
+    assert_eq!(
+        services().len(),
+        8,
+        "the manifest lists every dumped service"
+    );
     let ln = parse_listing(&text("ipvsadm-Ln.txt"));
     let thr = parse_listing(&text("ipvsadm-thresholds.txt"));
     let per = parse_listing(&text("ipvsadm-persistent-conn.txt"));
@@ -214,9 +218,21 @@ fn services_and_destinations_match_ipvsadm() {
         assert_eq!(s.flags_mask, u32::MAX, "the kernel sends the mask ~0");
         let s64 = s.stats64.as_ref().unwrap();
         let s32 = s.stats.as_ref().unwrap();
-        assert_eq!((s64.width, s32.width), (StatsWidth::Bits64, StatsWidth::Bits32));
-        assert_eq!(stats_cols(s64), stats_cols(s32), "no counter above 2^32 here");
-        assert_eq!(find(&st, &s.key).cols, stats_cols(s64), "stats of {}", s.key);
+        assert_eq!(
+            (s64.width, s32.width),
+            (StatsWidth::Bits64, StatsWidth::Bits32)
+        );
+        assert_eq!(
+            stats_cols(s64),
+            stats_cols(s32),
+            "no counter above 2^32 here"
+        );
+        assert_eq!(
+            find(&st, &s.key).cols,
+            stats_cols(s64),
+            "stats of {}",
+            s.key
+        );
         assert_eq!(find(&rt, &s.key).cols, rate_cols(s64), "rates of {}", s.key);
         for d in dests {
             let sa = d.socket_addr();
@@ -276,22 +292,40 @@ fn decoded_values_are_the_configured_ones() {
     let (http, d) = get("tcp:10.0.0.1:80");
     assert_eq!(http.scheduler, "rr");
     assert_eq!(http.flags, ServiceFlags::HASHED);
-    assert_eq!(http.netmask, Netmask::Mask("255.255.255.255".parse().unwrap()));
+    assert_eq!(
+        http.netmask,
+        Netmask::Mask("255.255.255.255".parse().unwrap())
+    );
     let st = http.best_stats().unwrap();
     assert_eq!(st.conns, 6, "6 HTTP requests");
     assert!(st.inpkts >= 6 * 4 && st.outpkts >= 6 * 3, "{st:?}");
     let rs1 = d.iter().find(|d| d.addr.to_string() == "10.0.2.2").unwrap();
     assert_eq!(
-        (rs1.fwd_method, rs1.weight, rs1.upper_threshold, rs1.lower_threshold),
+        (
+            rs1.fwd_method,
+            rs1.weight,
+            rs1.upper_threshold,
+            rs1.lower_threshold
+        ),
         (ForwardMethod::Masq, 1, 50, 5)
     );
-    assert_eq!((rs1.active_conns, rs1.inactive_conns), (0, 3), "3 TIME_WAIT each");
+    assert_eq!(
+        (rs1.active_conns, rs1.inactive_conns),
+        (0, 3),
+        "3 TIME_WAIT each"
+    );
     assert_eq!(rs1.af, AddressFamily::Inet);
-    assert_eq!(rs1.tun_type, Some(TunnelType::Ipip), "the kernel always sends the tunnel type");
+    assert_eq!(
+        rs1.tun_type,
+        Some(TunnelType::Ipip),
+        "the kernel always sends the tunnel type"
+    );
 
     let (dns, d) = get("udp:10.0.0.1:53");
     assert_eq!(dns.best_stats().unwrap().inbytes, 4 * 34);
-    assert!(d.iter().all(|d| d.inactive_conns == 2 && d.active_conns == 0));
+    assert!(d
+        .iter()
+        .all(|d| d.inactive_conns == 2 && d.active_conns == 0));
 
     let (sctp, d) = get("sctp:10.0.0.1:3000");
     assert_eq!(sctp.key.protocol(), Some(Protocol::Sctp));
@@ -321,12 +355,18 @@ fn decoded_values_are_the_configured_ones() {
     assert_eq!(v6.key.af, AddressFamily::Inet6);
     assert_eq!(v6.netmask, Netmask::PrefixLen(64));
     assert_eq!(d[0].af, AddressFamily::Inet6);
-    assert_eq!(d[0].socket_addr(), "[2001:db8:2::2]:443".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        d[0].socket_addr(),
+        "[2001:db8:2::2]:443".parse::<SocketAddr>().unwrap()
+    );
     assert_eq!(d[0].weight, 2);
 
     let (fw, d) = get("fwmark:7");
     assert_eq!((fw.key.fwmark_value(), fw.timeout), (Some(7), 360));
-    assert_eq!((d[0].fwd_method, d[0].port, d[0].weight), (ForwardMethod::Route, 0, 5));
+    assert_eq!(
+        (d[0].fwd_method, d[0].port, d[0].weight),
+        (ForwardMethod::Route, 0, 5)
+    );
     let (fw6, d) = get("fwmark6:8");
     assert_eq!(fw6.key.af, AddressFamily::Inet6);
     assert_eq!(fw6.netmask, Netmask::PrefixLen(128));
@@ -344,8 +384,20 @@ fn decoded_values_are_the_configured_ones() {
         panic!("{m:?}")
     };
     assert_eq!(
-        (&one.key, &one.scheduler, one.flags, one.timeout, one.netmask),
-        (&http.key, &http.scheduler, http.flags, http.timeout, http.netmask)
+        (
+            &one.key,
+            &one.scheduler,
+            one.flags,
+            one.timeout,
+            one.netmask
+        ),
+        (
+            &http.key,
+            &http.scheduler,
+            http.flags,
+            http.timeout,
+            http.netmask
+        )
     );
 }
 
@@ -360,7 +412,18 @@ fn connection_tables_match_ipvsadm() {
     };
     let lib: BTreeMap<String, u32> = conns
         .iter()
-        .map(|c| (key(c.protocol.name(), c.client, c.virtual_addr, c.dest, c.state.name()), c.expires))
+        .map(|c| {
+            (
+                key(
+                    c.protocol.name(),
+                    c.client,
+                    c.virtual_addr,
+                    c.dest,
+                    c.state.name(),
+                ),
+                c.expires,
+            )
+        })
         .collect();
     for (p, c, v, d, s, e) in &adm {
         let k = key(p, *c, *v, *d, s);
@@ -374,7 +437,10 @@ fn connection_tables_match_ipvsadm() {
             .count(),
         6
     );
-    assert_eq!(conns.iter().filter(|c| c.state == ConnState::Udp).count(), 4);
+    assert_eq!(
+        conns.iter().filter(|c| c.state == ConnState::Udp).count(),
+        4
+    );
     assert!(conns.iter().all(|c| c.activity() == Activity::Inactive));
     let sync = parse_table(&text("ip_vs_conn_sync.txt"), ConnTable::Sync).unwrap();
     assert_eq!(sync.len(), 10);
@@ -384,9 +450,7 @@ fn connection_tables_match_ipvsadm() {
 #[test]
 fn explain_accounts_for_every_inactive_connection() {
     let m = messages("config.bin", AddressFamily::Inet);
-    let Body::Config(t) = m[0].body else {
-        panic!()
-    };
+    let Body::Config(t) = m[0].body else { panic!() };
     let table = StateTimeoutTable::from_config(&t);
     let conns = parse_table(&text("ip_vs_conn.txt"), ConnTable::Conn).unwrap();
     let ex = explain(&snapshot(), conns, &table, SystemTime::UNIX_EPOCH);
@@ -394,7 +458,11 @@ fn explain_accounts_for_every_inactive_connection() {
     let mut seen = 0;
     for s in &ex.services {
         for d in &s.dests {
-            assert_eq!(d.listed_inactive, d.inactive_conns, "{} {}", s.service, d.dest);
+            assert_eq!(
+                d.listed_inactive, d.inactive_conns,
+                "{} {}",
+                s.service, d.dest
+            );
             assert_eq!(d.listed_active, d.active_conns);
             for g in &d.states {
                 let want = match g.state {
@@ -536,5 +604,8 @@ fn truncation_inside_a_nest_names_the_nest() {
         "{err}"
     );
     let path = err.path.to_string();
-    assert!(path.starts_with("IPVS_CMD_ATTR_SERVICE/IPVS_SVC_ATTR_STATS64"), "{path}");
+    assert!(
+        path.starts_with("IPVS_CMD_ATTR_SERVICE/IPVS_SVC_ATTR_STATS64"),
+        "{path}"
+    );
 }

@@ -117,29 +117,6 @@ impl Conntrack {
     }
 }
 
-/// Declares a dump method's filter arguments once for the three dump methods.
-macro_rules! filter_args {
-    ($family:ident, $mark:ident, $zone:ident, $status:ident, $proto:ident, $src:ident, $dst:ident,
-     $src_port:ident, $dst_port:ident, $reply_src:ident, $reply_dst:ident, $table:ident,
-     $kernel_filter:ident) => {
-        FilterArgs {
-            family: $family,
-            mark: $mark,
-            zone: $zone,
-            status: $status,
-            proto: $proto,
-            src: $src,
-            dst: $dst,
-            src_port: $src_port,
-            dst_port: $dst_port,
-            reply_src: $reply_src,
-            reply_dst: $reply_dst,
-            table: $table,
-            kernel_filter: $kernel_filter,
-        }
-    };
-}
-
 #[pymethods]
 impl Conntrack {
     /// Opens a client for the table of `netns` (None: this process's namespace).
@@ -202,7 +179,7 @@ impl Conntrack {
         table: &str,
         kernel_filter: bool,
     ) -> PyResult<DumpIterator> {
-        let (filter, table) = build(&filter_args!(
+        let (filter, table) = build(&FilterArgs {
             family,
             mark,
             zone,
@@ -215,8 +192,8 @@ impl Conntrack {
             reply_src,
             reply_dst,
             table,
-            kernel_filter
-        ))?;
+            kernel_filter,
+        })?;
         let cursor = self.start(py, &filter, table)?;
         Ok(DumpIterator {
             timeout: self.timeout,
@@ -248,7 +225,7 @@ impl Conntrack {
         table: &str,
         kernel_filter: bool,
     ) -> PyResult<Bound<'py, PyList>> {
-        let (filter, table) = build(&filter_args!(
+        let (filter, table) = build(&FilterArgs {
             family,
             mark,
             zone,
@@ -261,8 +238,8 @@ impl Conntrack {
             reply_src,
             reply_dst,
             table,
-            kernel_filter
-        ))?;
+            kernel_filter,
+        })?;
         let mut cursor = self.start(py, &filter, table)?;
         let mut all: Vec<CoreEntry> = Vec::new();
         run_to_end(py, self.timeout, "conntrack dump", || {
@@ -302,7 +279,7 @@ impl Conntrack {
         let frame = py.import("ipvsct._frame")?;
         // Fail before dumping when pandas is missing.
         frame.call_method0("require_pandas")?;
-        let (filter, table) = build(&filter_args!(
+        let (filter, table) = build(&FilterArgs {
             family,
             mark,
             zone,
@@ -315,8 +292,8 @@ impl Conntrack {
             reply_src,
             reply_dst,
             table,
-            kernel_filter
-        ))?;
+            kernel_filter,
+        })?;
         let mut cursor = self.start(py, &filter, table)?;
         let mut cols = Columns::default();
         run_to_end(py, self.timeout, "conntrack dump", || {

@@ -217,7 +217,7 @@ impl Columns {
         self.timestamp_start
             .push(v.timestamp()?.and_then(|t| t.start));
         self.helper
-            .push(v.helper()?.map(|(name, _)| name.to_owned()), String::clone);
+            .push(v.helper()?.map(|h| h.name.to_owned()), String::clone);
         Ok(())
     }
 

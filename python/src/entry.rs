@@ -13,8 +13,8 @@ use pyo3::IntoPyObjectExt;
 
 use crate::enums;
 use crate::values::{
-    py_repr, raw_dicts, raw_list, Counters, Helper, MessageInfo, NatRange, SeqAdj, Synproxy,
-    Timestamp,
+    py_repr, raw_dicts, raw_list, Counters, Helper, MessageInfo, NatRange, RawAttr, SeqAdj,
+    Synproxy, Timestamp,
 };
 
 /// Parses an L4 protocol given from Python: a number or a name (`"tcp"`, `"udp"`, …).
@@ -610,6 +610,11 @@ impl Entry {
     fn timestamp(&self) -> Option<Timestamp> {
         self.inner.timestamp.as_ref().map(Timestamp::from)
     }
+    /// CTA_TIMESTAMP_EVENT: when an event happened, nanoseconds since the epoch (events only).
+    #[getter]
+    fn event_time(&self) -> Option<u64> {
+        self.inner.event_time
+    }
     /// Set label bits.
     #[getter]
     fn labels(&self) -> Option<Vec<u16>> {
@@ -634,6 +639,18 @@ impl Entry {
     #[getter]
     fn unknown<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         raw_list(py, &self.inner.unknown)
+    }
+
+    /// Unknown attributes inside known nests, each with the type of the nest it was in.
+    #[getter]
+    fn unknown_nested<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.inner
+                .unknown_nested
+                .iter()
+                .map(|(parent, a)| (*parent, RawAttr::from(a))),
+        )
     }
 
     /// Every attribute as plain Python values (nested objects as dicts).
@@ -698,6 +715,7 @@ impl Entry {
             "timestamp",
             opt_dict(self.timestamp().map(|t| t.to_dict(py)).transpose()?)?,
         )?;
+        d.set_item("event_time", e.event_time)?;
         d.set_item("labels", labels(&e.labels))?;
         d.set_item("labels_mask", labels(&e.labels_mask))?;
         d.set_item(
@@ -706,6 +724,11 @@ impl Entry {
         )?;
         d.set_item("status_mask", e.status_mask)?;
         d.set_item("unknown", raw_dicts(py, &e.unknown)?)?;
+        let nested = PyList::empty(py);
+        for (parent, a) in &e.unknown_nested {
+            nested.append((*parent, RawAttr::from(a).to_dict(py)?))?;
+        }
+        d.set_item("unknown_nested", nested)?;
         Ok(d)
     }
 

@@ -88,6 +88,8 @@ def test_to_dict_has_every_attribute() -> None:
             attr = getattr(e, k)
             if hasattr(attr, "to_dict"):
                 assert attr.to_dict() == v, k
+            elif k == "unknown_nested":
+                assert [(p, a.to_dict()) for p, a in attr] == v, k
             elif isinstance(attr, list) and attr and hasattr(attr[0], "to_dict"):
                 assert [x.to_dict() for x in attr] == v, k
             else:

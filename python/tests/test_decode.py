@@ -223,6 +223,8 @@ def test_hand_built_entry_and_typed_decode_errors() -> None:
         + attr(7, struct.pack(">I", 77))
         + attr(8, struct.pack(">I", 0xBEEF))
         + attr(99, b"\x01\x02")
+        # CTA_COUNTERS_ORIG with an attribute type this library does not know (7).
+        + attr(0x8009, attr(1, struct.pack(">Q", 3)) + attr(2, struct.pack(">Q", 180)) + attr(7, b"xy"))
     )
     msg = nlmsg(0x0100, 0x2, bytes([2, 0, 0, 0]) + body)
     e = first(ipvsct.decode(msg + nlmsg(3, 0x2, b"\0\0\0\0")))
@@ -231,6 +233,8 @@ def test_hand_built_entry_and_typed_decode_errors() -> None:
     assert e.state == ipvsct.UdpState.STREAM and e.timeout == 77 and e.mark == 0xBEEF
     assert e.status == ipvsct.Status.SEEN_REPLY | ipvsct.Status.ASSURED | ipvsct.Status.CONFIRMED
     assert [(a.kind, a.value) for a in e.unknown] == [(99, b"\x01\x02")]
+    assert e.counters_orig is not None and (e.counters_orig.packets, e.counters_orig.bytes) == (3, 180)
+    assert [(p, a.kind, a.value) for p, a in e.unknown_nested] == [(9, 7, b"xy")]
     assert bytearray(msg) and ipvsct.decode(bytearray(msg))[0] == e
     # The CTA_PROTO_SRC_PORT of the original tuple with 3 bytes instead of 2.
     bad = msg.replace(attr(2, b"\x30\x39"), struct.pack("=HH", 7, 2) + b"\x30\x39\x00\x00")

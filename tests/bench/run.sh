@@ -26,6 +26,7 @@
 #   PYROUTE2_PYTHON=py   a Python that can `import pyroute2` (default: target/bench/venv,
 #                        created with `pip install pyroute2 matplotlib` when BENCH_VENV=1)
 #   PLOT=1               draw docs/perf-vs-size.png (needs matplotlib in PYROUTE2_PYTHON's venv)
+#   NICE=-10             niceness of the timed commands (less noise from other load; 0 = off)
 #
 # Needs: root, iproute2, a C compiler, cargo, GNU time (Debian package `time`),
 # python3 (standard library) for the report; conntrack (package `conntrack`) for its
@@ -41,6 +42,7 @@ REPEATS="${REPEATS:-5}"
 SLOW_REPEATS="${SLOW_REPEATS:-1}"
 SLOW_MAX="${SLOW_MAX:-250000}"
 TIMEOUT="${TIMEOUT:-900}"
+NICE="${NICE:--10}"
 OUT="${OUT:-$bench_dir/$(date +%Y%m%d-%H%M%S)}"
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(10000 50000 100000 250000)
@@ -160,7 +162,7 @@ measure() {
     local n="$1" tool="$2" rep="$3" prefix="$OUT/run-$1-$2-$3" null=() rc=0
     [[ $tool == conntrack || $tool == conntrack_xml ]] && null=(--null-stdout)
     # shellcheck disable=SC2046
-    timeout -k 5 "$TIMEOUT" ip netns exec "$ns" "$here/measure.sh" "${null[@]}" "$prefix" \
+    timeout -k 5 "$TIMEOUT" nice -n "$NICE" ip netns exec "$ns" "$here/measure.sh" "${null[@]}" "$prefix" \
         $(cmd_of "$tool") || rc=$?
     python3 - "$n" "$tool" "$rep" "$rc" "$prefix" >>"$samples" <<'PY'
 import json, re, sys
@@ -259,6 +261,7 @@ meta = {
     "conntrack_tools": sh("conntrack", "--version"),
     "repeats": $REPEATS,
     "slow_repeats": $SLOW_REPEATS,
+    "nice": $NICE,
     "tools": "${tools[*]}".split(),
     "unavailable": {$(for k in "${!unavailable[@]}"; do printf '"%s": "%s", ' "$k" "${unavailable[$k]}"; done)},
     "bytes_per_entry_note": "fill mix: 70% TCP ESTABLISHED/IPv4 (240 B), 20% UDP/IPv4 (192 B), 10% TCP/IPv6 (288 B) = 235 B per entry",

@@ -4,7 +4,7 @@
 
 #include "ipvsct.h"
 
-static_assert(sizeof(ipvsct_ct_entry) == 344, "same layout as in C");
+static_assert(sizeof(ipvsct_ct_entry) == 352, "same layout as in C");
 static_assert(IPVSCT_OK == 0 && IPVSCT_ERR_NOT_FOUND < 0, "result codes");
 
 static int on_message(const ipvsct_message *msg, void *user)

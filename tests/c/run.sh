@@ -83,6 +83,15 @@ step "C API tests (no kernel): plain, ASan+UBSan, valgrind, static"
 "$out/test_api_asan"
 "${valgrind[@]}" "$out/test_api"
 "$out/test_api_static"
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+    # Also as an unprivileged user (the static binary needs no library path), to see
+    # the kernel's refusal arrive as IPVSCT_ERR_PERMISSION.
+    unpriv=$(mktemp -d)
+    cp "$out/test_api_static" "$unpriv/"
+    chmod 755 "$unpriv" "$unpriv/test_api_static"
+    (cd "$unpriv" && setpriv --reuid=65534 --regid=65534 --clear-groups ./test_api_static)
+    rm -rf "$unpriv"
+fi
 
 step "install into a temporary prefix; build the example agent with pkg-config"
 prefix=$out/prefix

@@ -13,16 +13,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 
 /* The layout is ABI: these must match the Rust definitions (ffi/src/layout_tests.rs pins the same numbers). */
 _Static_assert(sizeof(ipvsct_addr) == 20, "ipvsct_addr size");
 _Static_assert(sizeof(ipvsct_tuple) == 56, "ipvsct_tuple size");
-_Static_assert(sizeof(ipvsct_ct_entry) == 344, "ipvsct_ct_entry size");
-_Static_assert(offsetof(ipvsct_ct_entry, orig) == 56, "ipvsct_ct_entry.orig");
-_Static_assert(offsetof(ipvsct_ct_entry, fields) == 224, "ipvsct_ct_entry.fields");
-_Static_assert(offsetof(ipvsct_ct_entry, state_name) == 297, "ipvsct_ct_entry.state_name");
+_Static_assert(sizeof(ipvsct_ct_entry) == 352, "ipvsct_ct_entry size");
+_Static_assert(offsetof(ipvsct_ct_entry, orig) == 64, "ipvsct_ct_entry.orig");
+_Static_assert(offsetof(ipvsct_ct_entry, fields) == 232, "ipvsct_ct_entry.fields");
+_Static_assert(offsetof(ipvsct_ct_entry, state_name) == 305, "ipvsct_ct_entry.state_name");
 _Static_assert(sizeof(ipvsct_ct_cpu_stats) == 68, "ipvsct_ct_cpu_stats size");
 _Static_assert(sizeof(ipvsct_ct_global_stats) == 16, "ipvsct_ct_global_stats size");
 _Static_assert(sizeof(ipvsct_ct_timeouts) == 148, "ipvsct_ct_timeouts size");
@@ -281,7 +282,9 @@ static void check_first_entry(const ipvsct_ct_entry *e)
               e->id == 0xdeadbeefu && e->use_count == 1,
           "status 0x%x timeout %u mark %u zone %u id 0x%x", e->status, e->timeout, e->mark,
           e->zone, e->id);
-    CHECK(!(e->fields & IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT), "offline entries have no policy");
+    CHECK(!(e->fields & IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT) &&
+              e->state_timeout == IPVSCT_TIMEOUT_UNSET,
+          "offline entries have no policy: state_timeout %u", e->state_timeout);
     CHECK(e->counters_orig.packets == 6 && e->counters_orig.bytes == 324 &&
               e->counters_reply.packets == 4 && e->counters_reply.bytes == 220,
           "counters");
@@ -329,6 +332,8 @@ static void test_decode(void)
     CHECK(u->msg_type == IPCTNL_MSG_CT_DELETE && u->state_kind == IPVSCT_STATE_KIND_UDP &&
               u->state == 0 && !strcmp(u->state_name, "UNREPLIED"),
           "udp destroy: msg %u state %u %s", u->msg_type, u->state, u->state_name);
+    CHECK(!(u->fields & IPVSCT_CT_ENTRY_HAS_TIMEOUT) && u->timeout == IPVSCT_TIMEOUT_UNSET,
+          "absent timeout %u", u->timeout);
     CHECK(u->timestamp_start == 10 && u->timestamp_stop == 20 &&
               (u->fields & IPVSCT_CT_ENTRY_HAS_TIMESTAMP_STOP),
           "stop time");
@@ -500,6 +505,16 @@ static void test_arguments(void)
     CHECK(strstr(last_msg(), "L4 protocol") != NULL, "'%s'", last_msg());
     CHECK(d == NULL, "iterator written on failure");
     CHECK_RC(ipvsct_conntrack_set_recv_timeout(ct, 1500), IPVSCT_OK);
+    if (geteuid() != 0) {
+        /* Without CAP_NET_ADMIN the kernel refuses nfnetlink requests: a distinct code. */
+        memset(&g, 0x77, sizeof g);
+        CHECK_RC(ipvsct_conntrack_count(ct, &g), IPVSCT_ERR_PERMISSION);
+        CHECK_RC(ipvsct_error_last(&err), IPVSCT_OK);
+        CHECK(err.errno_value == EPERM && strstr(err.message, "CAP_NET_ADMIN") &&
+                  g.entries == 0x77777777u,
+              "permission error: errno %d '%s'", err.errno_value, err.message);
+        printf("test_api: unprivileged (uid %u): permission errors checked\n", (unsigned)geteuid());
+    }
     ipvsct_conntrack_free(ct);
 }
 

@@ -142,6 +142,15 @@ pub struct Helper {
     pub info: Vec<u8>,
 }
 
+/// The helper of an entry, borrowed from the receive buffer (CTA_HELP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HelperView<'a> {
+    /// CTA_HELP_NAME.
+    pub name: &'a str,
+    /// CTA_HELP_INFO (helper-private bytes).
+    pub info: Option<&'a [u8]>,
+}
+
 /// The ctnetlink message an entry came in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MessageInfo {
@@ -528,7 +537,7 @@ impl<'a> EntryView<'a> {
             .flatten())
     }
     /// CTA_HELP: helper name and private info bytes.
-    pub fn helper(&self) -> Result<Option<(&'a str, Option<&'a [u8]>)>, DecodeError> {
+    pub fn helper(&self) -> Result<Option<HelperView<'a>>, DecodeError> {
         Ok(self.nest(CTA_HELP, |a| help(a, &mut Vec::new()))?.flatten())
     }
 
@@ -579,9 +588,9 @@ impl<'a> EntryView<'a> {
         let helper = self
             .nest(CTA_HELP, |a| help(a, &mut unk))?
             .flatten()
-            .map(|(name, info)| Helper {
-                name: name.to_owned(),
-                info: info.map(<[u8]>::to_vec).unwrap_or_default(),
+            .map(|h| Helper {
+                name: h.name.to_owned(),
+                info: h.info.map(<[u8]>::to_vec).unwrap_or_default(),
             });
         Ok(Entry {
             family: self.family,
@@ -627,7 +636,7 @@ impl<'a> EntryView<'a> {
 fn help<'a>(
     a: &Attr<'a>,
     unk: &mut Unknown,
-) -> Result<Option<(&'a str, Option<&'a [u8]>)>, DecodeError> {
+) -> Result<Option<HelperView<'a>>, DecodeError> {
     let mut name = None;
     let mut info = None;
     for_each_attr(a.value(), a.offset(), CTA_HELP_NAMES, |x| {
@@ -638,7 +647,7 @@ fn help<'a>(
         }
         Ok(())
     })?;
-    Ok(name.map(|n| (n, info)))
+    Ok(name.map(|name| HelperView { name, info }))
 }
 
 /// CTA_PROTO_NUM inside a tuple nest.

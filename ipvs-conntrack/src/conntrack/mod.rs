@@ -19,7 +19,7 @@ pub mod wire;
 pub use batch::{Batch, BatchFailure, BatchOptions, BatchReport};
 pub use client::{Conntrack, Dump, DumpState, Table};
 pub use entry::{
-    Counters, Entry, EntryView, Family, Helper, Labels, MessageInfo, NatRange, SeqAdj, Synproxy,
+    Counters, Entry, EntryView, Family, Helper, HelperView, Labels, MessageInfo, NatRange, SeqAdj, Synproxy,
     Timestamp,
 };
 pub use events::{

@@ -194,7 +194,7 @@ fn decode_data(
 }
 
 impl ProtoTimeouts {
-    /// The values in attribute order (index = CTA_TIMEOUT_<PROTO>_* type).
+    /// The values in attribute order (index = `CTA_TIMEOUT_<PROTO>_*` type).
     pub fn values(&self) -> Vec<(u16, u32)> {
         let list: Vec<Option<u32>> = match self {
             ProtoTimeouts::Tcp(t) => vec![

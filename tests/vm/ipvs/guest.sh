@@ -34,7 +34,7 @@ echo "ipvs guest: kernel $kver, schedulers:$scheds"
 
 export IPVSCT_VM_SCHEDULERS="$scheds"
 export IPVSCT_BIN=/payload/ipvsct
-export IPVSCT_FIXTURE_DIR="$R/fixtures"
+export IPVSCT_FIXTURE_DIR="$R/fixtures" IPVSCT_VM_RESULTS="$R"
 export IPVSCT_IP=/usr/sbin/ip IPVSCT_IPVSADM=/usr/sbin/ipvsadm
 export RUST_BACKTRACE=1
 : "${CI:=true}"

@@ -73,6 +73,7 @@ else
     log "no ipvs_vm.log came back from the guest"
 fi
 [[ -s "$out/failures.txt" ]] && { log "guest problems:"; cat "$out/failures.txt" >&2; }
+[[ -s "$out/classic-scenario.txt" ]] && sed 's/^/[ipvs-vm] /' "$out/classic-scenario.txt" >&2
 if ((record)); then
     if ((rc == 0)) && [[ -f "$out/fixtures/PROVENANCE.txt" ]]; then
         mkdir -p "$ROOT/tests/fixtures/ipvs"

@@ -75,7 +75,7 @@ pub fn write_report(w: &mut impl Write, r: &Report) -> io::Result<()> {
     }
     writeln!(w, "Entries by state:")?;
     let mut states = o.states.clone();
-    states.sort_by(|a, b| b.count.cmp(&a.count));
+    states.sort_by_key(|s| std::cmp::Reverse(s.count));
     for s in &states {
         let t = s.state_timeout.map_or_else(|| "-".into(), |t| format!("{t} s"));
         let left = s

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use ipvs_conntrack::ipvs::{
     AddressFamily, ConnTable, Connection, DaemonSpec, DaemonState, DestSpec, Destination,
     Explanation, ForwardMethod, Ipvs, Netmask, Service, ServiceFlags, ServiceKey, ServiceSpec,
-    Stats, StateTimeoutTable, Timeouts, TunnelFlags, TunnelType,
+    StateTimeoutTable, Stats, Timeouts, TunnelFlags, TunnelType,
 };
 use ipvs_conntrack::Netns;
 use serde::Serialize;
