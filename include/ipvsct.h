@@ -24,7 +24,8 @@
  *    16 bytes, network byte order), ports and counters are host byte order, strings are
  *    NUL-terminated char arrays of the documented IPVSCT_*_LEN size (cut at a UTF-8
  *    character boundary, flagged *_TRUNCATED, if longer). Optional members are valid when
- *    their bit is set in the struct's `fields`. `reserved` members are zero.
+ *    their bit is set in the struct's `fields`; absent ones are 0, absent timeouts
+ *    IPVSCT_TIMEOUT_UNSET. `reserved` members are zero. Layouts have no implicit padding.
  *  - Dumps stream: entries come through a callback (ipvsct_conntrack_dump) or an
  *    iterator (ipvsct_dump_new / ipvsct_dump_next); memory does not grow with the table.
  *    Pointers passed to callbacks are valid during the call only; callbacks must not

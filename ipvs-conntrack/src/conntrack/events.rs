@@ -558,7 +558,13 @@ impl EventStream {
     /// Dumps the table and brings `view` up to date, returning every difference found:
     /// entries missed while events were lost (after an [`Event::Overrun`]), entries
     /// whose state, status, mark, labels or helper changed, and entries gone.
+    ///
+    /// The events still queued on the socket are read and discarded first (the dump
+    /// supersedes them): after an overrun the kernel drops every further event, without
+    /// reporting a new overrun, until the queue has been read empty
+    /// (net/netlink/af_netlink.c), so a dump taken before that could miss changes.
     pub fn resync(&mut self, view: &mut TableView) -> Result<Vec<Change>> {
+        self.drain_queue()?;
         if self.dumper.is_none() {
             let mut c = Conntrack::open(&self.netns)?;
             if let Some(t) = &self.timeouts {
@@ -584,6 +590,31 @@ impl EventStream {
         Ok(view.replace_with(fresh))
     }
 }
+
+impl EventStream {
+    /// Reads the socket queue empty (bounded by [`DRAIN_LIMIT`]), discarding the events.
+    fn drain_queue(&mut self) -> Result<()> {
+        let saved = self.opts.recv_timeout;
+        self.sock.set_recv_timeout(Some(Duration::from_millis(2)))?;
+        let start = std::time::Instant::now();
+        let mut result = Ok(());
+        while start.elapsed() < DRAIN_LIMIT {
+            match self.next_view() {
+                Ok(None) => break,
+                Ok(Some(_)) | Err(Error::Decode(_)) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.sock.set_recv_timeout(saved)?;
+        result
+    }
+}
+
+/// Longest time [`EventStream::resync`] spends reading the queue empty before dumping.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 fn exp_kind(msg: u8, flags: u16) -> EventKind {
     if msg == IPCTNL_MSG_EXP_DELETE {
