@@ -23,6 +23,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 py="$venv/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+export MYPY_CACHE_DIR="$venv/.mypy_cache"
 "$py" -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "mypy>=1.8" pandas matplotlib
 "$py" -m pip install -q --force-reinstall --no-deps "$here"
 
@@ -33,7 +34,7 @@ export IPVSCT_CT_JSON="$repo/target/release/examples/ct_json"
 # the source tree (which has no compiled module).
 cd "$here/tests"
 "$py" -m mypy.stubtest ipvsct
-"$py" -m mypy --strict --cache-dir /dev/null -p ipvsct
-"$py" -m mypy --strict --cache-dir /dev/null --follow-imports=silent \
+"$py" -m mypy --strict -p ipvsct
+"$py" -m mypy --strict --follow-imports=silent \
     "$here/examples/conntrack_states.py" "$here/examples/notebook.py" "$here/tests"
 "$py" -m pytest -W error -p no:cacheprovider "$@" .

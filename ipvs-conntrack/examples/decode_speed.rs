@@ -18,11 +18,12 @@ fn main() -> Result<(), ipvs_conntrack::Error> {
     ct.set_join_timeouts(false);
     let datagrams = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
     let sink = datagrams.clone();
-    ct.socket_mut().set_recorder(Some(Box::new(move |d, b: &[u8]| {
-        if d == Direction::Received {
-            sink.lock().unwrap().push(b.to_vec());
-        }
-    })));
+    ct.socket_mut()
+        .set_recorder(Some(Box::new(move |d, b: &[u8]| {
+            if d == Direction::Received {
+                sink.lock().unwrap().push(b.to_vec());
+            }
+        })));
     let n = ct.dump(&DumpFilter::all())?.count();
     let datagrams = datagrams.lock().unwrap().clone();
     let bytes: usize = datagrams.iter().map(Vec::len).sum();

@@ -64,8 +64,8 @@ use crate::ipvs::message::{Body as IpvsBody, Message as IpvsMessage};
 use crate::ipvs::wire::{IPVS_CMD_NAMES, IPVS_GENL_NAME};
 use crate::ipvs::{Destination, Info, Service, ServiceKey, SyncDaemon, Timeouts};
 use crate::netlink::frame::{flags, msg_type, Control, Frame, Frames, Header, NLMSG_HDRLEN};
-use crate::netlink::genl::{FamilyInfo, GenlHeader, CTRL_CMD_GETFAMILY, CTRL_CMD_NEWFAMILY};
 use crate::netlink::genl::GENL_ID_CTRL;
+use crate::netlink::genl::{FamilyInfo, GenlHeader, CTRL_CMD_GETFAMILY, CTRL_CMD_NEWFAMILY};
 use crate::netlink::nfnetlink::{
     split_type, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_EXP, NFNL_SUBSYS_CTNETLINK_TIMEOUT,
 };
@@ -248,8 +248,8 @@ impl<W: Write> PcapSink<W> {
 
     /// Appends a record.
     pub fn write(&mut self, r: &Record) -> Result<(), CaptureError> {
-        let orig = u32::try_from(u64::from(r.orig_len) + COOKED_HEADER_LEN as u64)
-            .unwrap_or(u32::MAX);
+        let orig =
+            u32::try_from(u64::from(r.orig_len) + COOKED_HEADER_LEN as u64).unwrap_or(u32::MAX);
         self.write_with_orig(r.timestamp, r.direction, r.protocol, &r.data, orig)
     }
 
@@ -406,19 +406,22 @@ fn read_classic(bytes: &[u8]) -> Result<Vec<Record>, CaptureError> {
     // Bounded: every turn consumes at least the 16-byte record header.
     while !rest.is_empty() {
         let n = out.len() + 1;
-        let (next, raw) = parser.next_raw_packet(rest).map_err(|e| CaptureError::Record {
-            record: n,
-            reason: match e {
-                PcapError::IncompleteBuffer => "the file ends inside this record".into(),
-                e => e.to_string(),
-            },
-        })?;
+        let (next, raw) = parser
+            .next_raw_packet(rest)
+            .map_err(|e| CaptureError::Record {
+                record: n,
+                reason: match e {
+                    PcapError::IncompleteBuffer => "the file ends inside this record".into(),
+                    e => e.to_string(),
+                },
+            })?;
         rest = next;
         let nanos = match header.ts_resolution {
             TsResolution::MicroSecond => u64::from(raw.ts_frac).saturating_mul(1000),
             TsResolution::NanoSecond => u64::from(raw.ts_frac),
         };
-        let ts = Duration::from_secs(u64::from(raw.ts_sec)).saturating_add(Duration::from_nanos(nanos));
+        let ts =
+            Duration::from_secs(u64::from(raw.ts_sec)).saturating_add(Duration::from_nanos(nanos));
         out.push(record_from(n, ts, &raw.data, raw.orig_len)?);
     }
     Ok(out)
@@ -472,7 +475,9 @@ fn read_pcapng(bytes: &[u8]) -> Result<Vec<Record>, CaptureError> {
 }
 
 /// The `if_tsresol` option of an interface, if it has one.
-fn ts_resolution(i: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock<'_>) -> Option<u8> {
+fn ts_resolution(
+    i: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock<'_>,
+) -> Option<u8> {
     use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
     i.options.iter().find_map(|o| match o {
         InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
@@ -489,9 +494,7 @@ fn pcapng_time(raw: Duration, tsresol: Option<u8>) -> Duration {
     let nanos = if r & 0x80 == 0 {
         let r = u32::from(r);
         if r <= 9 {
-            10u128
-                .checked_pow(9 - r)
-                .and_then(|m| units.checked_mul(m))
+            10u128.checked_pow(9 - r).and_then(|m| units.checked_mul(m))
         } else {
             Some(10u128.checked_pow(r - 9).map_or(0, |d| units / d))
         }
@@ -512,7 +515,10 @@ fn record_from(
     orig_len: u32,
 ) -> Result<Record, CaptureError> {
     let bad = |reason: String| CaptureError::Record { record: n, reason };
-    let (head, data) = match (packet.get(..COOKED_HEADER_LEN), packet.get(COOKED_HEADER_LEN..)) {
+    let (head, data) = match (
+        packet.get(..COOKED_HEADER_LEN),
+        packet.get(COOKED_HEADER_LEN..),
+    ) {
         (Some(h), Some(d)) => (h, d),
         _ => {
             return Err(bad(format!(
@@ -545,9 +551,7 @@ fn record_from(
 /// The direction of a datagram by its first message: requests carry NLM_F_REQUEST.
 fn direction_from_flags(data: &[u8]) -> Direction {
     match data.get(6..8) {
-        Some(&[a, b]) if u16::from_ne_bytes([a, b]) & flags::NLM_F_REQUEST != 0 => {
-            Direction::Sent
-        }
+        Some(&[a, b]) if u16::from_ne_bytes([a, b]) & flags::NLM_F_REQUEST != 0 => Direction::Sent,
         _ => Direction::Received,
     }
 }
@@ -662,7 +666,10 @@ pub fn decode_records(records: &[Record], opts: &DecodeOptions) -> Decoded {
     // First pass: the IPVS family id and the default timeout policies.
     let mut ipvs = opts.ipvs_family_id;
     let mut timeouts: Option<StateTimeouts> = None;
-    for r in records.iter().filter(|r| r.direction == Direction::Received) {
+    for r in records
+        .iter()
+        .filter(|r| r.direction == Direction::Received)
+    {
         for frame in Frames::new(&r.data).map_while(Result::ok) {
             let ty = frame.header.message_type;
             if r.protocol == PROTO_GENERIC && ty == GENL_ID_CTRL && ipvs.is_none() {
@@ -787,7 +794,10 @@ fn decode_frame(r: &Record, frame: &Frame<'_>, ipvs: Option<u16>) -> (Cow<'stati
             (Cow::Borrowed(name), body)
         }
         PROTO_GENERIC if Some(ty) == ipvs => decode_ipvs(frame, sent),
-        _ => (Cow::Owned(format!("type {ty:#06x}")), if sent { Body::Request } else { Body::Other }),
+        _ => (
+            Cow::Owned(format!("type {ty:#06x}")),
+            if sent { Body::Request } else { Body::Other },
+        ),
     }
 }
 
@@ -796,9 +806,10 @@ fn decode_ipvs(frame: &Frame<'_>, sent: bool) -> (Cow<'static, str>, Body) {
         Ok(h) => h.cmd,
         Err(e) => return (Cow::Borrowed("IPVS"), Body::Invalid(e)),
     };
-    let name = IPVS_CMD_NAMES
-        .get(usize::from(cmd))
-        .map_or_else(|| Cow::Owned(format!("IPVS_CMD_{cmd}")), |n| Cow::Borrowed(*n));
+    let name = IPVS_CMD_NAMES.get(usize::from(cmd)).map_or_else(
+        || Cow::Owned(format!("IPVS_CMD_{cmd}")),
+        |n| Cow::Borrowed(*n),
+    );
     if sent {
         return (name, Body::Request);
     }
@@ -1039,7 +1050,10 @@ mod tests {
         assert_eq!(bytes.get(..4).unwrap(), &0xa1b2_3c4du32.to_ne_bytes());
         // The first record's cooked header: PACKET_KERNEL, ARPHRD_NETLINK, protocol 12.
         let cooked = bytes.get(24 + 16..24 + 32).unwrap();
-        assert_eq!(cooked, &[0, 7, 3, 0x38, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12]);
+        assert_eq!(
+            cooked,
+            &[0, 7, 3, 0x38, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12]
+        );
         assert_eq!(read_pcap(&bytes).unwrap(), records());
     }
 
@@ -1086,7 +1100,10 @@ mod tests {
         bytes[20..24].copy_from_slice(&1u32.to_ne_bytes());
         assert!(matches!(read_pcap(&bytes), Err(CaptureError::LinkType(1))));
         assert!(matches!(read_pcap(b"hello"), Err(CaptureError::Format(_))));
-        assert!(matches!(read_pcap(&[0u8; 64]), Err(CaptureError::Format(_))));
+        assert!(matches!(
+            read_pcap(&[0u8; 64]),
+            Err(CaptureError::Format(_))
+        ));
         let bytes = file();
         let cut = bytes.len() - 3;
         match read_pcap(&bytes[..cut]) {
@@ -1148,12 +1165,24 @@ mod tests {
     fn pcapng_files_read_like_pcap_files() {
         assert_eq!(read_pcap(&pcapng_file()).unwrap(), records());
         let raw = Duration::from_nanos(1_700_000_000_123_456);
-        assert_eq!(pcapng_time(raw, None), Duration::new(1_700_000_000, 123_456_000));
-        assert_eq!(pcapng_time(raw, Some(6)), Duration::new(1_700_000_000, 123_456_000));
+        assert_eq!(
+            pcapng_time(raw, None),
+            Duration::new(1_700_000_000, 123_456_000)
+        );
+        assert_eq!(
+            pcapng_time(raw, Some(6)),
+            Duration::new(1_700_000_000, 123_456_000)
+        );
         assert_eq!(pcapng_time(raw, Some(9)), raw);
-        assert_eq!(pcapng_time(Duration::from_nanos(3 << 20), Some(0x80 | 20)), Duration::from_secs(3));
+        assert_eq!(
+            pcapng_time(Duration::from_nanos(3 << 20), Some(0x80 | 20)),
+            Duration::from_secs(3)
+        );
         assert_eq!(pcapng_time(raw, Some(127)), Duration::ZERO);
-        assert_eq!(pcapng_time(Duration::MAX, Some(0)), Duration::from_nanos(u64::MAX));
+        assert_eq!(
+            pcapng_time(Duration::MAX, Some(0)),
+            Duration::from_nanos(u64::MAX)
+        );
         let bytes = pcapng_file();
         for cut in 0..bytes.len() {
             let _ = read_pcap(&bytes[..cut]);

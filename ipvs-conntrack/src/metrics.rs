@@ -285,7 +285,11 @@ impl Collector {
         let cpus = self.ct.cpu_stats()?;
         let states = count_states(&mut self.ct, &timeouts)?;
         let buckets = read_buckets(&self.netns);
-        let ipvs = if self.opts.ipvs { self.read_ipvs() } else { None };
+        let ipvs = if self.opts.ipvs {
+            self.read_ipvs()
+        } else {
+            None
+        };
         let new_connections = self
             .new_conns
             .as_ref()
@@ -320,14 +324,18 @@ impl Collector {
             (Some(p), Some(secs)) => Some((entries as f64 - p.entries as f64) / secs),
             _ => None,
         };
-        let trouble_growth = prev.as_ref().map_or_else(TroubleCounters::default, |p| {
-            TroubleCounters {
-                drop: trouble.drop.saturating_sub(p.trouble.drop),
-                early_drop: trouble.early_drop.saturating_sub(p.trouble.early_drop),
-                insert_failed: trouble.insert_failed.saturating_sub(p.trouble.insert_failed),
-                clash_resolve: trouble.clash_resolve.saturating_sub(p.trouble.clash_resolve),
-            }
-        });
+        let trouble_growth =
+            prev.as_ref()
+                .map_or_else(TroubleCounters::default, |p| TroubleCounters {
+                    drop: trouble.drop.saturating_sub(p.trouble.drop),
+                    early_drop: trouble.early_drop.saturating_sub(p.trouble.early_drop),
+                    insert_failed: trouble
+                        .insert_failed
+                        .saturating_sub(p.trouble.insert_failed),
+                    clash_resolve: trouble
+                        .clash_resolve
+                        .saturating_sub(p.trouble.clash_resolve),
+                });
         self.previous = Some(Previous {
             at: now,
             entries,
@@ -589,19 +597,37 @@ pub fn render(s: &Snapshot) -> String {
     type Field = fn(&CpuStats) -> Option<u32>;
     let per_cpu: [(&str, &str, Field); 10] = [
         ("found", "Successful searches", |c| c.found),
-        ("invalid", "Packets that could not be tracked", |c| c.invalid),
+        ("invalid", "Packets that could not be tracked", |c| {
+            c.invalid
+        }),
         ("insert", "Entries inserted", |c| c.insert),
         ("insert_failed", "Failed insertions", |c| c.insert_failed),
-        ("drop", "Packets dropped because of a conntrack failure", |c| c.drop),
-        ("early_drop", "Entries evicted early to make room", |c| c.early_drop),
-        ("error", "Packets with an error (ICMP errors, bad checksums)", |c| c.error),
-        ("search_restart", "Lookups restarted because of hash table resizes", |c| {
-            c.search_restart
+        (
+            "drop",
+            "Packets dropped because of a conntrack failure",
+            |c| c.drop,
+        ),
+        ("early_drop", "Entries evicted early to make room", |c| {
+            c.early_drop
         }),
-        ("clash_resolve", "Insertion clashes resolved", |c| c.clash_resolve),
-        ("chaintoolong", "Insertions that found a hash chain too long", |c| {
-            c.chaintoolong
+        (
+            "error",
+            "Packets with an error (ICMP errors, bad checksums)",
+            |c| c.error,
+        ),
+        (
+            "search_restart",
+            "Lookups restarted because of hash table resizes",
+            |c| c.search_restart,
+        ),
+        ("clash_resolve", "Insertion clashes resolved", |c| {
+            c.clash_resolve
         }),
+        (
+            "chaintoolong",
+            "Insertions that found a hash chain too long",
+            |c| c.chaintoolong,
+        ),
     ];
     for (name, help, field) in per_cpu {
         if !s.cpus.iter().any(|c| field(c).is_some()) {
@@ -624,7 +650,11 @@ pub fn render(s: &Snapshot) -> String {
     // Entries by protocol and state, and the state timeouts.
     let entries = Family::<Labels, Gauge>::default();
     for st in &s.states {
-        let state = if st.state == "-" { "" } else { st.state.as_str() };
+        let state = if st.state == "-" {
+            ""
+        } else {
+            st.state.as_str()
+        };
         entries
             .get_or_create(&labels(&[("proto", &st.proto), ("state", state)]))
             .set(i64::try_from(st.count).unwrap_or(i64::MAX));
@@ -759,9 +789,7 @@ fn render_ipvs(b: &mut Builder, snap: &IpvsSnapshot) {
         for d in dests {
             let bl = backend_labels(svc, d);
             // node_exporter sums backends with equal labels; so does this.
-            active
-                .get_or_create(&bl)
-                .inc_by(i64::from(d.active_conns));
+            active.get_or_create(&bl).inc_by(i64::from(d.active_conns));
             inactive
                 .get_or_create(&bl)
                 .inc_by(i64::from(d.inactive_conns));
@@ -816,7 +844,9 @@ fn render_ipvs(b: &mut Builder, snap: &IpvsSnapshot) {
 mod tests {
     use super::*;
     use crate::conntrack::timeout::TimeoutSource;
-    use crate::ipvs::{AddressFamily, ForwardMethod, Netmask, ServiceFlags, ServiceKey, Stats, StatsWidth};
+    use crate::ipvs::{
+        AddressFamily, ForwardMethod, Netmask, ServiceFlags, ServiceKey, Stats, StatsWidth,
+    };
     use std::net::SocketAddr;
 
     fn snapshot() -> Snapshot {
@@ -903,19 +933,28 @@ mod tests {
         let text = render(&snapshot());
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert_eq!(sample(&text, "node_nf_conntrack_entries"), Some(52.0));
-        assert_eq!(sample(&text, "node_nf_conntrack_entries_limit"), Some(131_072.0));
+        assert_eq!(
+            sample(&text, "node_nf_conntrack_entries_limit"),
+            Some(131_072.0)
+        );
         assert_eq!(sample(&text, "node_nf_conntrack_stat_found"), Some(7.0));
         assert_eq!(sample(&text, "node_nf_conntrack_stat_insert"), Some(3.0));
         assert_eq!(sample(&text, "node_nf_conntrack_stat_drop"), Some(5.0));
         // Not sent by the kernel: not invented.
         assert_eq!(sample(&text, "node_nf_conntrack_stat_invalid"), None);
-        assert!(text.contains("# TYPE node_nf_conntrack_stat_found gauge"), "{text}");
+        assert!(
+            text.contains("# TYPE node_nf_conntrack_stat_found gauge"),
+            "{text}"
+        );
         assert_eq!(
             sample(&text, "ipvsct_conntrack_cpu_drop_total{cpu=\"1\"}"),
             Some(5.0)
         );
         assert_eq!(
-            sample(&text, "ipvsct_conntrack_entries{proto=\"tcp\",state=\"TIME_WAIT\"}"),
+            sample(
+                &text,
+                "ipvsct_conntrack_entries{proto=\"tcp\",state=\"TIME_WAIT\"}"
+            ),
             Some(50.0)
         );
         assert_eq!(
@@ -942,7 +981,10 @@ mod tests {
         );
         let m = sample(&text, "ipvsct_conntrack_max_short_connections_per_second").unwrap();
         assert!((m - 131_072.0 / 120.0).abs() < 1e-6, "{m}");
-        assert_eq!(sample(&text, "ipvsct_conntrack_new_connections_total"), Some(7.0));
+        assert_eq!(
+            sample(&text, "ipvsct_conntrack_new_connections_total"),
+            Some(7.0)
+        );
         // No rate before a second scrape.
         assert_eq!(
             sample(&text, "ipvsct_conntrack_new_connections_per_second"),
@@ -1030,7 +1072,10 @@ mod tests {
         let big = 5_000_000_000u64; // past 32 bits
         s.ipvs = Some(vec![
             (
-                service(ServiceKey::tcp("10.0.0.1:80".parse().unwrap()), stats(9, big)),
+                service(
+                    ServiceKey::tcp("10.0.0.1:80".parse().unwrap()),
+                    stats(9, big),
+                ),
                 vec![
                     dest("10.0.1.1:8080", 3, 40, stats(5, big)),
                     dest("10.0.1.2:8080", 0, 2, stats(4, 1)),
@@ -1044,11 +1089,17 @@ mod tests {
         let text = render(&s);
         let tcp = "local_address=\"10.0.0.1\",local_port=\"80\",remote_address=\"10.0.1.1\",remote_port=\"8080\",proto=\"TCP\",local_mark=\"\"";
         assert_eq!(
-            sample(&text, &format!("node_ipvs_backend_connections_active{{{tcp}}}")),
+            sample(
+                &text,
+                &format!("node_ipvs_backend_connections_active{{{tcp}}}")
+            ),
             Some(3.0)
         );
         assert_eq!(
-            sample(&text, &format!("node_ipvs_backend_connections_inactive{{{tcp}}}")),
+            sample(
+                &text,
+                &format!("node_ipvs_backend_connections_inactive{{{tcp}}}")
+            ),
             Some(40.0)
         );
         assert_eq!(
@@ -1056,12 +1107,18 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(
-            sample(&text, &format!("ipvsct_ipvs_backend_incoming_bytes_total{{{tcp}}}")),
+            sample(
+                &text,
+                &format!("ipvsct_ipvs_backend_incoming_bytes_total{{{tcp}}}")
+            ),
             Some(big as f64)
         );
         let fwm = "local_address=\"\",local_port=\"0\",remote_address=\"fd00::5\",remote_port=\"443\",proto=\"FWM\",local_mark=\"0000002A\"";
         assert_eq!(
-            sample(&text, &format!("node_ipvs_backend_connections_active{{{fwm}}}")),
+            sample(
+                &text,
+                &format!("node_ipvs_backend_connections_active{{{fwm}}}")
+            ),
             Some(1.0)
         );
         assert_eq!(

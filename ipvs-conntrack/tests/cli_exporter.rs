@@ -15,10 +15,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::path::Path;
+
 use ipvs_conntrack::capacity::count_states;
+use ipvs_conntrack::capture::{decode_pcap_file, Body, DecodeOptions};
 use ipvs_conntrack::conntrack::tuple::IPPROTO_UDP;
 use ipvs_conntrack::conntrack::{Batch, Conntrack, CpuStats, CreateRequest, Tuple};
-use ipvs_conntrack::ipvs::Ipvs;
+use ipvs_conntrack::ipvs::{Ipvs, Snapshot as IpvsSnapshot};
+use ipvs_conntrack::metrics::{render_as, Collector, CollectorOptions, Format};
 use support::{find_tool, setup, skip, tcp_exchange, udp_exchange, TestNs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipvsct");
@@ -198,7 +202,10 @@ fn promtool(test: &str, body: &str) -> Option<String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "promtool check metrics failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{text}"
+    );
     Some(text)
 }
 
@@ -334,9 +341,7 @@ fn exporter_serves_the_namespace_tables_and_promtool_accepts_them() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let s = loop {
         let s = exporter.samples();
-        if value(&s, "ipvsct_conntrack_new_connections_total") >= 3.0
-            || Instant::now() > deadline
-        {
+        if value(&s, "ipvsct_conntrack_new_connections_total") >= 3.0 || Instant::now() > deadline {
             break s;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -393,7 +398,10 @@ fn scrape_of_a_large_table_is_fast_and_needs_no_memory_per_entry() {
 
     let exporter = Exporter::start(&ns, &["--no-events"]);
     // Warm-up scrape, then the measured ones.
-    assert_eq!(value(&exporter.samples(), "node_nf_conntrack_entries"), f64::from(n));
+    assert_eq!(
+        value(&exporter.samples(), "node_nf_conntrack_entries"),
+        f64::from(n)
+    );
     let rss_before = exporter.peak_rss_kib();
     let mut best = Duration::MAX;
     for _ in 0..3 {
@@ -401,7 +409,10 @@ fn scrape_of_a_large_table_is_fast_and_needs_no_memory_per_entry() {
         let s = exporter.samples();
         best = best.min(t0.elapsed());
         assert_eq!(
-            value(&s, "ipvsct_conntrack_entries{proto=\"udp\",state=\"UNREPLIED\"}"),
+            value(
+                &s,
+                "ipvsct_conntrack_entries{proto=\"udp\",state=\"UNREPLIED\"}"
+            ),
             f64::from(n)
         );
     }
@@ -415,7 +426,11 @@ fn scrape_of_a_large_table_is_fast_and_needs_no_memory_per_entry() {
         per_entry_ns * 250_000.0 / 1e9
     );
     // The budget is < 1 s for 250k entries (4 µs each); debug builds get 4× that.
-    let budget_ns = if cfg!(debug_assertions) { 16_000.0 } else { 4_000.0 };
+    let budget_ns = if cfg!(debug_assertions) {
+        16_000.0
+    } else {
+        4_000.0
+    };
     assert!(
         per_entry_ns < budget_ns,
         "{per_entry_ns:.0} ns per entry is over the {budget_ns} ns budget"
@@ -423,5 +438,99 @@ fn scrape_of_a_large_table_is_fast_and_needs_no_memory_per_entry() {
     assert!(
         rss_growth < 8 * 1024,
         "a scrape grew the exporter's peak memory by {rss_growth} KiB"
+    );
+}
+
+#[test]
+fn ipvs_metrics_of_real_kernel_messages_match_ipvsadm() {
+    const T: &str = "ipvs_metrics_of_real_kernel_messages_match_ipvsadm";
+    let Some(ns) = setup(T, &[]) else {
+        return;
+    };
+    // This kernel has no IPVS: the services and real servers come from the messages that
+    // Debian's stock kernel sent to `ipvsct ipvs services` (tests/fixtures/nlmon).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/nlmon");
+    let decoded = decode_pcap_file(&dir.join("ipvsct-ipvs.pcap"), &DecodeOptions::default())
+        .expect("decode the IPVS capture");
+    let mut snapshot: IpvsSnapshot = Vec::new();
+    for m in &decoded.messages {
+        match &m.body {
+            Body::IpvsService(s) => snapshot.push((s.clone(), Vec::new())),
+            Body::IpvsDest(_, d) => {
+                // ipvsct dumps the destinations service by service, in service order.
+                let i = snapshot
+                    .iter()
+                    .position(|(_, ds)| ds.is_empty())
+                    .expect("service");
+                snapshot[i].1.push(d.clone());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(snapshot.len(), 2);
+    let mut collector = Collector::open(
+        &ns.netns(),
+        &CollectorOptions {
+            ipvs: false,
+            count_new_connections: false,
+        },
+    )
+    .expect("collector");
+    let mut snap = collector.collect().expect("collect");
+    snap.ipvs = Some(snapshot);
+    let text = render_as(&snap, Format::Text);
+    if let Some(lint) = promtool(T, &text) {
+        assert_eq!(lint.trim(), "", "promtool lint findings");
+    }
+    let s = samples(&text);
+    assert_eq!(value(&s, "ipvsct_ipvs_up"), 1.0);
+    // ipvsadm -Ln of the same kernel state: weights 3 (Masq) and 1 (Route), no connections.
+    let adm = std::fs::read_to_string(dir.join("ipvsadm.txt")).expect("ipvsadm.txt");
+    assert!(adm.contains("-> 10.9.0.2:80                  Masq    3      0          0"));
+    assert!(adm.contains("-> 10.9.0.3:0                   Route   1      0          0"));
+    let tcp = "local_address=\"10.9.0.100\",local_port=\"80\",remote_address=\"10.9.0.2\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"";
+    let fwm = "local_address=\"\",local_port=\"0\",remote_address=\"10.9.0.3\",remote_port=\"0\",proto=\"FWM\",local_mark=\"00000007\"";
+    for (labels, weight) in [(tcp, 3.0), (fwm, 1.0)] {
+        assert_eq!(
+            value(&s, &format!("node_ipvs_backend_weight{{{labels}}}")),
+            weight
+        );
+        assert_eq!(
+            value(
+                &s,
+                &format!("node_ipvs_backend_connections_active{{{labels}}}")
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &s,
+                &format!("node_ipvs_backend_connections_inactive{{{labels}}}")
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &s,
+                &format!("ipvsct_ipvs_backend_connections_total{{{labels}}}")
+            ),
+            0.0
+        );
+    }
+    assert_eq!(
+        value(
+            &s,
+            "ipvsct_ipvs_service_connections_total{local_address=\"\",local_port=\"0\",proto=\"FWM\",local_mark=\"00000007\"}"
+        ),
+        0.0
+    );
+    // What the exporter itself served inside that VM (recorded by record.sh) lints too.
+    let served = std::fs::read_to_string(dir.join("exporter-ipvs.txt")).expect("exporter-ipvs.txt");
+    promtool(T, &served);
+    let served = samples(&served);
+    assert_eq!(value(&served, "ipvsct_ipvs_up"), 1.0);
+    assert_eq!(
+        value(&served, &format!("node_ipvs_backend_weight{{{tcp}}}")),
+        3.0
     );
 }

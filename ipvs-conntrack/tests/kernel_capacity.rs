@@ -11,7 +11,10 @@ use support::{setup, tcp_exchange};
 
 #[test]
 fn capacity_model_matches_the_table_and_measures_the_rate() {
-    let Some(ns) = setup("capacity_model_matches_the_table_and_measures_the_rate", &[]) else {
+    let Some(ns) = setup(
+        "capacity_model_matches_the_table_and_measures_the_rate",
+        &[],
+    ) else {
         return;
     };
     ns.set_sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", "77");
@@ -61,7 +64,9 @@ fn capacity_model_matches_the_table_and_measures_the_rate() {
     assert!((m - o.max_entries as f64 / 77.0).abs() < 1e-6);
     assert_eq!(r.expected_occupancy, Some(rate * 77.0));
     assert_eq!(
-        r.dominant_state.as_ref().map(|d| (d.0.as_str(), d.1.as_str())),
+        r.dominant_state
+            .as_ref()
+            .map(|d| (d.0.as_str(), d.1.as_str())),
         Some(("tcp", "TIME_WAIT"))
     );
     assert!(r.suggestions.is_empty(), "{:?}", r.suggestions);

@@ -633,10 +633,7 @@ impl<'a> EntryView<'a> {
 }
 
 /// CTA_HELP: name and info.
-fn help<'a>(
-    a: &Attr<'a>,
-    unk: &mut Unknown,
-) -> Result<Option<HelperView<'a>>, DecodeError> {
+fn help<'a>(a: &Attr<'a>, unk: &mut Unknown) -> Result<Option<HelperView<'a>>, DecodeError> {
     let mut name = None;
     let mut info = None;
     for_each_attr(a.value(), a.offset(), CTA_HELP_NAMES, |x| {

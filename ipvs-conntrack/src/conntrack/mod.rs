@@ -19,8 +19,8 @@ pub mod wire;
 pub use batch::{Batch, BatchFailure, BatchOptions, BatchReport};
 pub use client::{Conntrack, Dump, DumpState, Table};
 pub use entry::{
-    Counters, Entry, EntryView, Family, Helper, HelperView, Labels, MessageInfo, NatRange, SeqAdj, Synproxy,
-    Timestamp,
+    Counters, Entry, EntryView, Family, Helper, HelperView, Labels, MessageInfo, NatRange, SeqAdj,
+    Synproxy, Timestamp,
 };
 pub use events::{
     set_accounting, Change, ConnKey, ConntrackEvent, Event, EventFilter, EventGroups, EventKind,

@@ -77,7 +77,9 @@ pub fn write_report(w: &mut impl Write, r: &Report) -> io::Result<()> {
     let mut states = o.states.clone();
     states.sort_by_key(|s| std::cmp::Reverse(s.count));
     for s in &states {
-        let t = s.state_timeout.map_or_else(|| "-".into(), |t| format!("{t} s"));
+        let t = s
+            .state_timeout
+            .map_or_else(|| "-".into(), |t| format!("{t} s"));
         let left = s
             .max_seconds_left
             .map_or_else(|| "-".into(), |t| format!("{t} s"));
@@ -109,7 +111,10 @@ pub fn write_report(w: &mut impl Write, r: &Report) -> io::Result<()> {
         )?;
     }
     if let Some(e) = r.expected_occupancy {
-        writeln!(w, "Expected steady-state occupancy at the measured rate: {e:.0} entries")?;
+        writeln!(
+            w,
+            "Expected steady-state occupancy at the measured rate: {e:.0} entries"
+        )?;
     }
     if let Some(t) = r.mean_seconds_in_table {
         writeln!(w, "Mean time in the table now (entries / rate): {t:.1} s")?;
@@ -121,13 +126,21 @@ pub fn write_report(w: &mut impl Write, r: &Report) -> io::Result<()> {
         writeln!(w, "At the measured growth the table is full in {t:.0} s")?;
     }
     if let Some((p, s, share)) = &r.dominant_state {
-        writeln!(w, "Most entries: {p} {s} ({:.0}% of the table)", share * 100.0)?;
+        writeln!(
+            w,
+            "Most entries: {p} {s} ({:.0}% of the table)",
+            share * 100.0
+        )?;
     }
     for warn in &r.warnings {
         writeln!(w, "WARNING: {warn}")?;
     }
     for s in &r.suggestions {
-        writeln!(w, "Suggestion: sysctl -w {}={}  # {}", s.setting, s.value, s.effect)?;
+        writeln!(
+            w,
+            "Suggestion: sysctl -w {}={}  # {}",
+            s.setting, s.value, s.effect
+        )?;
     }
     Ok(())
 }

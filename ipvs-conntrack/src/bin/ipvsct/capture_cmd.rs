@@ -33,7 +33,9 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
     let argv = std::iter::once(OsString::from("ipvsct")).chain(a.command.iter().cloned());
     let inner = Cli::try_parse_from(argv).unwrap_or_else(|e| e.exit());
     if matches!(inner.command, Command::Capture(_)) {
-        return Err(Failure::usage("capture: the command to record cannot be another capture"));
+        return Err(Failure::usage(
+            "capture: the command to record cannot be another capture",
+        ));
     }
     let capture = Capture::create(&a.output).map_err(|e| Failure::new(e.to_string()))?;
     capture.install();

@@ -223,7 +223,10 @@ fn summary(m: &DecodedMessage) -> String {
         Body::Error(e) => format!("error: {e}"),
         Body::Noop => "noop".to_owned(),
         Body::Overrun => "overrun: messages were lost".to_owned(),
-        Body::Request => format!("request seq={} flags={:#x}", m.header.sequence, m.header.flags),
+        Body::Request => format!(
+            "request seq={} flags={:#x}",
+            m.header.sequence, m.header.flags
+        ),
         Body::Other => format!("type {:#06x} not decoded", m.header.message_type),
         Body::Invalid(e) => format!("DOES NOT DECODE: {e}"),
     }

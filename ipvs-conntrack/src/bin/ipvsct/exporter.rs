@@ -53,7 +53,10 @@ pub fn run(a: &ExporterArgs) -> Result<(), Failure> {
         .server_addr()
         .to_ip()
         .map_or_else(|| a.listen.to_string(), |s| s.to_string());
-    eprintln!("ipvsct exporter: serving http://{bound}/metrics ({})", ns_text(&ns));
+    eprintln!(
+        "ipvsct exporter: serving http://{bound}/metrics ({})",
+        ns_text(&ns)
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -102,13 +105,11 @@ fn answer(req: Request, collector: &mut Collector) -> std::io::Result<()> {
     let format = Format::from_accept(accept.as_deref());
     let head = *req.method() == Method::Head;
     if *req.method() != Method::Get && !head {
-        return req.respond(
-            with_header(
-                Response::from_string("only GET and HEAD\n").with_status_code(405),
-                "Allow",
-                "GET, HEAD",
-            ),
-        );
+        return req.respond(with_header(
+            Response::from_string("only GET and HEAD\n").with_status_code(405),
+            "Allow",
+            "GET, HEAD",
+        ));
     }
     match path.as_str() {
         "/metrics" => match collector.scrape(format) {
@@ -119,14 +120,11 @@ fn answer(req: Request, collector: &mut Collector) -> std::io::Result<()> {
             )),
             Err(e) => {
                 eprintln!("ipvsct exporter: scrape failed: {e}");
-                req.respond(
-                    with_header(
-                        Response::from_string(format!("scrape failed: {e}\n"))
-                            .with_status_code(500),
-                        "Content-Type",
-                        "text/plain; charset=utf-8",
-                    ),
-                )
+                req.respond(with_header(
+                    Response::from_string(format!("scrape failed: {e}\n")).with_status_code(500),
+                    "Content-Type",
+                    "text/plain; charset=utf-8",
+                ))
             }
         },
         "/" => req.respond(with_header(

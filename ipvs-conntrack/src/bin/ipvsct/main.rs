@@ -2,16 +2,16 @@
 #![forbid(unsafe_code)]
 
 mod capacity;
+mod capture_cmd;
 mod conntrack;
+mod decode_cmd;
 mod demo;
+mod exporter;
 mod failure;
 mod http;
+mod ipvs;
 mod output;
 mod sandbox;
-mod ipvs;
-mod capture_cmd;
-mod decode_cmd;
-mod exporter;
 
 use std::process::ExitCode;
 
