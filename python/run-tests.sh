@@ -33,7 +33,8 @@ export IPVSCT_CT_JSON="$repo/target/release/examples/ct_json"
 # From the tests directory, so that `import ipvsct` is the installed package and not
 # the source tree (which has no compiled module).
 cd "$here/tests"
-"$py" -m mypy.stubtest ipvsct
+# (stubtest keeps its cache in the working directory: run it in the venv's.)
+(cd "$venv" && "$py" -m mypy.stubtest ipvsct)
 "$py" -m mypy --strict -p ipvsct
 "$py" -m mypy --strict --follow-imports=silent \
     "$here/examples/conntrack_states.py" "$here/examples/notebook.py" "$here/tests"

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 debs=(conntrack nftables nfct iproute2 ipvsadm qemu-system-x86 busybox-static cpio
-      xz-utils zstd curl pkg-config valgrind kmod python3-venv iptables gcc g++ make libc6-dev procps util-linux)
+      xz-utils zstd curl pkg-config valgrind kmod python3-venv iptables gcc g++ make libc6-dev procps util-linux
+      tshark tcpdump prometheus)
 
 missing=()
 for p in "${debs[@]}"; do

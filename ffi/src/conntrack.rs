@@ -2,10 +2,7 @@
 //! state timeouts, lookups and callback dumps.
 
 use std::ffi::{c_char, c_int, c_void, OsStr};
-use std::ops::{Deref, DerefMut};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ipvs_conntrack::conntrack::{Conntrack, StateTimeouts};
@@ -16,6 +13,7 @@ use crate::boundary::{boundary, boundary_value};
 use crate::entry::ipvsct_ct_entry;
 use crate::error::FfiError;
 use crate::filter::ipvsct_dump_filter;
+use crate::lock::{Guarded, Locked};
 use crate::ptr::{in_cstr, in_opt, in_ref, Out, OutSlice};
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
@@ -29,8 +27,7 @@ use crate::tuple::ipvsct_tuple;
 /// lock. A call on the handle from inside one of its own dump callbacks returns
 /// IPVSCT_ERR_BUSY instead of deadlocking.
 pub struct ipvsct_conntrack {
-    inner: Mutex<Inner>,
-    holder: AtomicU64,
+    inner: Guarded<Inner>,
 }
 
 /// The state behind the handle's lock.
@@ -56,40 +53,10 @@ impl Inner {
         }
         self.timeouts.clone().flatten()
     }
-}
 
-/// A small number unique to the calling thread (never 0).
-fn thread_token() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    TOKEN.try_with(|t| *t).unwrap_or(u64::MAX)
-}
-
-/// The handle's state, locked by the calling thread.
-pub(crate) struct Locked<'a> {
-    guard: MutexGuard<'a, Inner>,
-    holder: &'a AtomicU64,
-}
-
-impl Deref for Locked<'_> {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.guard
-    }
-}
-
-impl DerefMut for Locked<'_> {
-    fn deref_mut(&mut self) -> &mut Inner {
-        &mut self.guard
-    }
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        // Runs before `guard` unlocks, so the holder is never stale for another thread.
-        self.holder.store(0, Ordering::Release);
+    /// Forgets the cached state timeouts (after the defaults were changed).
+    pub(crate) fn forget_state_timeouts(&mut self) {
+        self.timeouts = None;
     }
 }
 
@@ -98,34 +65,21 @@ impl ipvsct_conntrack {
         let opts = SocketOptions::default();
         let ct = Conntrack::with_options(&netns, &opts)?;
         Ok(ipvsct_conntrack {
-            inner: Mutex::new(Inner {
-                ct,
-                netns,
-                opts,
-                timeouts: None,
-            }),
-            holder: AtomicU64::new(0),
+            inner: Guarded::new(
+                Inner {
+                    ct,
+                    netns,
+                    opts,
+                    timeouts: None,
+                },
+                "conntrack",
+            ),
         })
     }
 
     /// Locks the handle for the calling thread; IPVSCT_ERR_BUSY if this thread holds it already.
-    pub(crate) fn lock(&self) -> Result<Locked<'_>, FfiError> {
-        let me = thread_token();
-        if self.holder.load(Ordering::Acquire) == me {
-            return Err(FfiError::new(
-                IPVSCT_ERR_BUSY,
-                "the conntrack handle is in use by a dump callback on this thread; \
-                 use another handle inside callbacks",
-            ));
-        }
-        // A panic while locked was already turned into IPVSCT_ERR_PANIC; the client
-        // recovers (the next request discards what is left of the interrupted one).
-        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        self.holder.store(me, Ordering::Release);
-        Ok(Locked {
-            guard,
-            holder: &self.holder,
-        })
+    pub(crate) fn lock(&self) -> Result<Locked<'_, Inner>, FfiError> {
+        self.inner.lock()
     }
 }
 
@@ -134,7 +88,7 @@ impl ipvsct_conntrack {
 ///
 /// # Safety
 /// `p` is NULL or a NUL-terminated string.
-unsafe fn parse_netns(p: *const c_char) -> Result<Netns, FfiError> {
+pub(crate) unsafe fn parse_netns(p: *const c_char) -> Result<Netns, FfiError> {
     // SAFETY: forwarded contract: NULL or a NUL-terminated string.
     let Some(s) = (unsafe { in_cstr(p) }) else {
         return Ok(Netns::Current);

@@ -14,8 +14,11 @@ pub enum ipvsct_result {
     IPVSCT_OK = 0,
     /// An iterator has no more items; nothing was written.
     IPVSCT_DONE = 1,
-    /// A callback asked to stop early; the outputs were written.
+    /// A callback asked to stop early (or a call's item limit was reached); the outputs were written.
     IPVSCT_STOPPED = 2,
+    /// Events were read until none was ready, and at least one was an OVERRUN (the kernel
+    /// dropped events): the outputs were written; resynchronise (`ipvsct_events_resync`).
+    IPVSCT_OVERRUN_SEEN = 3,
     /// A required pointer argument was NULL.
     IPVSCT_ERR_NULL_ARGUMENT = -1,
     /// An argument is out of range: bad length, unknown flag bits, bad address family, invalid filter.
@@ -79,10 +82,11 @@ impl ipvsct_result {
     }
 
     /// Every code, for lookups by value.
-    pub(crate) const ALL: [ipvsct_result; 19] = [
+    pub(crate) const ALL: [ipvsct_result; 20] = [
         IPVSCT_OK,
         IPVSCT_DONE,
         IPVSCT_STOPPED,
+        IPVSCT_OVERRUN_SEEN,
         IPVSCT_ERR_NULL_ARGUMENT,
         IPVSCT_ERR_INVALID_ARGUMENT,
         IPVSCT_ERR_BUFFER_TOO_SMALL,
@@ -112,6 +116,7 @@ impl ipvsct_result {
             IPVSCT_OK => b"IPVSCT_OK\0",
             IPVSCT_DONE => b"IPVSCT_DONE\0",
             IPVSCT_STOPPED => b"IPVSCT_STOPPED\0",
+            IPVSCT_OVERRUN_SEEN => b"IPVSCT_OVERRUN_SEEN\0",
             IPVSCT_ERR_NULL_ARGUMENT => b"IPVSCT_ERR_NULL_ARGUMENT\0",
             IPVSCT_ERR_INVALID_ARGUMENT => b"IPVSCT_ERR_INVALID_ARGUMENT\0",
             IPVSCT_ERR_BUFFER_TOO_SMALL => b"IPVSCT_ERR_BUFFER_TOO_SMALL\0",
@@ -166,6 +171,7 @@ mod tests {
         assert_eq!(name(0), "IPVSCT_OK");
         assert_eq!(name(-12), "IPVSCT_ERR_NOT_FOUND");
         assert_eq!(name(-19), "IPVSCT_ERR_OVERRUN");
+        assert_eq!(name(3), "IPVSCT_OVERRUN_SEEN");
         assert_eq!(name(12345), "IPVSCT_UNKNOWN_RESULT");
         for r in ipvsct_result::ALL {
             assert_eq!(ipvsct_result::from_raw(r as i32), Some(r));

@@ -20,9 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use ipvs_conntrack::capture::{
-    decode_pcap_file, decode_records, read_pcap_file, Body, DecodeOptions, Decoded,
+    decode_pcap_file, decode_records, read_pcap_file, Body, Capture, DecodeOptions, Decoded,
 };
-use ipvs_conntrack::conntrack::{Conntrack, DumpFilter, Entry, Status};
+use ipvs_conntrack::conntrack::tuple::IPPROTO_UDP;
+use ipvs_conntrack::conntrack::{
+    Conntrack, CreateRequest, DumpFilter, Entry, Event, EventGroups, EventOptions, EventStream,
+    Status, Tuple,
+};
 use ipvs_conntrack::ipvs::ForwardMethod;
 use ipvs_conntrack::netlink::frame::flags::{NLM_F_CREATE, NLM_F_EXCL};
 use ipvs_conntrack::socket::Direction;
@@ -33,6 +37,9 @@ use support::{
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipvsct");
+
+/// Held by the tests that open netlink sockets in this process (a capture records them all).
+static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -252,6 +259,7 @@ fn capture_of_a_live_dump_decodes_to_the_same_entries_and_tshark_agrees() {
     assert_eq!(replayed, printed);
 
     // 2. The library's decode against a live dump of its own.
+    let _only_me = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
     let decoded =
         decode_pcap_file(Path::new(pcap.path()), &DecodeOptions::default()).expect("decode");
     let mut captured: Vec<Entry> = decoded.entries().cloned().collect();
@@ -639,4 +647,66 @@ fn decode_command_prints_text_and_json_and_rejects_other_files() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_process_wide_capture_records_event_streams_too() {
+    const T: &str = "a_process_wide_capture_records_event_streams_too";
+    let Some(ns) = setup(T, &[]) else {
+        return;
+    };
+    // A capture is process-wide: no other test of this binary may open sockets meanwhile.
+    let _only_me = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
+    let pcap = TempFile::new("events.pcap");
+    let capture = Capture::create(Path::new(pcap.path())).expect("create capture");
+    capture.install();
+    let mut opts = EventOptions::groups(EventGroups::NEW);
+    opts.join_timeouts = false;
+    opts.recv_timeout = Some(std::time::Duration::from_millis(200));
+    let mut events = EventStream::with_options(&ns.netns(), &opts).expect("event stream");
+    let mut ct = Conntrack::open(&ns.netns()).expect("client");
+    let tuple = Tuple::with_ports(
+        IPPROTO_UDP,
+        "10.66.0.1".parse().expect("addr"),
+        4000,
+        "10.66.0.2".parse().expect("addr"),
+        53,
+    );
+    ct.create(&CreateRequest::new(tuple.clone(), 120))
+        .expect("create");
+    let mut got = None;
+    for _ in 0..50 {
+        if let Some(Event::Conntrack(c)) = events.next_event().expect("event") {
+            got = Some(c.entry);
+            break;
+        }
+    }
+    let got = got.expect("the NEW event");
+    drop(events);
+    let n = capture.finish().expect("finish");
+    // The create request, its ACK and the NEW event.
+    assert_eq!(n, 3);
+
+    let d = decode_pcap_file(Path::new(pcap.path()), &DecodeOptions::default()).expect("decode");
+    // The create request went out, the event came in: both recorded, in that order.
+    let sent = d
+        .messages
+        .iter()
+        .position(|m| m.direction == Direction::Sent && m.name == "IPCTNL_MSG_CT_NEW")
+        .expect("the create request");
+    let event = d
+        .messages
+        .iter()
+        .position(|m| {
+            m.direction == Direction::Received
+                && m.header.flags & (NLM_F_CREATE | NLM_F_EXCL) == (NLM_F_CREATE | NLM_F_EXCL)
+        })
+        .expect("the NEW event");
+    assert!(sent < event);
+    let Body::Entry(e) = &d.messages[event].body else {
+        panic!("the event did not decode to an entry")
+    };
+    assert_eq!(e.orig, tuple);
+    assert_eq!(e.id, got.id);
+    assert_eq!(e.orig, got.orig);
 }

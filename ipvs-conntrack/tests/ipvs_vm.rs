@@ -1650,8 +1650,10 @@ fn classic_inactconn_after_50_requests_drains() {
     };
     let actual = drained.duration_since(taken).unwrap().as_secs_f64();
     eprintln!("InActConn drained after {actual:.1} s, predicted {predicted} s");
+    // Seconds left are rounded down, and the counters are polled every 0.5 s.
+    let late = actual - f64::from(predicted);
     assert!(
-        (actual - f64::from(predicted)).abs() <= 3.0,
+        (-1.0..=4.0).contains(&late),
         "drained after {actual:.1} s, predicted {predicted} s"
     );
     let left: Vec<_> = ipvs

@@ -316,8 +316,10 @@ impl Ipvs {
     pub fn explain(&mut self) -> Result<Explanation> {
         let table = self.state_timeouts()?;
         let snapshot = self.snapshot()?;
+        // The kernel prints seconds left (rounded down) as it reads: count from the start.
+        let taken_at = SystemTime::now();
         let conns: Vec<Connection> = self.connections()?.collect::<Result<_>>()?;
-        Ok(explain(&snapshot, conns, &table, SystemTime::now()))
+        Ok(explain(&snapshot, conns, &table, taken_at))
     }
 }
 

@@ -69,7 +69,8 @@ pub struct DestReport {
     pub listed_persistent: u32,
     /// Entries grouped by state: active first, then inactive, then templates.
     pub states: Vec<StateGroup>,
-    /// Seconds until the last inactive entry expires, if nothing refreshes it.
+    /// Seconds until the last inactive entry expires, if nothing refreshes it (the kernel
+    /// rounds down, so it may expire up to a second later).
     pub inactive_drain: Option<u32>,
     /// The entries, most recently refreshed first.
     pub connections: Vec<ExplainedConn>,
