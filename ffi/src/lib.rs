@@ -14,20 +14,29 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod addr;
+pub mod batch;
 pub mod boundary;
 pub mod conntrack;
 pub mod cstr;
 pub mod dump;
 pub mod entry;
 pub mod error;
+pub mod events;
+pub mod expect;
 pub mod filter;
+pub mod ipvs;
+pub mod ipvs_types;
+pub mod lock;
 pub mod message;
+pub mod policy;
 pub mod ptr;
+pub mod request;
 pub mod result;
 pub mod stats;
 pub mod timeouts;
 pub mod tuple;
 pub mod version;
+pub mod write;
 
 #[cfg(test)]
 mod layout_tests;

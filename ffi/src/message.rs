@@ -1,21 +1,32 @@
 //! Offline decoding: raw netlink bytes (a capture, a recorded dump) into the same C structs
-//! the live calls fill, delivered one message at a time.
+//! the live calls fill, delivered one message at a time: ctnetlink and cttimeout messages
+//! (`ipvsct_decode`), IPVS generic netlink messages (`ipvsct_ipvs_decode`).
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
 
 use ipvs_conntrack::conntrack::wire::{
     IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET_STATS, IPCTNL_MSG_CT_GET_STATS_CPU, IPCTNL_MSG_CT_NEW,
+    IPCTNL_MSG_EXP_DELETE, IPCTNL_MSG_EXP_NEW,
 };
-use ipvs_conntrack::conntrack::{CpuStats, Entry, GlobalStats, TimeoutPolicy};
+use ipvs_conntrack::conntrack::{CpuStats, Entry, Expectation, GlobalStats, TimeoutPolicy};
+use ipvs_conntrack::ipvs::{AddressFamily, Body, Message};
 use ipvs_conntrack::netlink::frame::{flags, Control, Frame, Frames};
+use ipvs_conntrack::netlink::genl::{FamilyInfo, GENL_ID_CTRL};
 use ipvs_conntrack::netlink::nfnetlink::{
-    split_type, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_TIMEOUT,
+    split_type, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_EXP, NFNL_SUBSYS_CTNETLINK_TIMEOUT,
 };
 use ipvs_conntrack::Error;
 
+use crate::addr::{IPVSCT_AF_INET, IPVSCT_AF_INET6};
 use crate::boundary::boundary;
+use crate::cstr;
 use crate::entry::ipvsct_ct_entry;
 use crate::error::{ipvsct_error, FfiError};
+use crate::expect::ipvsct_ct_expect;
+use crate::ipvs_types::{
+    ipvsct_ipvs_config, ipvsct_ipvs_daemon, ipvsct_ipvs_dest, ipvsct_ipvs_info,
+    ipvsct_ipvs_service,
+};
 use crate::ptr::{in_bytes, Out};
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
@@ -37,9 +48,44 @@ pub const IPVSCT_MSG_CT_TIMEOUT_POLICY: u32 = 4;
 pub const IPVSCT_MSG_KERNEL_ERROR: u32 = 5;
 /// `ipvsct_message.kind`: NLMSG_OVERRUN: the kernel lost messages; no data.
 pub const IPVSCT_MSG_OVERRUN: u32 = 6;
+/// `ipvsct_message.kind`: `data.ct_expect` (IPCTNL_MSG_EXP_NEW / _DELETE).
+pub const IPVSCT_MSG_CT_EXPECT: u32 = 7;
+/// `ipvsct_message.kind`: `data.genl_family` (an nlctrl NEWFAMILY answer).
+pub const IPVSCT_MSG_GENL_FAMILY: u32 = 8;
+/// `ipvsct_message.kind`: `data.ipvs_service` (IPVS NEW_SERVICE).
+pub const IPVSCT_MSG_IPVS_SERVICE: u32 = 9;
+/// `ipvsct_message.kind`: `data.ipvs_dest` (IPVS NEW_DEST).
+pub const IPVSCT_MSG_IPVS_DEST: u32 = 10;
+/// `ipvsct_message.kind`: `data.ipvs_daemon` (IPVS NEW_DAEMON).
+pub const IPVSCT_MSG_IPVS_DAEMON: u32 = 11;
+/// `ipvsct_message.kind`: `data.ipvs_config` (IPVS SET_CONFIG, the answer to GET_CONFIG).
+pub const IPVSCT_MSG_IPVS_CONFIG: u32 = 12;
+/// `ipvsct_message.kind`: `data.ipvs_info` (IPVS SET_INFO, the answer to GET_INFO).
+pub const IPVSCT_MSG_IPVS_INFO: u32 = 13;
 
 /// Size of `ipvsct_message_data` in 8-byte words (later members grow into it, not beyond).
 pub const IPVSCT_MESSAGE_DATA_WORDS: usize = 160;
+/// Size of `ipvsct_genl_family.name` (GENL_NAMSIZ).
+pub const IPVSCT_GENL_NAME_LEN: usize = 16;
+
+/// A generic netlink family as nlctrl describes it (to learn the IPVS family id of a capture).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct ipvsct_genl_family {
+    /// The family id (the netlink message type of its messages).
+    pub id: u16,
+    /// Zero.
+    pub reserved: u16,
+    /// Protocol version.
+    pub version: u32,
+    /// Size of the family header.
+    pub hdrsize: u32,
+    /// Highest attribute type.
+    pub maxattr: u32,
+    /// Family name ("IPVS"), NUL-terminated.
+    pub name: [c_char; IPVSCT_GENL_NAME_LEN],
+}
 
 /// The decoded body of an `ipvsct_message`; `kind` says which member is valid.
 #[repr(C)]
@@ -56,7 +102,21 @@ pub union ipvsct_message_data {
     pub ct_timeout_policy: ipvsct_ct_timeout_policy,
     /// IPVSCT_MSG_KERNEL_ERROR.
     pub kernel_error: ipvsct_error,
-    /// Room for members of later versions (IPVS objects, events).
+    /// IPVSCT_MSG_CT_EXPECT.
+    pub ct_expect: ipvsct_ct_expect,
+    /// IPVSCT_MSG_GENL_FAMILY.
+    pub genl_family: ipvsct_genl_family,
+    /// IPVSCT_MSG_IPVS_SERVICE.
+    pub ipvs_service: ipvsct_ipvs_service,
+    /// IPVSCT_MSG_IPVS_DEST.
+    pub ipvs_dest: ipvsct_ipvs_dest,
+    /// IPVSCT_MSG_IPVS_DAEMON.
+    pub ipvs_daemon: ipvsct_ipvs_daemon,
+    /// IPVSCT_MSG_IPVS_CONFIG.
+    pub ipvs_config: ipvsct_ipvs_config,
+    /// IPVSCT_MSG_IPVS_INFO.
+    pub ipvs_info: ipvsct_ipvs_info,
+    /// Room for members of later versions.
     pub reserved: [u64; IPVSCT_MESSAGE_DATA_WORDS],
 }
 
@@ -88,6 +148,19 @@ pub struct ipvsct_message {
 pub type ipvsct_message_cb =
     Option<unsafe extern "C" fn(msg: *const ipvsct_message, user: *mut c_void) -> c_int>;
 
+impl ipvsct_genl_family {
+    fn from_core(f: &FamilyInfo) -> Self {
+        ipvsct_genl_family {
+            id: f.id,
+            reserved: 0,
+            version: f.version,
+            hdrsize: f.hdrsize,
+            maxattr: f.maxattr,
+            name: cstr::fixed(&f.name).0,
+        }
+    }
+}
+
 impl ipvsct_message {
     fn empty(frame: &Frame<'_>, kind: u32) -> Self {
         ipvsct_message {
@@ -103,23 +176,41 @@ impl ipvsct_message {
         }
     }
 
-    /// Decodes one frame.
-    pub(crate) fn decode(frame: &Frame<'_>) -> Result<Self, FfiError> {
-        let kernel_error = |k| {
-            let mut m = Self::empty(frame, IPVSCT_MSG_KERNEL_ERROR);
-            m.data.kernel_error = FfiError::from(Error::Kernel(k)).to_c();
-            m
-        };
+    /// The message for a control frame or a request (no decoded body), or `None` for data.
+    fn control(frame: &Frame<'_>) -> Result<Option<Self>, FfiError> {
         match frame.control("decoded message")? {
             Control::Data => {}
-            Control::Error(k) | Control::Done(Some(k)) => return Ok(kernel_error(k)),
-            Control::Overrun => return Ok(Self::empty(frame, IPVSCT_MSG_OVERRUN)),
+            Control::Error(k) | Control::Done(Some(k)) => {
+                let mut m = Self::empty(frame, IPVSCT_MSG_KERNEL_ERROR);
+                m.data.kernel_error = FfiError::from(Error::Kernel(k)).to_c();
+                return Ok(Some(m));
+            }
+            Control::Overrun => return Ok(Some(Self::empty(frame, IPVSCT_MSG_OVERRUN))),
             Control::Done(None) | Control::Ack | Control::Noop => {
-                return Ok(Self::empty(frame, IPVSCT_MSG_UNKNOWN))
+                return Ok(Some(Self::empty(frame, IPVSCT_MSG_UNKNOWN)))
             }
         }
         if frame.header.flags & flags::NLM_F_REQUEST != 0 {
-            return Ok(Self::empty(frame, IPVSCT_MSG_UNKNOWN));
+            return Ok(Some(Self::empty(frame, IPVSCT_MSG_UNKNOWN)));
+        }
+        Ok(None)
+    }
+
+    /// Decodes an nlctrl message (a family description).
+    fn genl_family(frame: &Frame<'_>) -> Result<(Self, FamilyInfo), FfiError> {
+        let f = FamilyInfo::from_frame(frame)?;
+        let mut m = Self::empty(frame, IPVSCT_MSG_GENL_FAMILY);
+        m.data.genl_family = ipvsct_genl_family::from_core(&f);
+        Ok((m, f))
+    }
+
+    /// Decodes one netfilter (or nlctrl) frame.
+    pub(crate) fn decode(frame: &Frame<'_>) -> Result<Self, FfiError> {
+        if let Some(m) = Self::control(frame)? {
+            return Ok(m);
+        }
+        if frame.header.message_type == GENL_ID_CTRL {
+            return Ok(Self::genl_family(frame)?.0);
         }
         let (subsys, msg) = split_type(frame.header.message_type);
         let mut m;
@@ -136,6 +227,10 @@ impl ipvsct_message {
                 m = Self::empty(frame, IPVSCT_MSG_CT_CPU_STATS);
                 m.data.ct_cpu_stats = (&CpuStats::from_frame(frame)?).into();
             }
+            (NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_NEW | IPCTNL_MSG_EXP_DELETE) => {
+                m = Self::empty(frame, IPVSCT_MSG_CT_EXPECT);
+                m.data.ct_expect = ipvsct_ct_expect::from_core(&Expectation::from_frame(frame)?);
+            }
             (NFNL_SUBSYS_CTNETLINK_TIMEOUT, _) => {
                 m = Self::empty(frame, IPVSCT_MSG_CT_TIMEOUT_POLICY);
                 m.data.ct_timeout_policy = (&TimeoutPolicy::from_frame(frame)?).into();
@@ -144,6 +239,62 @@ impl ipvsct_message {
         }
         Ok(m)
     }
+
+    /// Decodes one IPVS message (the frame's type is the IPVS family id).
+    fn decode_ipvs(frame: &Frame<'_>, dest_af: AddressFamily) -> Result<Self, FfiError> {
+        let msg = Message::from_frame(frame, dest_af)?;
+        let mut m;
+        match &msg.body {
+            Body::Service(s) => {
+                m = Self::empty(frame, IPVSCT_MSG_IPVS_SERVICE);
+                m.data.ipvs_service = ipvsct_ipvs_service::from_core(s);
+            }
+            Body::Dest(_, d) => {
+                m = Self::empty(frame, IPVSCT_MSG_IPVS_DEST);
+                m.data.ipvs_dest = ipvsct_ipvs_dest::from_core(d);
+            }
+            Body::Daemon(d) => {
+                m = Self::empty(frame, IPVSCT_MSG_IPVS_DAEMON);
+                m.data.ipvs_daemon = ipvsct_ipvs_daemon::from_core(d);
+            }
+            Body::Config(t) => {
+                m = Self::empty(frame, IPVSCT_MSG_IPVS_CONFIG);
+                m.data.ipvs_config = ipvsct_ipvs_config::from_core(t);
+            }
+            Body::Info(i) => {
+                m = Self::empty(frame, IPVSCT_MSG_IPVS_INFO);
+                m.data.ipvs_info = i.into();
+            }
+            Body::Other => m = Self::empty(frame, IPVSCT_MSG_UNKNOWN),
+        }
+        Ok(m)
+    }
+}
+
+/// Calls `cb` with each decoded message until it returns non-zero; the shared loop of the
+/// decode calls.
+fn decode_all(
+    bytes: &[u8],
+    cb: unsafe extern "C" fn(*const ipvsct_message, *mut c_void) -> c_int,
+    user: *mut c_void,
+    count_out: Option<Out<'_, usize>>,
+    mut decode: impl FnMut(&Frame<'_>) -> Result<ipvsct_message, FfiError>,
+) -> Result<ipvsct_result, FfiError> {
+    let mut n = 0usize;
+    let mut result = IPVSCT_OK;
+    for frame in Frames::new(bytes) {
+        let m = decode(&frame?)?;
+        n += 1;
+        // SAFETY: `cb` is a valid function (the callers' contract); `m` outlives the call.
+        if unsafe { cb(&m, user) } != 0 {
+            result = IPVSCT_STOPPED;
+            break;
+        }
+    }
+    if let Some(out) = count_out {
+        out.write(n);
+    }
+    Ok(result)
 }
 
 /// Decodes every netlink message in `buf` (for example datagrams captured from a netlink
@@ -175,21 +326,69 @@ pub unsafe extern "C" fn ipvsct_decode(
         let count_out = (!count_out.is_null())
             .then(|| unsafe { Out::new(count_out, "count_out") })
             .transpose()?;
-        let mut n = 0usize;
-        let mut result = IPVSCT_OK;
-        for frame in Frames::new(bytes) {
-            let m = ipvsct_message::decode(&frame?)?;
-            n += 1;
-            // SAFETY: `cb` is a valid function (contract); `m` outlives the call.
-            if unsafe { cb(&m, user) } != 0 {
-                result = IPVSCT_STOPPED;
-                break;
+        decode_all(bytes, cb, user, count_out, ipvsct_message::decode)
+    })
+}
+
+/// Decodes every IPVS generic netlink message in `buf` (for example the kernel's answers to
+/// IPVS requests, captured) and calls `cb` with each, in order: services, destinations,
+/// daemons, configuration and info in their `ipvsct_message.data` member, nlctrl family
+/// descriptions as IPVSCT_MSG_GENL_FAMILY, control messages as for `ipvsct_decode`.
+///
+/// `family_id` is the IPVS family id the messages were sent with (the kernel assigns it at
+/// boot; an nlctrl answer names it). With 0 it is learned from an nlctrl answer for "IPVS"
+/// earlier in the buffer; before one, IPVS messages come as IPVSCT_MSG_UNKNOWN.
+/// `dest_af` (AF_INET, AF_INET6, 0 for AF_INET) is the family of destinations whose
+/// message names none (kernels before 4.1). Errors and counts as for `ipvsct_decode`.
+///
+/// # Safety
+/// `buf` is NULL or points to `buf_len` readable bytes; `cb` is NULL or a valid function;
+/// `count_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_ipvs_decode(
+    buf: *const u8,
+    buf_len: usize,
+    family_id: u16,
+    dest_af: u16,
+    cb: ipvsct_message_cb,
+    user: *mut c_void,
+    count_out: *mut usize,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or `buf_len` readable bytes (contract above).
+        let bytes = unsafe { in_bytes(buf, buf_len, "buf") }?;
+        let cb = cb.ok_or_else(|| FfiError::null("cb"))?;
+        // SAFETY: the caller passes NULL or a writable size_t.
+        let count_out = (!count_out.is_null())
+            .then(|| unsafe { Out::new(count_out, "count_out") })
+            .transpose()?;
+        let af = match dest_af {
+            0 | IPVSCT_AF_INET => AddressFamily::Inet,
+            IPVSCT_AF_INET6 => AddressFamily::Inet6,
+            f => {
+                return Err(FfiError::invalid(format!(
+                    "dest_af: {f} is neither 0, AF_INET (2) nor AF_INET6 (10)"
+                )))
             }
-        }
-        if let Some(out) = count_out {
-            out.write(n);
-        }
-        Ok(result)
+        };
+        let mut id = (family_id != 0).then_some(family_id);
+        decode_all(bytes, cb, user, count_out, |frame| {
+            if let Some(m) = ipvsct_message::control(frame)? {
+                return Ok(m);
+            }
+            let t = frame.header.message_type;
+            if t == GENL_ID_CTRL {
+                let (m, f) = ipvsct_message::genl_family(frame)?;
+                if family_id == 0 && f.name == "IPVS" {
+                    id = Some(f.id);
+                }
+                return Ok(m);
+            }
+            if Some(t) == id {
+                return ipvsct_message::decode_ipvs(frame, af);
+            }
+            Ok(ipvsct_message::empty(frame, IPVSCT_MSG_UNKNOWN))
+        })
     })
 }
 

@@ -128,6 +128,10 @@ impl ipvsct_ct_request {
         self.fields & bit != 0
     }
 
+    fn opt<T>(&self, bit: u32, v: T) -> Option<T> {
+        self.has(bit).then_some(v)
+    }
+
     fn check(&self, op: &str, allowed: u32) -> Result<(), FfiError> {
         if self.fields & !ALL_BITS != 0 {
             return Err(FfiError::invalid(format!(
@@ -167,7 +171,6 @@ impl ipvsct_ct_request {
     }
 
     fn attrs(&self) -> Result<EntryAttrs, FfiError> {
-        let opt = |bit, v| self.has(bit).then_some(v);
         let tcp = if self.fields & TCP_BITS != 0 {
             let pair = |f: u8, m: u8| TcpFlagsMask {
                 flags: TcpFlags::from_bits_retain(f),
@@ -177,7 +180,7 @@ impl ipvsct_ct_request {
             let wscale = self.has(IPVSCT_CT_REQUEST_HAS_TCP_WSCALE);
             Some(ProtoInfo {
                 tcp: Some(TcpInfo {
-                    state: opt(IPVSCT_CT_REQUEST_HAS_TCP_STATE, TcpState::from(self.tcp_state)),
+                    state: self.opt(IPVSCT_CT_REQUEST_HAS_TCP_STATE, TcpState::from(self.tcp_state)),
                     wscale_original: wscale.then_some(self.tcp_wscale_orig),
                     wscale_reply: wscale.then_some(self.tcp_wscale_reply),
                     flags_original: flags
@@ -191,13 +194,13 @@ impl ipvsct_ct_request {
             None
         };
         Ok(EntryAttrs {
-            timeout: opt(IPVSCT_CT_REQUEST_HAS_TIMEOUT, self.timeout),
-            status: opt(
+            timeout: self.opt(IPVSCT_CT_REQUEST_HAS_TIMEOUT, self.timeout),
+            status: self.opt(
                 IPVSCT_CT_REQUEST_HAS_STATUS,
                 Status::from_bits_retain(self.status),
             ),
-            mark: opt(IPVSCT_CT_REQUEST_HAS_MARK, self.mark),
-            mark_mask: opt(IPVSCT_CT_REQUEST_HAS_MARK_MASK, self.mark_mask),
+            mark: self.opt(IPVSCT_CT_REQUEST_HAS_MARK, self.mark),
+            mark_mask: self.opt(IPVSCT_CT_REQUEST_HAS_MARK_MASK, self.mark_mask),
             labels: self
                 .has(IPVSCT_CT_REQUEST_HAS_LABELS)
                 .then(|| labels_of(&self.labels)),

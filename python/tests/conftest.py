@@ -176,7 +176,7 @@ def netns() -> Iterator[Namespace]:
         _delete(ns)
 
 
-BIG_TABLE = 150_000
+BIG_TABLE = 200_000
 
 
 @pytest.fixture(scope="session")
