@@ -1,6 +1,7 @@
 /*
- * ipvsct.h - libipvsct, the C ABI of ipvs-conntrack: conntrack (and later IPVS) tables,
- * read over netlink and decoded into plain structs that carry their state timeouts.
+ * ipvsct.h - libipvsct, the C ABI of ipvs-conntrack: the conntrack and IPVS tables of a
+ * network namespace, read, watched and changed over netlink, decoded into plain structs
+ * that carry their state timeouts.
  *
  * Build:   cc app.c $(pkg-config --cflags --libs ipvsct)
  *
@@ -11,8 +12,8 @@
  *  - Arguments: the handle first, then inputs, then outputs; every buffer is followed by
  *    its length (in elements).
  *  - Every call returns an ipvsct_result: 0 and positive values are successes (IPVSCT_OK,
- *    IPVSCT_DONE, IPVSCT_STOPPED), negative values failures. Outputs are written only on
- *    success; on failure they are left untouched.
+ *    IPVSCT_DONE, IPVSCT_STOPPED, IPVSCT_OVERRUN_SEEN), negative values failures. Outputs
+ *    are written only on success; on failure they are left untouched.
  *  - Every pointer is checked: a NULL where a value is required gives
  *    IPVSCT_ERR_NULL_ARGUMENT, an impossible length IPVSCT_ERR_INVALID_ARGUMENT, a buffer
  *    too small IPVSCT_ERR_BUFFER_TOO_SMALL. Non-NULL pointers must be valid.
@@ -26,13 +27,20 @@
  *    character boundary, flagged *_TRUNCATED, if longer). Optional members are valid when
  *    their bit is set in the struct's `fields`; absent ones are 0, absent timeouts
  *    IPVSCT_TIMEOUT_UNSET. `reserved` members are zero. Layouts have no implicit padding.
- *  - Dumps stream: entries come through a callback (ipvsct_conntrack_dump) or an
- *    iterator (ipvsct_dump_new / ipvsct_dump_next); memory does not grow with the table.
- *    Pointers passed to callbacks are valid during the call only; callbacks must not
- *    unwind or longjmp through the library.
- *  - Thread safety is stated per type: ipvsct_conntrack is thread-safe (calls serialize
- *    on an internal lock); ipvsct_dump is used by one thread at a time; the decode,
- *    version and error calls are thread-safe.
+ *  - Dumps stream: entries come through a callback (ipvsct_conntrack_dump,
+ *    ipvsct_ipvs_connections) or an iterator (ipvsct_dump_new / ipvsct_dump_next); memory
+ *    does not grow with the table. Pointers passed to callbacks are valid during the call
+ *    only; callbacks must not unwind or longjmp through the library.
+ *  - Events: ipvsct_events_open subscribes, ipvsct_events_fd gives a file descriptor to
+ *    poll, ipvsct_events_drain delivers what is ready without blocking; an OVERRUN is an
+ *    event of its own (and IPVSCT_OVERRUN_SEEN), repaired with ipvsct_events_resync.
+ *  - Writes take a request struct filled like the read structs (members valid per their
+ *    `fields` bit): ipvsct_ct_request for conntrack, ipvsct_ipvs_service / _dest for IPVS.
+ *  - Thread safety is stated per type: ipvsct_conntrack, ipvsct_events and ipvsct_ipvs
+ *    are thread-safe (calls serialize on an internal lock; a call on a handle from inside
+ *    one of its own callbacks returns IPVSCT_ERR_BUSY where the handle stays locked);
+ *    ipvsct_dump is used by one thread at a time; the decode, version and error calls are
+ *    thread-safe.
  *  - Most calls need CAP_NET_ADMIN in the target network namespace (IPVSCT_ERR_PERMISSION).
  */
 
@@ -52,6 +60,18 @@
 
 // Size of `ipvsct_addr.addr`.
 #define IPVSCT_ADDR_LEN 16
+
+// `ipvsct_conntrack_batch` operation: create every entry.
+#define IPVSCT_BATCH_CREATE 1
+
+// `ipvsct_conntrack_batch` operation: update every entry.
+#define IPVSCT_BATCH_UPDATE 2
+
+// `ipvsct_conntrack_batch` operation: delete every entry.
+#define IPVSCT_BATCH_DELETE 3
+
+// Largest number of requests in one `ipvsct_conntrack_batch` call.
+#define IPVSCT_BATCH_MAX (1 << 22)
 
 // Size of `ipvsct_ct_entry.state_name` (bytes, including the NUL).
 #define IPVSCT_STATE_NAME_LEN 24
@@ -186,6 +206,107 @@
 // `ipvsct_error.fields`: a string did not fit its field and was cut.
 #define IPVSCT_ERROR_TRUNCATED 2147483648
 
+// Event group: new connections (NFNLGRP_CONNTRACK_NEW).
+#define IPVSCT_EVENTS_NEW 1
+
+// Event group: connection updates (NFNLGRP_CONNTRACK_UPDATE).
+#define IPVSCT_EVENTS_UPDATE 2
+
+// Event group: destroyed connections (NFNLGRP_CONNTRACK_DESTROY).
+#define IPVSCT_EVENTS_DESTROY 4
+
+// Event group: new expectations (NFNLGRP_CONNTRACK_EXP_NEW).
+#define IPVSCT_EVENTS_EXP_NEW 8
+
+// Event group: expectation updates (NFNLGRP_CONNTRACK_EXP_UPDATE; unused by current kernels).
+#define IPVSCT_EVENTS_EXP_UPDATE 16
+
+// Event group: destroyed expectations (NFNLGRP_CONNTRACK_EXP_DESTROY).
+#define IPVSCT_EVENTS_EXP_DESTROY 32
+
+// Every conntrack event group.
+#define IPVSCT_EVENTS_CONNTRACK 7
+
+// Every expectation event group.
+#define IPVSCT_EVENTS_EXPECT 56
+
+// `ipvsct_events_options.flags`: reliable delivery (NETLINK_BROADCAST_ERROR and
+// NETLINK_NO_ENOBUFS): the kernel keeps events a full buffer could not take (destroyed
+// entries wait on the dying list) and never reports an overrun; a slow reader then
+// holds kernel memory and can make the table fill up.
+#define IPVSCT_EVENTS_RELIABLE 1
+
+// `ipvsct_events_options.flags`: do not read the default state timeouts at open
+// (entries then have no `state_timeout`).
+#define IPVSCT_EVENTS_NO_STATE_TIMEOUTS 2
+
+// `ipvsct_events_options.flags`: keep a picture of the table in the handle (a dump at
+// open, then every event), so that `ipvsct_events_resync` reports exactly what changed.
+// Memory then grows with the table.
+#define IPVSCT_EVENTS_KEEP_TABLE 4
+
+// Number of entries of `ipvsct_events_options.protocols`.
+#define IPVSCT_EVENTS_MAX_PROTOCOLS 8
+
+// `ipvsct_event.kind`: a connection was created (`data.entry`).
+#define IPVSCT_EVENT_NEW 1
+
+// `ipvsct_event.kind`: a connection changed (`data.entry`; only what changed is set).
+#define IPVSCT_EVENT_UPDATE 2
+
+// `ipvsct_event.kind`: a connection was destroyed (`data.entry`, with counters and stop
+// time when accounting and timestamps are on).
+#define IPVSCT_EVENT_DESTROY 3
+
+// `ipvsct_event.kind`: an expectation was created (`data.expect`).
+#define IPVSCT_EVENT_EXP_NEW 4
+
+// `ipvsct_event.kind`: an expectation changed (`data.expect`).
+#define IPVSCT_EVENT_EXP_UPDATE 5
+
+// `ipvsct_event.kind`: an expectation was destroyed (`data.expect`).
+#define IPVSCT_EVENT_EXP_DESTROY 6
+
+// `ipvsct_event.kind`: the kernel dropped events because the receive buffer was full
+// (`data.overrun`); the stream goes on; call `ipvsct_events_resync` to repair.
+#define IPVSCT_EVENT_OVERRUN 7
+
+// Size of `ipvsct_event_data` in 8-byte words.
+#define IPVSCT_EVENT_DATA_WORDS 48
+
+// Size of `ipvsct_ct_expect.expect_fn` (bytes, including the NUL).
+#define IPVSCT_EXPECT_FN_LEN 32
+
+// `ipvsct_ct_expect.fields`: `timeout` is set.
+#define IPVSCT_CT_EXPECT_HAS_TIMEOUT 1
+
+// `ipvsct_ct_expect.fields`: `id` is set.
+#define IPVSCT_CT_EXPECT_HAS_ID 2
+
+// `ipvsct_ct_expect.fields`: `helper` is set.
+#define IPVSCT_CT_EXPECT_HAS_HELPER 4
+
+// `ipvsct_ct_expect.fields`: `zone` is set.
+#define IPVSCT_CT_EXPECT_HAS_ZONE 8
+
+// `ipvsct_ct_expect.fields`: `flags` is set.
+#define IPVSCT_CT_EXPECT_HAS_FLAGS 16
+
+// `ipvsct_ct_expect.fields`: `class` is set.
+#define IPVSCT_CT_EXPECT_HAS_CLASS 32
+
+// `ipvsct_ct_expect.fields`: `nat_dir` and `nat_tuple` are set.
+#define IPVSCT_CT_EXPECT_HAS_NAT 64
+
+// `ipvsct_ct_expect.fields`: `expect_fn` is set.
+#define IPVSCT_CT_EXPECT_HAS_FN 128
+
+// `ipvsct_ct_expect.fields`: the message carried attributes this struct does not hold.
+#define IPVSCT_CT_EXPECT_HAS_MORE 1073741824
+
+// `ipvsct_ct_expect.fields`: a string did not fit its field and was cut.
+#define IPVSCT_CT_EXPECT_TRUNCATED 2147483648
+
 // `ipvsct_dump_filter.fields`: only entries of `family`.
 #define IPVSCT_DUMP_FILTER_HAS_FAMILY 1
 
@@ -210,6 +331,145 @@
 // `ipvsct_dump_filter.table`: entries not yet confirmed (filters other than family are ignored).
 #define IPVSCT_TABLE_UNCONFIRMED 2
 
+// `ipvsct_ipvs_conn_decode` table: the format of /proc/net/ip_vs_conn.
+#define IPVSCT_IPVS_CONN_TABLE 0
+
+// `ipvsct_ipvs_conn_decode` table: the format of /proc/net/ip_vs_conn_sync (with origins).
+#define IPVSCT_IPVS_CONN_SYNC_TABLE 1
+
+// Size of `ipvsct_ipvs_service.scheduler` (IP_VS_SCHEDNAME_MAXLEN).
+#define IPVSCT_IPVS_SCHED_NAME_LEN 16
+
+// Size of `ipvsct_ipvs_service.pe_name` (IP_VS_PENAME_MAXLEN).
+#define IPVSCT_IPVS_PE_NAME_LEN 16
+
+// Size of `ipvsct_ipvs_daemon.mcast_ifn` (IP_VS_IFNAME_MAXLEN).
+#define IPVSCT_IPVS_IFNAME_LEN 16
+
+// Size of `ipvsct_ipvs_conn.state_name`.
+#define IPVSCT_IPVS_STATE_NAME_LEN 16
+
+// Size of `ipvsct_ipvs_conn.pe_data`.
+#define IPVSCT_IPVS_PE_DATA_LEN 64
+
+// `fields` of a service or destination: the kernel sent the 32-bit statistics nest.
+#define IPVSCT_IPVS_HAS_STATS32 1
+
+// `fields` of a service or destination: the kernel sent the 64-bit statistics nest (the
+// `stats` member holds it; without it, `stats` holds the 32-bit values).
+#define IPVSCT_IPVS_HAS_STATS64 2
+
+// `ipvsct_ipvs_service.fields`: `pe_name` is set (input: send it).
+#define IPVSCT_IPVS_SERVICE_HAS_PE_NAME 4
+
+// `ipvsct_ipvs_service.fields`: `netmask` is set (always on reads; input: send it, else a host mask).
+#define IPVSCT_IPVS_SERVICE_HAS_NETMASK 8
+
+// `ipvsct_ipvs_dest.fields`: `tun_type` is set.
+#define IPVSCT_IPVS_DEST_HAS_TUN_TYPE 16
+
+// `ipvsct_ipvs_dest.fields`: `tun_port` is set.
+#define IPVSCT_IPVS_DEST_HAS_TUN_PORT 32
+
+// `ipvsct_ipvs_dest.fields`: `tun_flags` is set.
+#define IPVSCT_IPVS_DEST_HAS_TUN_FLAGS 64
+
+// `fields` of IPVS structs: the message carried attributes this struct does not hold.
+#define IPVSCT_IPVS_HAS_MORE 1073741824
+
+// `fields` of IPVS structs: a string did not fit its field and was cut.
+#define IPVSCT_IPVS_TRUNCATED 2147483648
+
+// IPVS service flag IP_VS_SVC_F_PERSISTENT.
+#define IPVSCT_IPVS_SVC_PERSISTENT 1
+
+// IPVS service flag IP_VS_SVC_F_HASHED (set by the kernel; ignored on input).
+#define IPVSCT_IPVS_SVC_HASHED 2
+
+// IPVS service flag IP_VS_SVC_F_ONEPACKET (UDP one-packet scheduling).
+#define IPVSCT_IPVS_SVC_ONEPACKET 4
+
+// IPVS service flag IP_VS_SVC_F_SCHED1 (sh/mh: fallback).
+#define IPVSCT_IPVS_SVC_SCHED1 8
+
+// IPVS service flag IP_VS_SVC_F_SCHED2 (sh/mh: port).
+#define IPVSCT_IPVS_SVC_SCHED2 16
+
+// IPVS service flag IP_VS_SVC_F_SCHED3.
+#define IPVSCT_IPVS_SVC_SCHED3 32
+
+// `ipvsct_ipvs_dest.fwd_method`: masquerading (NAT; IP_VS_CONN_F_MASQ).
+#define IPVSCT_IPVS_FWD_MASQ 0
+
+// `ipvsct_ipvs_dest.fwd_method`: local node.
+#define IPVSCT_IPVS_FWD_LOCAL 1
+
+// `ipvsct_ipvs_dest.fwd_method`: tunnelling.
+#define IPVSCT_IPVS_FWD_TUNNEL 2
+
+// `ipvsct_ipvs_dest.fwd_method`: direct routing.
+#define IPVSCT_IPVS_FWD_ROUTE 3
+
+// `ipvsct_ipvs_dest.fwd_method`: cache bypass.
+#define IPVSCT_IPVS_FWD_BYPASS 4
+
+// `ipvsct_ipvs_daemon.fields`: `sync_maxlen` is set.
+#define IPVSCT_IPVS_DAEMON_HAS_SYNC_MAXLEN 1
+
+// `ipvsct_ipvs_daemon.fields`: `mcast_group` is set.
+#define IPVSCT_IPVS_DAEMON_HAS_MCAST_GROUP 2
+
+// `ipvsct_ipvs_daemon.fields`: `mcast_port` is set.
+#define IPVSCT_IPVS_DAEMON_HAS_MCAST_PORT 4
+
+// `ipvsct_ipvs_daemon.fields`: `mcast_ttl` is set.
+#define IPVSCT_IPVS_DAEMON_HAS_MCAST_TTL 8
+
+// `ipvsct_ipvs_daemon.state`: master (sends the connection table).
+#define IPVSCT_IPVS_DAEMON_MASTER 1
+
+// `ipvsct_ipvs_daemon.state`: backup (receives it).
+#define IPVSCT_IPVS_DAEMON_BACKUP 2
+
+// `ipvsct_ipvs_conn.state_kind`: a state name this library does not know.
+#define IPVSCT_IPVS_STATE_OTHER 0
+
+// `ipvsct_ipvs_conn.state_kind`: `state` is an IP_VS_TCP_S_* value.
+#define IPVSCT_IPVS_STATE_TCP 1
+
+// `ipvsct_ipvs_conn.state_kind`: UDP (one state; `state` is 0).
+#define IPVSCT_IPVS_STATE_UDP 2
+
+// `ipvsct_ipvs_conn.state_kind`: `state` is an IP_VS_SCTP_S_* value.
+#define IPVSCT_IPVS_STATE_SCTP 3
+
+// `ipvsct_ipvs_conn.state_kind`: a persistence template (`state` IP_VS_CTPL_S_*).
+#define IPVSCT_IPVS_STATE_TEMPLATE 4
+
+// `ipvsct_ipvs_conn.activity`: counted in its destination's ActiveConn.
+#define IPVSCT_IPVS_ACTIVE 0
+
+// `ipvsct_ipvs_conn.activity`: counted in InActConn until it expires.
+#define IPVSCT_IPVS_INACTIVE 1
+
+// `ipvsct_ipvs_conn.activity`: a persistence template (PersistConn).
+#define IPVSCT_IPVS_PERSISTENT 2
+
+// `ipvsct_ipvs_conn.origin`: unknown (read from /proc/net/ip_vs_conn).
+#define IPVSCT_IPVS_ORIGIN_UNKNOWN 0
+
+// `ipvsct_ipvs_conn.origin`: made by this director's traffic.
+#define IPVSCT_IPVS_ORIGIN_LOCAL 1
+
+// `ipvsct_ipvs_conn.origin`: received from a master sync daemon.
+#define IPVSCT_IPVS_ORIGIN_SYNC 2
+
+// `ipvsct_ipvs_conn.fields`: `state_timeout` is set.
+#define IPVSCT_IPVS_CONN_HAS_STATE_TIMEOUT 1
+
+// `ipvsct_ipvs_conn.fields`: `pe_name` and `pe_data` are set.
+#define IPVSCT_IPVS_CONN_HAS_PE 2
+
 // `ipvsct_message.kind`: a message without a decoded body (NLMSG_DONE, acknowledgements,
 // NLMSG_NOOP, requests, other subsystems); only the header fields are set.
 #define IPVSCT_MSG_UNKNOWN 0
@@ -232,8 +492,83 @@
 // `ipvsct_message.kind`: NLMSG_OVERRUN: the kernel lost messages; no data.
 #define IPVSCT_MSG_OVERRUN 6
 
+// `ipvsct_message.kind`: `data.ct_expect` (IPCTNL_MSG_EXP_NEW / _DELETE).
+#define IPVSCT_MSG_CT_EXPECT 7
+
+// `ipvsct_message.kind`: `data.genl_family` (an nlctrl NEWFAMILY answer).
+#define IPVSCT_MSG_GENL_FAMILY 8
+
+// `ipvsct_message.kind`: `data.ipvs_service` (IPVS NEW_SERVICE).
+#define IPVSCT_MSG_IPVS_SERVICE 9
+
+// `ipvsct_message.kind`: `data.ipvs_dest` (IPVS NEW_DEST).
+#define IPVSCT_MSG_IPVS_DEST 10
+
+// `ipvsct_message.kind`: `data.ipvs_daemon` (IPVS NEW_DAEMON).
+#define IPVSCT_MSG_IPVS_DAEMON 11
+
+// `ipvsct_message.kind`: `data.ipvs_config` (IPVS SET_CONFIG, the answer to GET_CONFIG).
+#define IPVSCT_MSG_IPVS_CONFIG 12
+
+// `ipvsct_message.kind`: `data.ipvs_info` (IPVS SET_INFO, the answer to GET_INFO).
+#define IPVSCT_MSG_IPVS_INFO 13
+
 // Size of `ipvsct_message_data` in 8-byte words (later members grow into it, not beyond).
 #define IPVSCT_MESSAGE_DATA_WORDS 160
+
+// Size of `ipvsct_genl_family.name` (GENL_NAMSIZ).
+#define IPVSCT_GENL_NAME_LEN 16
+
+// `ipvsct_ct_timeout_policy.l4proto` of the generic policy (every other protocol).
+#define IPVSCT_L4PROTO_GENERIC 255
+
+// `ipvsct_ct_request.fields`: `reply` is set (create; default: `orig` reversed).
+#define IPVSCT_CT_REQUEST_HAS_REPLY 1
+
+// `ipvsct_ct_request.fields`: `master` is set (create: an expected connection of it).
+#define IPVSCT_CT_REQUEST_HAS_MASTER 2
+
+// `ipvsct_ct_request.fields`: `timeout` is set (required to create).
+#define IPVSCT_CT_REQUEST_HAS_TIMEOUT 4
+
+// `ipvsct_ct_request.fields`: `status` is set (IPS_* bits to set; IPS_CONFIRMED is added).
+#define IPVSCT_CT_REQUEST_HAS_STATUS 8
+
+// `ipvsct_ct_request.fields`: `mark` is set.
+#define IPVSCT_CT_REQUEST_HAS_MARK 16
+
+// `ipvsct_ct_request.fields`: `mark_mask` is set (update: new mark = (old & ~mask) ^ mark).
+#define IPVSCT_CT_REQUEST_HAS_MARK_MASK 32
+
+// `ipvsct_ct_request.fields`: `id` is set (delete: only the entry with this id).
+#define IPVSCT_CT_REQUEST_HAS_ID 64
+
+// `ipvsct_ct_request.fields`: `labels` is set.
+#define IPVSCT_CT_REQUEST_HAS_LABELS 128
+
+// `ipvsct_ct_request.fields`: `labels_mask` is set (update: only these label bits change).
+#define IPVSCT_CT_REQUEST_HAS_LABELS_MASK 256
+
+// `ipvsct_ct_request.fields`: `zone` is set.
+#define IPVSCT_CT_REQUEST_HAS_ZONE 512
+
+// `ipvsct_ct_request.fields`: `tcp_state` is set (TCP entries).
+#define IPVSCT_CT_REQUEST_HAS_TCP_STATE 1024
+
+// `ipvsct_ct_request.fields`: `tcp_wscale_orig` and `tcp_wscale_reply` are set.
+#define IPVSCT_CT_REQUEST_HAS_TCP_WSCALE 2048
+
+// `ipvsct_ct_request.fields`: `tcp_flags_*` and their masks are set.
+#define IPVSCT_CT_REQUEST_HAS_TCP_FLAGS 4096
+
+// `ipvsct_ct_request.fields`: `helper` is set (create: assign; update: the entry's own or "" to detach).
+#define IPVSCT_CT_REQUEST_HAS_HELPER 8192
+
+// `ipvsct_ct_request.direction` (delete): `orig` is the original-direction tuple.
+#define IPVSCT_DIR_ORIGINAL 0
+
+// `ipvsct_ct_request.direction` (delete): `orig` holds the reply-direction tuple.
+#define IPVSCT_DIR_REPLY 1
 
 // `ipvsct_ct_global_stats.fields`: `max_entries` is set.
 #define IPVSCT_CT_GLOBAL_STATS_HAS_MAX 1
@@ -360,8 +695,11 @@ enum ipvsct_result
     IPVSCT_OK = 0,
     // An iterator has no more items; nothing was written.
     IPVSCT_DONE = 1,
-    // A callback asked to stop early; the outputs were written.
+    // A callback asked to stop early (or a call's item limit was reached); the outputs were written.
     IPVSCT_STOPPED = 2,
+    // Events were read until none was ready, and at least one was an OVERRUN (the kernel
+    // dropped events): the outputs were written; resynchronise (`ipvsct_events_resync`).
+    IPVSCT_OVERRUN_SEEN = 3,
     // A required pointer argument was NULL.
     IPVSCT_ERR_NULL_ARGUMENT = -1,
     // An argument is out of range: bad length, unknown flag bits, bad address family, invalid filter.
@@ -412,6 +750,141 @@ typedef struct ipvsct_conntrack ipvsct_conntrack;
 // Not thread-safe: use it from one thread at a time (it may move between threads). It
 // does not borrow the `ipvsct_conntrack` that made it, which may be used or freed meanwhile.
 typedef struct ipvsct_dump ipvsct_dump;
+
+// A conntrack event subscription (opaque).
+//
+// Thread-safe: calls serialize on an internal lock; a call on the handle from inside its
+// own callback returns IPVSCT_ERR_BUSY. `ipvsct_events_fd` never waits for the lock.
+typedef struct ipvsct_events ipvsct_events;
+
+// A client for the IPVS tables of one network namespace (opaque).
+//
+// Thread-safe: calls serialize on an internal lock. The list calls read everything (or,
+// for connections, open the table) before the first callback and unlock, so callbacks
+// may call the same handle.
+typedef struct ipvsct_ipvs ipvsct_ipvs;
+
+// An IPv4 or IPv6 address: `family` AF_INET with the 4 bytes first (the other 12 zero), or
+// AF_INET6 with 16 bytes; network byte order; family 0 for "no address".
+typedef struct ipvsct_addr {
+    // IPVSCT_AF_INET (2), IPVSCT_AF_INET6 (10), or 0.
+    uint16_t family;
+    // Zero.
+    uint16_t reserved;
+    // The address bytes, network byte order.
+    uint8_t addr[IPVSCT_ADDR_LEN];
+} ipvsct_addr;
+
+// One direction of a connection. Which fields are meaningful is in `fields`
+// (`IPVSCT_TUPLE_HAS_*`); ports and ids are in host byte order.
+typedef struct ipvsct_tuple {
+    // Source address.
+    struct ipvsct_addr src;
+    // Destination address.
+    struct ipvsct_addr dst;
+    // `IPVSCT_TUPLE_HAS_*` bits.
+    uint32_t fields;
+    // Source port (TCP, UDP, SCTP, DCCP, UDP-Lite; GRE key).
+    uint16_t src_port;
+    // Destination port.
+    uint16_t dst_port;
+    // ICMP / ICMPv6 identifier.
+    uint16_t icmp_id;
+    // Conntrack zone of this direction.
+    uint16_t zone;
+    // L4 protocol number (IPPROTO_*).
+    uint8_t proto;
+    // ICMP / ICMPv6 type.
+    uint8_t icmp_type;
+    // ICMP / ICMPv6 code.
+    uint8_t icmp_code;
+    // Zero.
+    uint8_t reserved;
+} ipvsct_tuple;
+
+// A conntrack write: create, update or delete one entry. Start from all-zero (`{0}`),
+// fill `orig` (src, dst, proto; ports for TCP/UDP/SCTP/DCCP/UDP-Lite; type, code and id
+// for ICMP) and set the optional members with their `IPVSCT_CT_REQUEST_HAS_*` bit.
+// Tuples must not carry IPVSCT_TUPLE_HAS_ZONE (use `zone`). Which members apply:
+//  - create: reply, master, timeout (required), status, mark, labels, zone, tcp_*, helper;
+//  - update: timeout, status, mark, mark_mask, labels, labels_mask, zone, tcp_*, helper;
+//  - delete: zone, id, direction.
+//
+// A member set for an operation it does not apply to gives IPVSCT_ERR_INVALID_ARGUMENT.
+typedef struct ipvsct_ct_request {
+    // The entry's original tuple (for delete with IPVSCT_DIR_REPLY: its reply tuple).
+    struct ipvsct_tuple orig;
+    // Reply tuple.
+    struct ipvsct_tuple reply;
+    // Original tuple of the master connection.
+    struct ipvsct_tuple master;
+    // `IPVSCT_CT_REQUEST_HAS_*` bits.
+    uint32_t fields;
+    // Seconds until the entry expires.
+    uint32_t timeout;
+    // Status bits (IPS_*).
+    uint32_t status;
+    // Connection mark.
+    uint32_t mark;
+    // Bits of the old mark to replace (update).
+    uint32_t mark_mask;
+    // Entry id (CTA_ID) the entry must have (delete).
+    uint32_t id;
+    // Label bitmap: label `n` is bit `n % 32` of word `n / 32`.
+    uint32_t labels[IPVSCT_LABEL_WORDS];
+    // Which label bits to change (update).
+    uint32_t labels_mask[IPVSCT_LABEL_WORDS];
+    // Conntrack zone.
+    uint16_t zone;
+    // Delete: `IPVSCT_DIR_ORIGINAL` or `IPVSCT_DIR_REPLY`.
+    uint8_t direction;
+    // TCP conntrack state (TCP_CONNTRACK_*: 3 ESTABLISHED, 7 TIME_WAIT, …; below 10).
+    uint8_t tcp_state;
+    // TCP window scale, original direction.
+    uint8_t tcp_wscale_orig;
+    // TCP window scale, reply direction.
+    uint8_t tcp_wscale_reply;
+    // TCP conntrack flags (IP_CT_TCP_FLAG_*), original direction.
+    uint8_t tcp_flags_orig;
+    // Which of `tcp_flags_orig` to change.
+    uint8_t tcp_flags_orig_mask;
+    // TCP conntrack flags, reply direction.
+    uint8_t tcp_flags_reply;
+    // Which of `tcp_flags_reply` to change.
+    uint8_t tcp_flags_reply_mask;
+    // Zero.
+    uint8_t reserved[6];
+    // Helper name ("ftp", …), NUL-terminated.
+    char helper[IPVSCT_HELPER_NAME_LEN];
+} ipvsct_ct_request;
+
+// The outcome of one request of a batch.
+typedef struct ipvsct_batch_result {
+    // IPVSCT_OK; IPVSCT_ERR_INVALID_ARGUMENT (refused before sending: see `ipvsct_error_last`
+    // only for the first such request); IPVSCT_ERR_KERNEL / _NOT_FOUND (the kernel refused it,
+    // `errno_value` says why: EEXIST, ENOENT, …); IPVSCT_ERR_TIMEOUT (no answer arrived).
+    int32_t code;
+    // The kernel's errno for a refused request, else 0.
+    int32_t errno_value;
+} ipvsct_batch_result;
+
+// What happened to a whole batch.
+typedef struct ipvsct_batch_report {
+    // Requests given.
+    uint64_t requests;
+    // Requests the kernel acknowledged with success.
+    uint64_t succeeded;
+    // Requests the kernel refused.
+    uint64_t failed;
+    // Requests refused before sending (invalid).
+    uint64_t invalid;
+    // Requests without any answer (receive buffer overrun or timeout).
+    uint64_t lost;
+    // Datagrams sent.
+    uint64_t datagrams;
+    // Wall time of the exchange, nanoseconds.
+    uint64_t elapsed_ns;
+} ipvsct_batch_report;
 
 // Entries in the table and its maximum (`nf_conntrack_max`).
 typedef struct ipvsct_ct_global_stats {
@@ -535,44 +1008,6 @@ typedef struct ipvsct_ct_timeouts {
     // Other protocols (the generic timeout).
     uint32_t generic;
 } ipvsct_ct_timeouts;
-
-// An IPv4 or IPv6 address: `family` AF_INET with the 4 bytes first (the other 12 zero), or
-// AF_INET6 with 16 bytes; network byte order; family 0 for "no address".
-typedef struct ipvsct_addr {
-    // IPVSCT_AF_INET (2), IPVSCT_AF_INET6 (10), or 0.
-    uint16_t family;
-    // Zero.
-    uint16_t reserved;
-    // The address bytes, network byte order.
-    uint8_t addr[IPVSCT_ADDR_LEN];
-} ipvsct_addr;
-
-// One direction of a connection. Which fields are meaningful is in `fields`
-// (`IPVSCT_TUPLE_HAS_*`); ports and ids are in host byte order.
-typedef struct ipvsct_tuple {
-    // Source address.
-    struct ipvsct_addr src;
-    // Destination address.
-    struct ipvsct_addr dst;
-    // `IPVSCT_TUPLE_HAS_*` bits.
-    uint32_t fields;
-    // Source port (TCP, UDP, SCTP, DCCP, UDP-Lite; GRE key).
-    uint16_t src_port;
-    // Destination port.
-    uint16_t dst_port;
-    // ICMP / ICMPv6 identifier.
-    uint16_t icmp_id;
-    // Conntrack zone of this direction.
-    uint16_t zone;
-    // L4 protocol number (IPPROTO_*).
-    uint8_t proto;
-    // ICMP / ICMPv6 type.
-    uint8_t icmp_type;
-    // ICMP / ICMPv6 code.
-    uint8_t icmp_code;
-    // Zero.
-    uint8_t reserved;
-} ipvsct_tuple;
 
 // Packet and byte counters of one direction.
 typedef struct ipvsct_counters {
@@ -716,6 +1151,330 @@ typedef struct ipvsct_error {
     char attr_path[IPVSCT_ATTR_PATH_LEN];
 } ipvsct_error;
 
+// How an event subscription is opened; all-zero (`{0}`) or NULL means the defaults.
+typedef struct ipvsct_events_options {
+    // `IPVSCT_EVENTS_RELIABLE`, `IPVSCT_EVENTS_NO_STATE_TIMEOUTS`, `IPVSCT_EVENTS_KEEP_TABLE`.
+    uint32_t flags;
+    // Kernel receive buffer in bytes (0: 8 MiB, about 13 000 events; forced past
+    // net.core.rmem_max with CAP_NET_ADMIN).
+    uint32_t rcvbuf;
+    // Only events of this family (AF_INET 2 or AF_INET6 10; 0 for all).
+    uint8_t family;
+    // How many entries of `protocols` are used (0 for every protocol).
+    uint8_t protocols_len;
+    // Zero.
+    uint8_t reserved[2];
+    // Only events whose original (or master) tuple has one of these L4 protocols.
+    uint8_t protocols[IPVSCT_EVENTS_MAX_PROTOCOLS];
+} ipvsct_events_options;
+
+// One conntrack expectation (a connection a helper such as ftp expects). Optional
+// members are valid when their `IPVSCT_CT_EXPECT_HAS_*` bit is set. Plain data.
+typedef struct ipvsct_ct_expect {
+    // Original tuple of the master connection (CTA_EXPECT_MASTER).
+    struct ipvsct_tuple master;
+    // The expected connection's tuple (CTA_EXPECT_TUPLE).
+    struct ipvsct_tuple tuple;
+    // Which bits of `tuple` must match: addresses and ports as masks (CTA_EXPECT_MASK).
+    struct ipvsct_tuple mask;
+    // The saved address and port of the NAT part (CTA_EXPECT_NAT_TUPLE).
+    struct ipvsct_tuple nat_tuple;
+    // `IPVSCT_CT_EXPECT_*` bits.
+    uint32_t fields;
+    // Seconds left (IPVSCT_TIMEOUT_UNSET if absent).
+    uint32_t timeout;
+    // CTA_EXPECT_ID.
+    uint32_t id;
+    // NF_CT_EXPECT_* flags (1 PERMANENT, 2 INACTIVE, 4 USERSPACE).
+    uint32_t flags;
+    // The helper's expectation class.
+    uint32_t class_;
+    // NAT direction (0 original, 1 reply).
+    uint32_t nat_dir;
+    // Conntrack zone.
+    uint16_t zone;
+    // Netlink header flags of the message (NLM_F_*).
+    uint16_t nlmsg_flags;
+    // Address family (AF_INET 2, AF_INET6 10).
+    uint8_t family;
+    // ctnetlink_exp message: IPCTNL_MSG_EXP_NEW (0) or IPCTNL_MSG_EXP_DELETE (2).
+    uint8_t msg_type;
+    // Zero.
+    uint8_t reserved[2];
+    // The master's helper name, NUL-terminated, "" if none.
+    char helper[IPVSCT_HELPER_NAME_LEN];
+    // Name of the function run when the expectation matches, NUL-terminated, "" if none.
+    char expect_fn[IPVSCT_EXPECT_FN_LEN];
+} ipvsct_ct_expect;
+
+// What an OVERRUN event reports.
+typedef struct ipvsct_overrun {
+    // Receives that failed with ENOBUFS in a row, this one included.
+    uint64_t failed_receives;
+    // Overruns since the subscription was opened.
+    uint64_t total;
+    // When the first receive of this run failed, nanoseconds since the epoch.
+    uint64_t since_ns;
+    // When this receive failed, nanoseconds since the epoch.
+    uint64_t at_ns;
+} ipvsct_overrun;
+
+// The body of an `ipvsct_event`; `kind` says which member is valid.
+typedef union ipvsct_event_data {
+    // IPVSCT_EVENT_NEW, _UPDATE, _DESTROY.
+    struct ipvsct_ct_entry entry;
+    // IPVSCT_EVENT_EXP_NEW, _EXP_UPDATE, _EXP_DESTROY.
+    struct ipvsct_ct_expect expect;
+    // IPVSCT_EVENT_OVERRUN.
+    struct ipvsct_overrun overrun;
+    // Room for members of later versions.
+    uint64_t reserved[IPVSCT_EVENT_DATA_WORDS];
+} ipvsct_event_data;
+
+// One event, tagged by `kind`. Only ever handed out by the library (by pointer, valid
+// during the callback); copy it to keep it.
+typedef struct ipvsct_event {
+    // `IPVSCT_EVENT_*`.
+    uint32_t kind;
+    // Zero.
+    uint32_t reserved;
+    // The event's body.
+    union ipvsct_event_data data;
+} ipvsct_event;
+
+// Callback for events; `event` is valid only during the call. Return 0 to go on,
+// anything else to stop. It must not unwind or longjmp out of the library.
+typedef int (*ipvsct_event_cb)(const struct ipvsct_event *event, void *user);
+
+// Counters of a subscription.
+typedef struct ipvsct_events_stats {
+    // Event messages received (before filtering).
+    uint64_t received;
+    // Messages skipped by the family/protocol filter.
+    uint64_t filtered;
+    // Messages that were neither conntrack nor expectation events.
+    uint64_t other;
+    // Receives that failed with ENOBUFS (each is one OVERRUN event).
+    uint64_t overruns;
+    // Connections in the kept table (IPVSCT_EVENTS_KEEP_TABLE), else 0.
+    uint64_t table_entries;
+} ipvsct_events_stats;
+
+// IPVS version and connection table size (IPVS_CMD_GET_INFO).
+typedef struct ipvsct_ipvs_info {
+    // Version code (0x010201 is 1.2.1).
+    uint32_t version;
+    // Buckets of the connection hash table.
+    uint32_t conn_tab_size;
+    // Version major number.
+    uint8_t major;
+    // Version minor number.
+    uint8_t minor;
+    // Version patch number.
+    uint8_t patch;
+    // Zero.
+    uint8_t reserved;
+} ipvsct_ipvs_info;
+
+// The three configurable IPVS timeouts in seconds (`ipvsadm --set`); IPVSCT_TIMEOUT_UNSET
+// when the kernel lacks the protocol, and, as input, for "leave unchanged".
+typedef struct ipvsct_ipvs_config {
+    // TCP ESTABLISHED timeout.
+    uint32_t tcp;
+    // TCP FIN_WAIT timeout.
+    uint32_t tcp_fin;
+    // UDP timeout.
+    uint32_t udp;
+    // Zero.
+    uint32_t reserved;
+} ipvsct_ipvs_config;
+
+// Counters and rates of a service or destination (IPVS_*_ATTR_STATS64, or the 32-bit
+// nest widened). Counters count since creation or the last zeroing; rates are per second.
+typedef struct ipvsct_ipvs_stats64 {
+    // Connections scheduled.
+    uint64_t conns;
+    // Incoming packets.
+    uint64_t inpkts;
+    // Outgoing packets.
+    uint64_t outpkts;
+    // Incoming bytes.
+    uint64_t inbytes;
+    // Outgoing bytes.
+    uint64_t outbytes;
+    // Connection rate.
+    uint64_t cps;
+    // Incoming packet rate.
+    uint64_t inpps;
+    // Outgoing packet rate.
+    uint64_t outpps;
+    // Incoming byte rate.
+    uint64_t inbps;
+    // Outgoing byte rate.
+    uint64_t outbps;
+} ipvsct_ipvs_stats64;
+
+// Identifies a virtual service: a firewall mark (`fwmark` non-zero; `protocol`, `addr`
+// and `port` are then ignored) or protocol (IPPROTO_TCP 6, UDP 17, SCTP 132), address
+// and port.
+typedef struct ipvsct_ipvs_service_key {
+    // Virtual address (its family must be `af`).
+    struct ipvsct_addr addr;
+    // Firewall mark, or 0.
+    uint32_t fwmark;
+    // Address family of the service (AF_INET 2, AF_INET6 10).
+    uint16_t af;
+    // IP protocol (0 for firewall-mark services).
+    uint16_t protocol;
+    // Virtual port, host byte order (0 = every port, persistent services only).
+    uint16_t port;
+    // Zero.
+    uint16_t reserved;
+} ipvsct_ipvs_service_key;
+
+// A virtual service. On reads every member is set (`pe_name` if its bit is). As the
+// input of `ipvsct_ipvs_service_add`/`_edit`: `key`, `scheduler`, `flags` (HASHED is
+// ignored), `flags_mask` (0 = all bits), `timeout`, `netmask` (with its bit, else a host
+// mask) and `pe_name` (with its bit) are sent; `stats` is ignored.
+typedef struct ipvsct_ipvs_service {
+    // Statistics (64-bit when the kernel sent them, see `fields`).
+    struct ipvsct_ipvs_stats64 stats;
+    // The service.
+    struct ipvsct_ipvs_service_key key;
+    // `IPVSCT_IPVS_HAS_*`, `IPVSCT_IPVS_SERVICE_HAS_*` bits.
+    uint32_t fields;
+    // `IPVSCT_IPVS_SVC_*` flags.
+    uint32_t flags;
+    // Which flag bits are meant (the kernel sends all ones).
+    uint32_t flags_mask;
+    // Persistence timeout in seconds.
+    uint32_t timeout;
+    // Persistence granularity: for AF_INET services the mask in host byte order
+    // (0xffffff00 is 255.255.255.0), for AF_INET6 services the prefix length.
+    uint32_t netmask;
+    // Zero.
+    uint32_t reserved;
+    // Scheduler name ("rr", "wlc", …), NUL-terminated.
+    char scheduler[IPVSCT_IPVS_SCHED_NAME_LEN];
+    // Persistence engine name ("sip"), NUL-terminated, "" if none.
+    char pe_name[IPVSCT_IPVS_PE_NAME_LEN];
+} ipvsct_ipvs_service;
+
+// Callback for services; the pointer is valid only during the call. Return 0 to go on,
+// anything else to stop. It must not unwind or longjmp out of the library.
+typedef int (*ipvsct_ipvs_service_cb)(const struct ipvsct_ipvs_service *service, void *user);
+
+// A real server (destination) of a service. As the input of `ipvsct_ipvs_dest_add`/
+// `_edit`: `addr`, `port`, `af` (0: the family of `addr`), `fwd_method`, `weight`, the
+// thresholds and the tunnel members with their bits are sent; the counters are ignored.
+typedef struct ipvsct_ipvs_dest {
+    // Statistics (64-bit when the kernel sent them, see `fields`).
+    struct ipvsct_ipvs_stats64 stats;
+    // Real server address.
+    struct ipvsct_addr addr;
+    // `IPVSCT_IPVS_HAS_*`, `IPVSCT_IPVS_DEST_HAS_*` bits.
+    uint32_t fields;
+    // Forwarding method (`IPVSCT_IPVS_FWD_*`).
+    uint32_t fwd_method;
+    // Weight (0: quiesced, no new connections).
+    uint32_t weight;
+    // Upper connection threshold (0: none).
+    uint32_t upper_threshold;
+    // Lower connection threshold (0: none).
+    uint32_t lower_threshold;
+    // ActiveConn: TCP/SCTP connections in ESTABLISHED.
+    uint32_t active_conns;
+    // InActConn: every other connection entry until it expires.
+    uint32_t inactive_conns;
+    // PersistConn: persistence templates pointing here.
+    uint32_t persist_conns;
+    // Address family of the destination (may differ from the service's for tunnels).
+    uint16_t af;
+    // Real server port, host byte order.
+    uint16_t port;
+    // GUE tunnel port, host byte order.
+    uint16_t tun_port;
+    // Tunnel flags (IP_VS_TUNNEL_ENCAP_FLAG_*: 1 CSUM, 2 REMCSUM).
+    uint16_t tun_flags;
+    // Tunnel type (IP_VS_CONN_F_TUNNEL_TYPE_*: 0 IPIP, 1 GUE, 2 GRE).
+    uint8_t tun_type;
+    // Zero.
+    uint8_t reserved[11];
+} ipvsct_ipvs_dest;
+
+// Callback for destinations (as `ipvsct_ipvs_service_cb`).
+typedef int (*ipvsct_ipvs_dest_cb)(const struct ipvsct_ipvs_dest *dest, void *user);
+
+// A connection synchronisation daemon. As the input of `ipvsct_ipvs_daemon_start`:
+// `state`, `mcast_ifn`, `sync_id` and the members whose bit is set are sent.
+typedef struct ipvsct_ipvs_daemon {
+    // Multicast group (family 0 if none was configured: the kernel's 224.0.0.81).
+    struct ipvsct_addr mcast_group;
+    // `IPVSCT_IPVS_DAEMON_MASTER` or `_BACKUP`.
+    uint32_t state;
+    // Sync id.
+    uint32_t sync_id;
+    // `IPVSCT_IPVS_DAEMON_HAS_*`, `IPVSCT_IPVS_HAS_MORE`, `IPVSCT_IPVS_TRUNCATED` bits.
+    uint32_t fields;
+    // Maximum sync message payload.
+    uint16_t sync_maxlen;
+    // Multicast port.
+    uint16_t mcast_port;
+    // Multicast TTL.
+    uint8_t mcast_ttl;
+    // Zero.
+    uint8_t reserved[3];
+    // Multicast interface, NUL-terminated.
+    char mcast_ifn[IPVSCT_IPVS_IFNAME_LEN];
+} ipvsct_ipvs_daemon;
+
+// Callback for sync daemons (as `ipvsct_ipvs_service_cb`).
+typedef int (*ipvsct_ipvs_daemon_cb)(const struct ipvsct_ipvs_daemon *daemon, void *user);
+
+// One IPVS connection entry (from /proc/net/ip_vs_conn) with its state timeout and how
+// its destination counts it.
+typedef struct ipvsct_ipvs_conn {
+    // Client address.
+    struct ipvsct_addr client;
+    // Virtual address (a template of a firewall-mark service holds the mark as an
+    // IPv4 address).
+    struct ipvsct_addr vaddr;
+    // Real server address.
+    struct ipvsct_addr dest;
+    // `IPVSCT_IPVS_CONN_HAS_*`, `IPVSCT_IPVS_TRUNCATED` bits.
+    uint32_t fields;
+    // Seconds until the entry expires (unless a packet refreshes it).
+    uint32_t expires;
+    // Full timeout of its state under the configuration in force, in seconds
+    // (IPVSCT_TIMEOUT_UNSET for templates and unknown states).
+    uint32_t state_timeout;
+    // IP protocol (0 "IP" for firewall-mark templates).
+    uint16_t protocol;
+    // Client port.
+    uint16_t client_port;
+    // Virtual port.
+    uint16_t vport;
+    // Real server port.
+    uint16_t dest_port;
+    // `IPVSCT_IPVS_STATE_*`.
+    uint8_t state_kind;
+    // The state's kernel number within `state_kind`.
+    uint8_t state;
+    // `IPVSCT_IPVS_ACTIVE`, `_INACTIVE` or `_PERSISTENT`.
+    uint8_t activity;
+    // `IPVSCT_IPVS_ORIGIN_*`.
+    uint8_t origin;
+    // The state as the kernel prints it ("TIME_WAIT", "UDP", …), NUL-terminated.
+    char state_name[IPVSCT_IPVS_STATE_NAME_LEN];
+    // Persistence engine name, NUL-terminated, "" if none.
+    char pe_name[IPVSCT_IPVS_PE_NAME_LEN];
+    // Persistence engine data (e.g. a SIP Call-ID), NUL-terminated, "" if none.
+    char pe_data[IPVSCT_IPVS_PE_DATA_LEN];
+} ipvsct_ipvs_conn;
+
+// Callback for connection entries (as `ipvsct_ipvs_service_cb`).
+typedef int (*ipvsct_ipvs_conn_cb)(const struct ipvsct_ipvs_conn *conn, void *user);
+
 // One cttimeout policy (a protocol's default policy, or a named one).
 typedef struct ipvsct_ct_timeout_policy {
     // Timeouts in seconds indexed by the kernel's attribute number for the protocol
@@ -735,6 +1494,22 @@ typedef struct ipvsct_ct_timeout_policy {
     char name[IPVSCT_TIMEOUT_NAME_LEN];
 } ipvsct_ct_timeout_policy;
 
+// A generic netlink family as nlctrl describes it (to learn the IPVS family id of a capture).
+typedef struct ipvsct_genl_family {
+    // The family id (the netlink message type of its messages).
+    uint16_t id;
+    // Zero.
+    uint16_t reserved;
+    // Protocol version.
+    uint32_t version;
+    // Size of the family header.
+    uint32_t hdrsize;
+    // Highest attribute type.
+    uint32_t maxattr;
+    // Family name ("IPVS"), NUL-terminated.
+    char name[IPVSCT_GENL_NAME_LEN];
+} ipvsct_genl_family;
+
 // The decoded body of an `ipvsct_message`; `kind` says which member is valid.
 typedef union ipvsct_message_data {
     // IPVSCT_MSG_CT_ENTRY.
@@ -747,7 +1522,21 @@ typedef union ipvsct_message_data {
     struct ipvsct_ct_timeout_policy ct_timeout_policy;
     // IPVSCT_MSG_KERNEL_ERROR.
     struct ipvsct_error kernel_error;
-    // Room for members of later versions (IPVS objects, events).
+    // IPVSCT_MSG_CT_EXPECT.
+    struct ipvsct_ct_expect ct_expect;
+    // IPVSCT_MSG_GENL_FAMILY.
+    struct ipvsct_genl_family genl_family;
+    // IPVSCT_MSG_IPVS_SERVICE.
+    struct ipvsct_ipvs_service ipvs_service;
+    // IPVSCT_MSG_IPVS_DEST.
+    struct ipvsct_ipvs_dest ipvs_dest;
+    // IPVSCT_MSG_IPVS_DAEMON.
+    struct ipvsct_ipvs_daemon ipvs_daemon;
+    // IPVSCT_MSG_IPVS_CONFIG.
+    struct ipvsct_ipvs_config ipvs_config;
+    // IPVSCT_MSG_IPVS_INFO.
+    struct ipvsct_ipvs_info ipvs_info;
+    // Room for members of later versions.
     uint64_t reserved[IPVSCT_MESSAGE_DATA_WORDS];
 } ipvsct_message_data;
 
@@ -774,9 +1563,34 @@ typedef struct ipvsct_message {
 // anything else to stop. It must not unwind or longjmp out of the library.
 typedef int (*ipvsct_message_cb)(const struct ipvsct_message *msg, void *user);
 
+// Callback for timeout policies; `policy` is valid only during the call. Return 0 to go
+// on, anything else to stop. It must not unwind or longjmp out of the library.
+typedef int (*ipvsct_ct_timeout_policy_cb)(const struct ipvsct_ct_timeout_policy *policy, void *user);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Sends `reqs_len` requests of operation `op` (`IPVSCT_BATCH_*`) many per datagram,
+// each acknowledged by the kernel and matched back to its request, and writes each
+// request's outcome to `results[i]` and the totals to `*report_out` (if not NULL).
+//
+// Requests are independent: an invalid or refused one does not stop the others. The
+// call returns IPVSCT_OK when the exchange ran, whatever the single outcomes (check
+// `report_out->succeeded` or each result); it fails as a whole only for NULL or bad
+// arguments (`results_len` below `reqs_len`, more than IPVSCT_BATCH_MAX requests, an
+// unknown `op`), missing permission or socket errors, and then writes nothing.
+//
+// # Safety
+// `ct` is NULL or a live handle; `reqs` is NULL or `reqs_len` readable requests;
+// `results` is NULL or `results_len` writable elements; `report_out` is NULL or writable.
+ipvsct_result ipvsct_conntrack_batch(const struct ipvsct_conntrack *ct,
+                                     uint32_t op,
+                                     const struct ipvsct_ct_request *reqs,
+                                     size_t reqs_len,
+                                     struct ipvsct_batch_result *results,
+                                     size_t results_len,
+                                     struct ipvsct_batch_report *report_out);
 
 // Opens a conntrack client in the caller's network namespace into `*out`.
 //
@@ -931,6 +1745,264 @@ size_t ipvsct_error_message_len(void);
 // Forgets this thread's last error. Thread-safe; never fails.
 void ipvsct_error_clear(void);
 
+// Subscribes to the event `groups` (`IPVSCT_EVENTS_*` bits) of network namespace `netns`
+// (NULL, a path or an `ip netns` name, as for `ipvsct_conntrack_open`) and writes the
+// handle to `*out`. `options` NULL means the defaults.
+//
+// The socket is non-blocking: wait on `ipvsct_events_fd` with poll/epoll/select, then
+// call `ipvsct_events_drain`.
+//
+// # Safety
+// `netns` is NULL or a NUL-terminated string; `options` is NULL or readable; `out` is NULL
+// or writable.
+ipvsct_result ipvsct_events_open(const char *netns,
+                                 uint32_t groups,
+                                 const struct ipvsct_events_options *options,
+                                 struct ipvsct_events **out);
+
+// Writes the subscription's file descriptor to `*fd_out`: it polls readable (POLLIN) when
+// events are ready. It belongs to the handle: do not read from or close it.
+//
+// # Safety
+// `ev` is NULL or a live handle; `fd_out` is NULL or writable.
+ipvsct_result ipvsct_events_fd(const struct ipvsct_events *ev, int *fd_out);
+
+// Delivers every event that is ready, without waiting, to `cb` (in kernel order), and
+// returns when none is left or after `max_events` events (0 for no limit).
+//
+// Results: IPVSCT_OK when nothing more was ready; IPVSCT_OVERRUN_SEEN likewise, but an
+// IPVSCT_EVENT_OVERRUN event was among those delivered (events were lost: call
+// `ipvsct_events_resync`); IPVSCT_STOPPED when `cb` returned non-zero or `max_events`
+// were delivered (more may be ready). On these, writes the number of events delivered to
+// `*count_out` if it is not NULL. On IPVSCT_ERR_DECODE one message did not decode (the
+// last error says where); the next call goes on after it. The handle stays locked while
+// `cb` runs.
+//
+// # Safety
+// `ev` is NULL or a live handle; `cb` is NULL or a valid function; `count_out` is NULL or
+// writable.
+ipvsct_result ipvsct_events_drain(struct ipvsct_events *ev,
+                                  uint64_t max_events,
+                                  ipvsct_event_cb cb,
+                                  void *user,
+                                  uint64_t *count_out);
+
+// Repairs after an overrun: reads and discards the events still queued (the kernel drops
+// everything after an overrun until the queue has been read empty), dumps the table and
+// delivers the differences to `cb` as NEW (missed connections), UPDATE (changed state,
+// status, mark, labels, helper or reply tuple) and DESTROY (gone) events.
+//
+// With IPVSCT_EVENTS_KEEP_TABLE the differences are against the kept picture; without
+// it there is no picture, so every entry of the table arrives as a NEW event (a full
+// snapshot) and nothing as DESTROY. The dump is held in memory during the call. Returns
+// IPVSCT_OK or IPVSCT_STOPPED (if `cb` returned non-zero; the picture is up to date
+// anyway), writing the number of events delivered to `*count_out` if it is not NULL.
+//
+// # Safety
+// `ev` is NULL or a live handle; `cb` is NULL or a valid function; `count_out` is NULL or
+// writable.
+ipvsct_result ipvsct_events_resync(struct ipvsct_events *ev,
+                                   ipvsct_event_cb cb,
+                                   void *user,
+                                   uint64_t *count_out);
+
+// Writes the subscription's counters to `*out`.
+//
+// # Safety
+// `ev` is NULL or a live handle; `out` is NULL or writable.
+ipvsct_result ipvsct_events_get_stats(const struct ipvsct_events *ev,
+                                      struct ipvsct_events_stats *out);
+
+// Unsubscribes, closes the socket and frees the handle; NULL is ignored.
+//
+// # Safety
+// `ev` is NULL or a handle from `ipvsct_events_open` not yet freed, and no other thread
+// is using it.
+void ipvsct_events_free(struct ipvsct_events *ev);
+
+// Opens an IPVS client in network namespace `netns` (NULL, a path or an `ip netns` name,
+// as for `ipvsct_conntrack_open`) and writes it to `*out`. IPVSCT_ERR_UNSUPPORTED when the
+// kernel has no IPVS (module ip_vs not loaded).
+//
+// # Safety
+// `netns` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ipvsct_result ipvsct_ipvs_open(const char *netns, struct ipvsct_ipvs **out);
+
+// Closes the client and frees the handle; NULL is ignored.
+//
+// # Safety
+// `ipvs` is NULL or a handle from `ipvsct_ipvs_open` not yet freed, and no other thread
+// is using it.
+void ipvsct_ipvs_free(struct ipvsct_ipvs *ipvs);
+
+// Writes the IPVS version and connection table size to `*out`.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `out` is NULL or writable.
+ipvsct_result ipvsct_ipvs_get_info(const struct ipvsct_ipvs *ipvs, struct ipvsct_ipvs_info *out);
+
+// Writes the three configurable timeouts (TCP, TCP FIN_WAIT, UDP) to `*out`.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `out` is NULL or writable.
+ipvsct_result ipvsct_ipvs_get_config(const struct ipvsct_ipvs *ipvs,
+                                     struct ipvsct_ipvs_config *out);
+
+// Sets the configurable timeouts of `*config` that are not IPVSCT_TIMEOUT_UNSET
+// (`ipvsadm --set`); at least one must be set, none 0.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `config` is NULL or readable.
+ipvsct_result ipvsct_ipvs_set_timeouts(const struct ipvsct_ipvs *ipvs,
+                                       const struct ipvsct_ipvs_config *config);
+
+// Calls `cb` with every virtual service (with statistics), writing their number to
+// `*count_out` if not NULL. Returns IPVSCT_OK, or IPVSCT_STOPPED if `cb` returned non-zero.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `cb` is NULL or a valid function; `count_out` is NULL
+// or writable.
+ipvsct_result ipvsct_ipvs_services(const struct ipvsct_ipvs *ipvs,
+                                   ipvsct_ipvs_service_cb cb,
+                                   void *user,
+                                   size_t *count_out);
+
+// Writes the service `*key` (with statistics) to `*out`. IPVSCT_ERR_KERNEL with errno
+// ESRCH if there is no such service.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `key` is NULL or readable; `out` is NULL or writable.
+ipvsct_result ipvsct_ipvs_service_get(const struct ipvsct_ipvs *ipvs,
+                                      const struct ipvsct_ipvs_service_key *key,
+                                      struct ipvsct_ipvs_service *out);
+
+// Calls `cb` with every destination of service `*key` (with their ActiveConn, InActConn
+// and statistics); none when the service does not exist.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `key` is NULL or readable; `cb` is NULL or a valid
+// function; `count_out` is NULL or writable.
+ipvsct_result ipvsct_ipvs_dests(const struct ipvsct_ipvs *ipvs,
+                                const struct ipvsct_ipvs_service_key *key,
+                                ipvsct_ipvs_dest_cb cb,
+                                void *user,
+                                size_t *count_out);
+
+// Calls `cb` with every running sync daemon (master first).
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `cb` is NULL or a valid function; `count_out` is NULL
+// or writable.
+ipvsct_result ipvsct_ipvs_daemons(const struct ipvsct_ipvs *ipvs,
+                                  ipvsct_ipvs_daemon_cb cb,
+                                  void *user,
+                                  size_t *count_out);
+
+// Streams the connection table (/proc/net/ip_vs_conn of the handle's namespace) into
+// `cb`: each entry with its state, seconds to expire, the full timeout of its state under
+// the timeouts in force, and whether its destination counts it as active, inactive or
+// persistent. Memory does not grow with the table.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `cb` is NULL or a valid function; `count_out` is NULL
+// or writable.
+ipvsct_result ipvsct_ipvs_connections(const struct ipvsct_ipvs *ipvs,
+                                      ipvsct_ipvs_conn_cb cb,
+                                      void *user,
+                                      size_t *count_out);
+
+// Adds the virtual service `*service` (see `ipvsct_ipvs_service` for what is sent).
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `service` is NULL or readable.
+ipvsct_result ipvsct_ipvs_service_add(const struct ipvsct_ipvs *ipvs,
+                                      const struct ipvsct_ipvs_service *service);
+
+// Changes the virtual service `service->key` (scheduler, flags, timeout, netmask, engine).
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `service` is NULL or readable.
+ipvsct_result ipvsct_ipvs_service_edit(const struct ipvsct_ipvs *ipvs,
+                                       const struct ipvsct_ipvs_service *service);
+
+// Deletes the virtual service `*key` and its destinations.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `key` is NULL or readable.
+ipvsct_result ipvsct_ipvs_service_delete(const struct ipvsct_ipvs *ipvs,
+                                         const struct ipvsct_ipvs_service_key *key);
+
+// Adds the destination `*dest` to service `*key`.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `key` and `dest` are NULL or readable.
+ipvsct_result ipvsct_ipvs_dest_add(const struct ipvsct_ipvs *ipvs,
+                                   const struct ipvsct_ipvs_service_key *key,
+                                   const struct ipvsct_ipvs_dest *dest);
+
+// Changes the destination `dest->addr`:`dest->port` of service `*key` (forwarding method,
+// weight, thresholds, tunnel).
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `key` and `dest` are NULL or readable.
+ipvsct_result ipvsct_ipvs_dest_edit(const struct ipvsct_ipvs *ipvs,
+                                    const struct ipvsct_ipvs_service_key *key,
+                                    const struct ipvsct_ipvs_dest *dest);
+
+// Deletes the destination `dest->addr`:`dest->port` from service `*key` (the other
+// members of `*dest` are ignored).
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `key` and `dest` are NULL or readable.
+ipvsct_result ipvsct_ipvs_dest_delete(const struct ipvsct_ipvs *ipvs,
+                                      const struct ipvsct_ipvs_service_key *key,
+                                      const struct ipvsct_ipvs_dest *dest);
+
+// Zeroes the counters of service `*key` and its destinations, or of everything if `key`
+// is NULL.
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `key` is NULL or readable.
+ipvsct_result ipvsct_ipvs_zero(const struct ipvsct_ipvs *ipvs,
+                               const struct ipvsct_ipvs_service_key *key);
+
+// Deletes every service and destination of the namespace.
+//
+// # Safety
+// `ipvs` is NULL or a live handle.
+ipvsct_result ipvsct_ipvs_flush(const struct ipvsct_ipvs *ipvs);
+
+// Starts the sync daemon `*daemon` (see `ipvsct_ipvs_daemon` for what is sent).
+//
+// # Safety
+// `ipvs` is NULL or a live handle; `daemon` is NULL or readable.
+ipvsct_result ipvsct_ipvs_daemon_start(const struct ipvsct_ipvs *ipvs,
+                                       const struct ipvsct_ipvs_daemon *daemon);
+
+// Stops the sync daemon of role `state` (`IPVSCT_IPVS_DAEMON_MASTER` or `_BACKUP`).
+//
+// # Safety
+// `ipvs` is NULL or a live handle.
+ipvsct_result ipvsct_ipvs_daemon_stop(const struct ipvsct_ipvs *ipvs, uint32_t state);
+
+// Decodes IPVS connection table text (the content of /proc/net/ip_vs_conn, or of
+// ip_vs_conn_sync with `table` IPVSCT_IPVS_CONN_SYNC_TABLE; the header line is skipped)
+// into `cb`, with state timeouts from `*config` (NULL: the kernel defaults).
+//
+// Stops at the first line that does not parse (IPVSCT_ERR_IO with the line in the last
+// error; the entries before it were delivered). Thread-safe; needs no IPVS.
+//
+// # Safety
+// `text` is NULL or `text_len` readable bytes; `config` is NULL or readable; `cb` is NULL
+// or a valid function; `count_out` is NULL or writable.
+ipvsct_result ipvsct_ipvs_conn_decode(const char *text,
+                                      size_t text_len,
+                                      uint32_t table,
+                                      const struct ipvsct_ipvs_config *config,
+                                      ipvsct_ipvs_conn_cb cb,
+                                      void *user,
+                                      size_t *count_out);
+
 // Decodes every netlink message in `buf` (for example datagrams captured from a netlink
 // socket, concatenated) and calls `cb` with each, in order, also for control and unknown
 // messages (see `ipvsct_message.kind`).
@@ -950,6 +2022,28 @@ ipvsct_result ipvsct_decode(const uint8_t *buf,
                             void *user,
                             size_t *count_out);
 
+// Decodes every IPVS generic netlink message in `buf` (for example the kernel's answers to
+// IPVS requests, captured) and calls `cb` with each, in order: services, destinations,
+// daemons, configuration and info in their `ipvsct_message.data` member, nlctrl family
+// descriptions as IPVSCT_MSG_GENL_FAMILY, control messages as for `ipvsct_decode`.
+//
+// `family_id` is the IPVS family id the messages were sent with (the kernel assigns it at
+// boot; an nlctrl answer names it). With 0 it is learned from an nlctrl answer for "IPVS"
+// earlier in the buffer; before one, IPVS messages come as IPVSCT_MSG_UNKNOWN.
+// `dest_af` (AF_INET, AF_INET6, 0 for AF_INET) is the family of destinations whose
+// message names none (kernels before 4.1). Errors and counts as for `ipvsct_decode`.
+//
+// # Safety
+// `buf` is NULL or points to `buf_len` readable bytes; `cb` is NULL or a valid function;
+// `count_out` is NULL or writable.
+ipvsct_result ipvsct_ipvs_decode(const uint8_t *buf,
+                                 size_t buf_len,
+                                 uint16_t family_id,
+                                 uint16_t dest_af,
+                                 ipvsct_message_cb cb,
+                                 void *user,
+                                 size_t *count_out);
+
 // Decodes the single ctnetlink entry message at the start of `buf` (an IPCTNL_MSG_CT_NEW
 // or _DELETE message, e.g. one event) into `*out`. Bytes after that message are ignored.
 //
@@ -961,6 +2055,78 @@ ipvsct_result ipvsct_ct_entry_decode(const uint8_t *buf,
                                      size_t buf_len,
                                      struct ipvsct_ct_entry *out);
 
+// Calls `cb` with every named timeout policy of the namespace (`nfct timeout list`),
+// writing their number to `*count_out` if it is not NULL. IPVSCT_ERR_UNSUPPORTED without
+// cttimeout. Returns IPVSCT_OK, or IPVSCT_STOPPED if `cb` returned non-zero.
+//
+// # Safety
+// `ct` is NULL or a live handle; `cb` is NULL or a valid function; `count_out` is NULL or
+// writable.
+ipvsct_result ipvsct_conntrack_policies(const struct ipvsct_conntrack *ct,
+                                        ipvsct_ct_timeout_policy_cb cb,
+                                        void *user,
+                                        size_t *count_out);
+
+// Writes the named policy `name` to `*out`; IPVSCT_ERR_NOT_FOUND if there is none.
+//
+// # Safety
+// `ct` is NULL or a live handle; `name` is NULL or a NUL-terminated string; `out` is NULL
+// or writable.
+ipvsct_result ipvsct_conntrack_policy_get(const struct ipvsct_conntrack *ct,
+                                          const char *name,
+                                          struct ipvsct_ct_timeout_policy *out);
+
+// Creates the named policy `*policy` (its `name`, `l3proto` AF_INET/AF_INET6, `l4proto`
+// and the `values` that are not IPVSCT_TIMEOUT_UNSET, indexed by the protocol's
+// CTA_TIMEOUT_* attribute number). IPVSCT_ERR_KERNEL with EEXIST if the name is taken.
+//
+// # Safety
+// `ct` is NULL or a live handle; `policy` is NULL or readable.
+ipvsct_result ipvsct_conntrack_policy_add(const struct ipvsct_conntrack *ct,
+                                          const struct ipvsct_ct_timeout_policy *policy);
+
+// Sets every value of the named policy anew (values left IPVSCT_TIMEOUT_UNSET take the
+// namespace defaults), creating it if absent (EINVAL if it exists for other protocols).
+//
+// # Safety
+// `ct` is NULL or a live handle; `policy` is NULL or readable.
+ipvsct_result ipvsct_conntrack_policy_replace(const struct ipvsct_conntrack *ct,
+                                              const struct ipvsct_ct_timeout_policy *policy);
+
+// Deletes the named policy `name`: IPVSCT_ERR_NOT_FOUND if absent, IPVSCT_ERR_KERNEL with
+// EBUSY while a rule or an entry uses it.
+//
+// # Safety
+// `ct` is NULL or a live handle; `name` is NULL or a NUL-terminated string.
+ipvsct_result ipvsct_conntrack_policy_delete(const struct ipvsct_conntrack *ct, const char *name);
+
+// Deletes every named policy nothing uses.
+//
+// # Safety
+// `ct` is NULL or a live handle.
+ipvsct_result ipvsct_conntrack_policy_delete_unused(const struct ipvsct_conntrack *ct);
+
+// Writes the default policy of L4 protocol `l4proto` (IPPROTO_*, or 255 for the generic
+// one) for L3 protocol `l3proto` (AF_INET 2 / AF_INET6 10) to `*out`
+// (IPCTNL_MSG_TIMEOUT_DEFAULT_GET).
+//
+// # Safety
+// `ct` is NULL or a live handle; `out` is NULL or writable.
+ipvsct_result ipvsct_conntrack_default_policy(const struct ipvsct_conntrack *ct,
+                                              uint16_t l3proto,
+                                              uint8_t l4proto,
+                                              struct ipvsct_ct_timeout_policy *out);
+
+// Sets the default timeouts of `policy->l4proto` in the namespace
+// (IPCTNL_MSG_TIMEOUT_DEFAULT_SET): the `values` that are not IPVSCT_TIMEOUT_UNSET change,
+// the others stay. `policy->name` must be "". The handle's cached state timeouts are
+// refreshed.
+//
+// # Safety
+// `ct` is NULL or a live handle; `policy` is NULL or readable.
+ipvsct_result ipvsct_conntrack_set_default_policy(const struct ipvsct_conntrack *ct,
+                                                  const struct ipvsct_ct_timeout_policy *policy);
+
 // The name of a result code (`"IPVSCT_ERR_NOT_FOUND"`), or `"IPVSCT_UNKNOWN_RESULT"`; a static string.
 //
 // Thread-safe; never fails.
@@ -970,6 +2136,68 @@ const char *ipvsct_result_name(int32_t result);
 //
 // Thread-safe; never fails.
 const char *ipvsct_version(void);
+
+// Creates the entry `*req` describes (IPCTNL_MSG_CT_NEW with NLM_F_CREATE|NLM_F_EXCL).
+// IPVSCT_ERR_KERNEL with errno EEXIST if an entry with the same tuple exists.
+//
+// # Safety
+// `ct` is NULL or a live handle; `req` is NULL or readable.
+ipvsct_result ipvsct_conntrack_create(const struct ipvsct_conntrack *ct,
+                                      const struct ipvsct_ct_request *req);
+
+// Changes the entry whose original tuple is `req->orig` (IPCTNL_MSG_CT_NEW without
+// NLM_F_CREATE). IPVSCT_ERR_NOT_FOUND if there is none.
+//
+// # Safety
+// `ct` is NULL or a live handle; `req` is NULL or readable.
+ipvsct_result ipvsct_conntrack_update(const struct ipvsct_conntrack *ct,
+                                      const struct ipvsct_ct_request *req);
+
+// Deletes the one entry with tuple `req->orig` (of direction `req->direction`), in
+// `req->zone` if set, and only if its id is `req->id` if that is set.
+// IPVSCT_ERR_NOT_FOUND if there is none.
+//
+// # Safety
+// `ct` is NULL or a live handle; `req` is NULL or readable.
+ipvsct_result ipvsct_conntrack_delete(const struct ipvsct_conntrack *ct,
+                                      const struct ipvsct_ct_request *req);
+
+// Deletes the entry with CTA_ID `id`: finds it by dumping the table, then deletes it by
+// tuple and id (a reused tuple is never hit). Writes the deleted entry to `*deleted_out`
+// if it is not NULL. IPVSCT_ERR_NOT_FOUND if no entry has that id.
+//
+// # Safety
+// `ct` is NULL or a live handle; `deleted_out` is NULL or writable.
+ipvsct_result ipvsct_conntrack_delete_by_id(const struct ipvsct_conntrack *ct,
+                                            uint32_t id,
+                                            struct ipvsct_ct_entry *deleted_out);
+
+// Deletes every entry (`filter` NULL or all-zero), every entry of one family
+// (IPVSCT_DUMP_FILTER_HAS_FAMILY), or every entry matching the filter as the kernel
+// evaluates it (mark/mask, zone, status/mask, tuple fields with a family). The filter's
+// table must be IPVSCT_TABLE_MAIN and IPVSCT_DUMP_FILTER_USER_SPACE_ONLY is refused.
+//
+// # Safety
+// `ct` is NULL or a live handle; `filter` is NULL or readable.
+ipvsct_result ipvsct_conntrack_flush(const struct ipvsct_conntrack *ct,
+                                     const struct ipvsct_dump_filter *filter);
+
+// Zeroes the packet and byte counters of every entry matching `filter` (NULL for all;
+// evaluated by the kernel, main table only) in one dump (IPCTNL_MSG_CT_GET_CTRZERO), and
+// calls `cb` (if not NULL) with each entry as it was before zeroing.
+//
+// Every matching entry is zeroed even if `cb` returns non-zero (it is then not called
+// again, and the result is IPVSCT_STOPPED). Writes the number of entries zeroed to
+// `*count_out` if it is not NULL. The handle stays locked while `cb` runs.
+//
+// # Safety
+// `ct` is NULL or a live handle; `filter` is NULL or readable; `cb` is NULL or a valid
+// function; `count_out` is NULL or writable.
+ipvsct_result ipvsct_conntrack_zero_counters(const struct ipvsct_conntrack *ct,
+                                             const struct ipvsct_dump_filter *filter,
+                                             ipvsct_ct_entry_cb cb,
+                                             void *user,
+                                             uint64_t *count_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -474,7 +474,7 @@ pub unsafe extern "C" fn ipvsct_events_resync(
 /// # Safety
 /// `ev` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn ipvsct_events_stats(
+pub unsafe extern "C" fn ipvsct_events_get_stats(
     ev: *const ipvsct_events,
     out: *mut ipvsct_events_stats,
 ) -> ipvsct_result {
@@ -518,10 +518,7 @@ mod tests {
     #[test]
     fn options_are_checked() {
         let o = ipvsct_events_options::default();
-        assert_eq!(
-            o.to_core(0).unwrap_err().code,
-            IPVSCT_ERR_INVALID_ARGUMENT
-        );
+        assert_eq!(o.to_core(0).unwrap_err().code, IPVSCT_ERR_INVALID_ARGUMENT);
         assert!(o.to_core(0x40).unwrap_err().message.contains("0x40"));
         let c = o.to_core(IPVSCT_EVENTS_CONNTRACK).unwrap();
         assert_eq!(c.groups, EventGroups::CONNTRACK);
@@ -534,7 +531,9 @@ mod tests {
             protocols: [6, 17, 0, 0, 0, 0, 0, 0],
             ..Default::default()
         };
-        let c = o.to_core(IPVSCT_EVENTS_DESTROY | IPVSCT_EVENTS_EXP_NEW).unwrap();
+        let c = o
+            .to_core(IPVSCT_EVENTS_DESTROY | IPVSCT_EVENTS_EXP_NEW)
+            .unwrap();
         assert_eq!(c.groups, EventGroups::DESTROY | EventGroups::EXP_NEW);
         assert_eq!(c.rcvbuf, 4096);
         assert!(c.reliable && !c.join_timeouts);

@@ -123,7 +123,7 @@ pub unsafe extern "C" fn ipvsct_ipvs_free(ipvs: *mut ipvsct_ipvs) {
 /// # Safety
 /// `ipvs` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn ipvsct_ipvs_info(
+pub unsafe extern "C" fn ipvsct_ipvs_get_info(
     ipvs: *const ipvsct_ipvs,
     out: *mut ipvsct_ipvs_info,
 ) -> ipvsct_result {
@@ -141,7 +141,7 @@ pub unsafe extern "C" fn ipvsct_ipvs_info(
 /// # Safety
 /// `ipvs` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn ipvsct_ipvs_config(
+pub unsafe extern "C" fn ipvsct_ipvs_get_config(
     ipvs: *const ipvsct_ipvs,
     out: *mut ipvsct_ipvs_config,
 ) -> ipvsct_result {
@@ -213,8 +213,13 @@ pub unsafe extern "C" fn ipvsct_ipvs_service_get(
 ) -> ipvsct_result {
     boundary(|| {
         // SAFETY: the caller passes NULL or valid pointers (contract above).
-        let (h, key, out) =
-            unsafe { (in_ref(ipvs, "ipvs")?, in_ref(key, "key")?, Out::new(out, "out")?) };
+        let (h, key, out) = unsafe {
+            (
+                in_ref(ipvs, "ipvs")?,
+                in_ref(key, "key")?,
+                Out::new(out, "out")?,
+            )
+        };
         let key = key.to_core("key")?;
         let s = h.inner.lock()?.ipvs.service(&key)?;
         out.write(ipvsct_ipvs_service::from_core(&s));
@@ -385,8 +390,13 @@ pub unsafe extern "C" fn ipvsct_ipvs_dest_add(
 ) -> ipvsct_result {
     boundary(|| {
         // SAFETY: the caller passes NULL or valid pointers (contract above).
-        let (h, key, dest) =
-            unsafe { (in_ref(ipvs, "ipvs")?, in_ref(key, "key")?, in_ref(dest, "dest")?) };
+        let (h, key, dest) = unsafe {
+            (
+                in_ref(ipvs, "ipvs")?,
+                in_ref(key, "key")?,
+                in_ref(dest, "dest")?,
+            )
+        };
         let key = key.to_core("key")?;
         let spec = dest.to_spec(&key)?;
         h.inner.lock()?.ipvs.add_dest(&key, &spec)?;
@@ -407,8 +417,13 @@ pub unsafe extern "C" fn ipvsct_ipvs_dest_edit(
 ) -> ipvsct_result {
     boundary(|| {
         // SAFETY: the caller passes NULL or valid pointers (contract above).
-        let (h, key, dest) =
-            unsafe { (in_ref(ipvs, "ipvs")?, in_ref(key, "key")?, in_ref(dest, "dest")?) };
+        let (h, key, dest) = unsafe {
+            (
+                in_ref(ipvs, "ipvs")?,
+                in_ref(key, "key")?,
+                in_ref(dest, "dest")?,
+            )
+        };
         let key = key.to_core("key")?;
         let spec = dest.to_spec(&key)?;
         h.inner.lock()?.ipvs.edit_dest(&key, &spec)?;
@@ -429,8 +444,13 @@ pub unsafe extern "C" fn ipvsct_ipvs_dest_delete(
 ) -> ipvsct_result {
     boundary(|| {
         // SAFETY: the caller passes NULL or valid pointers (contract above).
-        let (h, key, dest) =
-            unsafe { (in_ref(ipvs, "ipvs")?, in_ref(key, "key")?, in_ref(dest, "dest")?) };
+        let (h, key, dest) = unsafe {
+            (
+                in_ref(ipvs, "ipvs")?,
+                in_ref(key, "key")?,
+                in_ref(dest, "dest")?,
+            )
+        };
         let key = key.to_core("key")?;
         let addr = std::net::SocketAddr::new(dest.addr.to_ip("dest.addr")?, dest.port);
         h.inner.lock()?.ipvs.del_dest(&key, addr)?;
@@ -577,7 +597,8 @@ mod tests {
 
     #[test]
     fn conn_text_decodes_with_configured_timeouts() {
-        let text = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n\
+        let text =
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n\
 TCP 0A000102 E1A4 0A000001 0050 0A000302 0050 ESTABLISHED     899\n\
 UDP 0A000102 9C40 0A000001 0035 0A000202 0035 UDP             299\n";
         let cfg = ipvsct_ipvs_config {
@@ -606,7 +627,10 @@ UDP 0A000102 9C40 0A000001 0035 0A000202 0035 UDP             299\n";
             (got[0].state_timeout, got[0].activity, got[0].expires),
             (1000, IPVSCT_IPVS_ACTIVE, 899)
         );
-        assert_eq!((got[1].state_timeout, got[1].activity), (33, IPVSCT_IPVS_INACTIVE));
+        assert_eq!(
+            (got[1].state_timeout, got[1].activity),
+            (33, IPVSCT_IPVS_INACTIVE)
+        );
         let bad = "TCP zz\n";
         // SAFETY: as above.
         let r = unsafe {
@@ -633,7 +657,7 @@ UDP 0A000102 9C40 0A000001 0035 0A000202 0035 UDP             299\n";
         // SAFETY: NULL arguments are allowed and reported.
         unsafe {
             assert_eq!(
-                ipvsct_ipvs_info(std::ptr::null(), &mut i),
+                ipvsct_ipvs_get_info(std::ptr::null(), &mut i),
                 IPVSCT_ERR_NULL_ARGUMENT
             );
             assert_eq!(

@@ -6,10 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipvs_conntrack::ipvs::timeouts::StateTimeoutTable;
 use ipvs_conntrack::ipvs::{
-    Activity, AddressFamily, ConnState, Connection, DaemonSpec, DaemonState, DestSpec,
-    Destination, ForwardMethod, Info, Netmask, Origin, Protocol, Service, ServiceFlags,
-    ServiceKey, ServiceSpec, ServiceTarget, Stats, SyncDaemon, Timeouts,
-    TunnelFlags, TunnelType,
+    Activity, AddressFamily, ConnState, Connection, DaemonSpec, DaemonState, DestSpec, Destination,
+    ForwardMethod, Info, Netmask, Origin, Protocol, Service, ServiceFlags, ServiceKey, ServiceSpec,
+    ServiceTarget, Stats, SyncDaemon, Timeouts, TunnelFlags, TunnelType,
 };
 
 use crate::addr::{ipvsct_addr, IPVSCT_AF_INET, IPVSCT_AF_INET6};
@@ -230,7 +229,7 @@ pub struct ipvsct_ipvs_dest {
     /// Tunnel type (IP_VS_CONN_F_TUNNEL_TYPE_*: 0 IPIP, 1 GUE, 2 GRE).
     pub tun_type: u8,
     /// Zero.
-    pub reserved: [u8; 7],
+    pub reserved: [u8; 11],
 }
 
 /// The three configurable IPVS timeouts in seconds (`ipvsadm --set`); IPVSCT_TIMEOUT_UNSET
@@ -474,7 +473,7 @@ impl ipvsct_ipvs_service {
     }
 
     /// The core spec to add or edit this service.
-    pub(crate) fn to_spec(&self) -> Result<ServiceSpec, FfiError> {
+    pub(crate) fn to_spec(self) -> Result<ServiceSpec, FfiError> {
         let key = self.key.to_core("service.key")?;
         let scheduler = name_of(&self.scheduler, "service.scheduler")?;
         let netmask = (self.fields & IPVSCT_IPVS_SERVICE_HAS_NETMASK != 0).then(|| match key.af {
@@ -537,13 +536,13 @@ impl ipvsct_ipvs_dest {
             tun_port: d.tun_port.unwrap_or(0),
             tun_flags: d.tun_flags.map_or(0, |t| t.bits()),
             tun_type: d.tun_type.map_or(0, |t| t.value()),
-            reserved: [0; 7],
+            reserved: [0; 11],
         }
     }
 
     /// The core spec to add or edit this destination (tunnel members only where they
     /// apply, so a destination read back can be edited as it is).
-    pub(crate) fn to_spec(&self, service: &ServiceKey) -> Result<DestSpec, FfiError> {
+    pub(crate) fn to_spec(self, service: &ServiceKey) -> Result<DestSpec, FfiError> {
         let addr = self.addr.to_ip("dest.addr")?;
         let af = match self.af {
             0 => None,
@@ -644,7 +643,7 @@ impl ipvsct_ipvs_daemon {
     }
 
     /// The core spec to start this daemon.
-    pub(crate) fn to_spec(&self) -> Result<DaemonSpec, FfiError> {
+    pub(crate) fn to_spec(self) -> Result<DaemonSpec, FfiError> {
         let has = |b: u32| self.fields & b != 0;
         let group: Option<IpAddr> = if has(IPVSCT_IPVS_DAEMON_HAS_MCAST_GROUP) {
             Some(self.mcast_group.to_ip("daemon.mcast_group")?)
@@ -782,7 +781,8 @@ mod tests {
 
     #[test]
     fn connections_carry_state_timeout_and_activity() {
-        let text = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n\
+        let text =
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n\
 TCP 0A000102 E1A4 0A000001 0050 0A000302 0050 TIME_WAIT       117\n\
 IP  0A000102 0000 00000007 0000 0A000202 0000 ASSURED         359\n";
         let conns = parse_table(text, ConnTable::Conn).unwrap();
@@ -790,7 +790,11 @@ IP  0A000102 0000 00000007 0000 0A000202 0000 ASSURED         359\n";
         let c = ipvsct_ipvs_conn::from_core(&conns[0], &table);
         assert_eq!(
             (c.state_kind, c.state, c.activity),
-            (IPVSCT_IPVS_STATE_TCP, TcpState::TimeWait.value(), IPVSCT_IPVS_INACTIVE)
+            (
+                IPVSCT_IPVS_STATE_TCP,
+                TcpState::TimeWait.value(),
+                IPVSCT_IPVS_INACTIVE
+            )
         );
         assert_eq!((c.expires, c.state_timeout), (117, 120));
         assert_eq!((c.client_port, c.vport, c.dest_port), (57764, 80, 80));

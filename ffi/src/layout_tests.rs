@@ -4,10 +4,17 @@
 use std::mem::{offset_of, size_of, size_of_val, MaybeUninit};
 
 use crate::addr::ipvsct_addr;
+use crate::batch::{ipvsct_batch_report, ipvsct_batch_result};
 use crate::entry::{ipvsct_counters, ipvsct_ct_entry};
 use crate::error::ipvsct_error;
+use crate::events::{
+    ipvsct_event, ipvsct_event_data, ipvsct_events_options, ipvsct_events_stats, ipvsct_overrun,
+};
+use crate::expect::ipvsct_ct_expect;
 use crate::filter::ipvsct_dump_filter;
-use crate::message::{ipvsct_message, ipvsct_message_data};
+use crate::ipvs_types::*;
+use crate::message::{ipvsct_genl_family, ipvsct_message, ipvsct_message_data};
+use crate::request::ipvsct_ct_request;
 use crate::stats::{ipvsct_ct_cpu_stats, ipvsct_ct_global_stats};
 use crate::timeouts::{ipvsct_ct_timeout_policy, ipvsct_ct_timeouts};
 use crate::tuple::ipvsct_tuple;
@@ -39,6 +46,26 @@ fn sizes_match_the_c_side() {
     assert_eq!(size_of::<ipvsct_error>(), 920);
     assert_eq!(size_of::<ipvsct_message_data>(), 1280);
     assert_eq!(offset_of!(ipvsct_message, data), 24);
+    assert_eq!(size_of::<ipvsct_ct_expect>(), 304);
+    assert_eq!(size_of::<ipvsct_events_options>(), 20);
+    assert_eq!(size_of::<ipvsct_overrun>(), 32);
+    assert_eq!(size_of::<ipvsct_event_data>(), 384);
+    assert_eq!(size_of::<ipvsct_event>(), 392);
+    assert_eq!(offset_of!(ipvsct_event, data), 8);
+    assert_eq!(size_of::<ipvsct_events_stats>(), 40);
+    assert_eq!(size_of::<ipvsct_ct_request>(), 256);
+    assert_eq!(offset_of!(ipvsct_ct_request, helper), 240);
+    assert_eq!(size_of::<ipvsct_batch_result>(), 8);
+    assert_eq!(size_of::<ipvsct_batch_report>(), 56);
+    assert_eq!(size_of::<ipvsct_ipvs_stats64>(), 80);
+    assert_eq!(size_of::<ipvsct_ipvs_service_key>(), 32);
+    assert_eq!(size_of::<ipvsct_ipvs_service>(), 168);
+    assert_eq!(size_of::<ipvsct_ipvs_dest>(), 152);
+    assert_eq!(size_of::<ipvsct_ipvs_config>(), 16);
+    assert_eq!(size_of::<ipvsct_ipvs_info>(), 12);
+    assert_eq!(size_of::<ipvsct_ipvs_daemon>(), 56);
+    assert_eq!(size_of::<ipvsct_ipvs_conn>(), 180);
+    assert_eq!(size_of::<ipvsct_genl_family>(), 32);
 }
 
 #[test]
@@ -183,5 +210,185 @@ fn structs_have_no_padding() {
         nlmsg_pid,
         offset,
         data
+    );
+    assert_no_padding!(
+        ipvsct_ct_expect,
+        master,
+        tuple,
+        mask,
+        nat_tuple,
+        fields,
+        timeout,
+        id,
+        flags,
+        class,
+        nat_dir,
+        zone,
+        nlmsg_flags,
+        family,
+        msg_type,
+        reserved,
+        helper,
+        expect_fn
+    );
+    assert_no_padding!(
+        ipvsct_events_options,
+        flags,
+        rcvbuf,
+        family,
+        protocols_len,
+        reserved,
+        protocols
+    );
+    assert_no_padding!(ipvsct_overrun, failed_receives, total, since_ns, at_ns);
+    assert_no_padding!(ipvsct_event, kind, reserved, data);
+    assert_no_padding!(
+        ipvsct_events_stats,
+        received,
+        filtered,
+        other,
+        overruns,
+        table_entries
+    );
+    assert_no_padding!(
+        ipvsct_ct_request,
+        orig,
+        reply,
+        master,
+        fields,
+        timeout,
+        status,
+        mark,
+        mark_mask,
+        id,
+        labels,
+        labels_mask,
+        zone,
+        direction,
+        tcp_state,
+        tcp_wscale_orig,
+        tcp_wscale_reply,
+        tcp_flags_orig,
+        tcp_flags_orig_mask,
+        tcp_flags_reply,
+        tcp_flags_reply_mask,
+        reserved,
+        helper
+    );
+    assert_no_padding!(ipvsct_batch_result, code, errno_value);
+    assert_no_padding!(
+        ipvsct_batch_report,
+        requests,
+        succeeded,
+        failed,
+        invalid,
+        lost,
+        datagrams,
+        elapsed_ns
+    );
+    assert_no_padding!(
+        ipvsct_ipvs_stats64,
+        conns,
+        inpkts,
+        outpkts,
+        inbytes,
+        outbytes,
+        cps,
+        inpps,
+        outpps,
+        inbps,
+        outbps
+    );
+    assert_no_padding!(
+        ipvsct_ipvs_service_key,
+        addr,
+        fwmark,
+        af,
+        protocol,
+        port,
+        reserved
+    );
+    assert_no_padding!(
+        ipvsct_ipvs_service,
+        stats,
+        key,
+        fields,
+        flags,
+        flags_mask,
+        timeout,
+        netmask,
+        reserved,
+        scheduler,
+        pe_name
+    );
+    assert_no_padding!(
+        ipvsct_ipvs_dest,
+        stats,
+        addr,
+        fields,
+        fwd_method,
+        weight,
+        upper_threshold,
+        lower_threshold,
+        active_conns,
+        inactive_conns,
+        persist_conns,
+        af,
+        port,
+        tun_port,
+        tun_flags,
+        tun_type,
+        reserved
+    );
+    assert_no_padding!(ipvsct_ipvs_config, tcp, tcp_fin, udp, reserved);
+    assert_no_padding!(
+        ipvsct_ipvs_info,
+        version,
+        conn_tab_size,
+        major,
+        minor,
+        patch,
+        reserved
+    );
+    assert_no_padding!(
+        ipvsct_ipvs_daemon,
+        mcast_group,
+        state,
+        sync_id,
+        fields,
+        sync_maxlen,
+        mcast_port,
+        mcast_ttl,
+        reserved,
+        mcast_ifn
+    );
+    assert_no_padding!(
+        ipvsct_ipvs_conn,
+        client,
+        vaddr,
+        dest,
+        fields,
+        expires,
+        state_timeout,
+        protocol,
+        client_port,
+        vport,
+        dest_port,
+        state_kind,
+        state,
+        activity,
+        origin,
+        state_name,
+        pe_name,
+        pe_data
+    );
+    assert_no_padding!(
+        ipvsct_genl_family,
+        id,
+        reserved,
+        version,
+        hdrsize,
+        maxattr,
+        name
     );
 }

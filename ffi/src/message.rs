@@ -24,8 +24,7 @@ use crate::entry::ipvsct_ct_entry;
 use crate::error::{ipvsct_error, FfiError};
 use crate::expect::ipvsct_ct_expect;
 use crate::ipvs_types::{
-    ipvsct_ipvs_config, ipvsct_ipvs_daemon, ipvsct_ipvs_dest, ipvsct_ipvs_info,
-    ipvsct_ipvs_service,
+    ipvsct_ipvs_config, ipvsct_ipvs_daemon, ipvsct_ipvs_dest, ipvsct_ipvs_info, ipvsct_ipvs_service,
 };
 use crate::ptr::{in_bytes, Out};
 use crate::result::ipvsct_result;

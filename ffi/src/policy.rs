@@ -124,7 +124,7 @@ fn name_of(buf: &[c_char]) -> Result<String, FfiError> {
 
 impl ipvsct_ct_timeout_policy {
     /// The core policy (named if `name` is not empty).
-    pub(crate) fn to_core(&self) -> Result<TimeoutPolicy, FfiError> {
+    pub(crate) fn to_core(self) -> Result<TimeoutPolicy, FfiError> {
         let name = name_of(&self.name)?;
         Ok(TimeoutPolicy {
             name: (!name.is_empty()).then_some(name),
@@ -365,7 +365,10 @@ mod tests {
         assert_eq!(core.name.as_deref(), Some("web"));
         match &core.timeouts {
             ProtoTimeouts::Tcp(t) => {
-                assert_eq!((t.established, t.time_wait, t.close), (Some(600), Some(30), None))
+                assert_eq!(
+                    (t.established, t.time_wait, t.close),
+                    (Some(600), Some(30), None)
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -42,8 +42,9 @@ pub const IPVSCT_CT_REQUEST_HAS_TCP_FLAGS: u32 = 0x1000;
 pub const IPVSCT_CT_REQUEST_HAS_HELPER: u32 = 0x2000;
 
 const ALL_BITS: u32 = 0x3fff;
-const TCP_BITS: u32 =
-    IPVSCT_CT_REQUEST_HAS_TCP_STATE | IPVSCT_CT_REQUEST_HAS_TCP_WSCALE | IPVSCT_CT_REQUEST_HAS_TCP_FLAGS;
+const TCP_BITS: u32 = IPVSCT_CT_REQUEST_HAS_TCP_STATE
+    | IPVSCT_CT_REQUEST_HAS_TCP_WSCALE
+    | IPVSCT_CT_REQUEST_HAS_TCP_FLAGS;
 
 /// `ipvsct_ct_request.direction` (delete): `orig` is the original-direction tuple.
 pub const IPVSCT_DIR_ORIGINAL: u8 = 0;
@@ -180,7 +181,10 @@ impl ipvsct_ct_request {
             let wscale = self.has(IPVSCT_CT_REQUEST_HAS_TCP_WSCALE);
             Some(ProtoInfo {
                 tcp: Some(TcpInfo {
-                    state: self.opt(IPVSCT_CT_REQUEST_HAS_TCP_STATE, TcpState::from(self.tcp_state)),
+                    state: self.opt(
+                        IPVSCT_CT_REQUEST_HAS_TCP_STATE,
+                        TcpState::from(self.tcp_state),
+                    ),
                     wscale_original: wscale.then_some(self.tcp_wscale_orig),
                     wscale_reply: wscale.then_some(self.tcp_wscale_reply),
                     flags_original: flags
@@ -220,7 +224,7 @@ impl ipvsct_ct_request {
     }
 
     /// The core create request.
-    pub(crate) fn to_create(&self) -> Result<CreateRequest, FfiError> {
+    pub(crate) fn to_create(self) -> Result<CreateRequest, FfiError> {
         self.check(
             "create",
             ALL_BITS
@@ -247,9 +251,7 @@ impl ipvsct_ct_request {
         Ok(CreateRequest {
             orig,
             reply,
-            zone: self
-                .has(IPVSCT_CT_REQUEST_HAS_ZONE)
-                .then_some(self.zone),
+            zone: self.has(IPVSCT_CT_REQUEST_HAS_ZONE).then_some(self.zone),
             nat_src: None,
             nat_dst: None,
             master,
@@ -258,7 +260,7 @@ impl ipvsct_ct_request {
     }
 
     /// The core update request.
-    pub(crate) fn to_update(&self) -> Result<UpdateRequest, FfiError> {
+    pub(crate) fn to_update(self) -> Result<UpdateRequest, FfiError> {
         self.check(
             "update",
             ALL_BITS
@@ -268,15 +270,13 @@ impl ipvsct_ct_request {
         )?;
         Ok(UpdateRequest {
             orig: Self::tuple(&self.orig, "orig")?,
-            zone: self
-                .has(IPVSCT_CT_REQUEST_HAS_ZONE)
-                .then_some(self.zone),
+            zone: self.has(IPVSCT_CT_REQUEST_HAS_ZONE).then_some(self.zone),
             attrs: self.attrs()?,
         })
     }
 
     /// The core delete request.
-    pub(crate) fn to_delete(&self) -> Result<DeleteRequest, FfiError> {
+    pub(crate) fn to_delete(self) -> Result<DeleteRequest, FfiError> {
         self.check(
             "delete",
             IPVSCT_CT_REQUEST_HAS_ZONE | IPVSCT_CT_REQUEST_HAS_ID,
@@ -293,9 +293,7 @@ impl ipvsct_ct_request {
         Ok(DeleteRequest {
             tuple: Self::tuple(&self.orig, "orig")?,
             direction,
-            zone: self
-                .has(IPVSCT_CT_REQUEST_HAS_ZONE)
-                .then_some(self.zone),
+            zone: self.has(IPVSCT_CT_REQUEST_HAS_ZONE).then_some(self.zone),
             id: self.has(IPVSCT_CT_REQUEST_HAS_ID).then_some(self.id),
         })
     }
@@ -346,7 +344,7 @@ mod tests {
         assert_eq!(c.attrs.status, Some(Status::from_bits_retain(6)));
         assert_eq!(c.attrs.labels, Some(Labels(vec![2, 127])));
         assert_eq!(
-            c.attrs.protoinfo.unwrap().tcp.unwrap().state,
+            c.attrs.protoinfo.clone().unwrap().tcp.unwrap().state,
             Some(TcpState::Established)
         );
         assert_eq!(c.attrs.helper.as_deref(), Some("ftp"));

@@ -163,8 +163,13 @@ pub unsafe extern "C" fn ipvsct_conntrack_zero_counters(
 ) -> ipvsct_result {
     boundary(|| {
         // SAFETY: the caller passes NULL or valid pointers (contract above).
-        let (ct, filter, count_out) =
-            unsafe { (in_ref(ct, "ct")?, in_opt(filter), out_opt(count_out, "count_out")?) };
+        let (ct, filter, count_out) = unsafe {
+            (
+                in_ref(ct, "ct")?,
+                in_opt(filter),
+                out_opt(count_out, "count_out")?,
+            )
+        };
         let (table, filter) = filter.copied().unwrap_or_default().to_core()?;
         if table != Table::Main {
             return Err(FfiError::invalid(

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::failure::Failure;
 
-/// Conntrack (and later IPVS) tables from netlink, with the state timeouts of every entry.
+/// Conntrack and IPVS tables from netlink, with the state timeouts of every entry.
 #[derive(Debug, Parser)]
 #[command(name = "ipvsct", version, propagate_version = true)]
 struct Cli {
