@@ -22,7 +22,8 @@ test-rust:
 
 test-vm:
 	tests/vm/selftest.sh --quick
-	@if [ -x tests/vm/ipvs/run.sh ]; then tests/vm/ipvs/run.sh; else echo "test-vm: no IPVS VM suite yet"; fi
+	tests/vm/ipvs/run.sh
+	tests/c/vm/run.sh
 
 # A short run of every fuzz target, seeded with the recorded fixtures (FUZZ_TIME seconds each).
 test-fuzz:

@@ -3,13 +3,15 @@
  * Every N seconds it prints the conntrack table's size against nf_conntrack_max and, per
  * protocol state, how many entries are in it, the state's timeout and the range of
  * seconds the entries have left. The table is streamed (ipvsct_dump_next), so memory does
- * not grow with it.
+ * not grow with it. Then the IPVS virtual services with their real servers and active /
+ * inactive connection counts ("IPVS not available" when the kernel has no ip_vs).
  *
  * Build:  cc -o ipvsct-agent agent.c $(pkg-config --cflags --libs ipvsct)
  * Run:    ipvsct-agent [--netns NAME|PATH] [--interval SECONDS] [--count ROUNDS]   (root)
  *         (--count 0, the default, runs until SIGINT/SIGTERM; --version prints the library's)
  */
 #define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include <ipvsct.h>
 
 #define MAX_STATES 64
+#define MAX_SERVICES 64
 
 static volatile sig_atomic_t stop;
 
@@ -141,10 +144,107 @@ static int round_once(const ipvsct_conntrack *ct)
                rows[i].name[0] ? rows[i].name : "-", (unsigned long long)rows[i].entries, st,
                left);
     }
-    /* IPVS services with active/inactive connections come here once libipvsct has the
-     * IPVS calls (the conntrack read path is what this version offers). */
     fflush(stdout);
     return rc == IPVSCT_OK ? 0 : 1;
+}
+
+struct services {
+    ipvsct_ipvs_service v[MAX_SERVICES];
+    size_t n;
+};
+
+static int keep_service(const ipvsct_ipvs_service *s, void *user)
+{
+    struct services *l = (struct services *)user;
+    if (l->n < MAX_SERVICES)
+        l->v[l->n++] = *s;
+    return 0;
+}
+
+struct dests {
+    ipvsct_ipvs_dest v[MAX_SERVICES];
+    size_t n;
+};
+
+static int keep_dest(const ipvsct_ipvs_dest *d, void *user)
+{
+    struct dests *l = (struct dests *)user;
+    if (l->n < MAX_SERVICES)
+        l->v[l->n++] = *d;
+    return 0;
+}
+
+static void addr_port(char *out, size_t n, const ipvsct_addr *a, uint16_t port)
+{
+    char ip[INET6_ADDRSTRLEN];
+    int v6 = a->family == IPVSCT_AF_INET6;
+    if (!inet_ntop(v6 ? AF_INET6 : AF_INET, a->addr, ip, sizeof ip))
+        snprintf(ip, sizeof ip, "?");
+    snprintf(out, n, v6 ? "[%s]:%u" : "%s:%u", ip, port);
+}
+
+static const char *fwd_name(uint32_t m)
+{
+    switch (m) {
+    case IPVSCT_IPVS_FWD_MASQ: return "Masq";
+    case IPVSCT_IPVS_FWD_LOCAL: return "Local";
+    case IPVSCT_IPVS_FWD_TUNNEL: return "Tunnel";
+    case IPVSCT_IPVS_FWD_ROUTE: return "Route";
+    default: return "Bypass";
+    }
+}
+
+/* Prints every virtual service with its real servers and their ActiveConn / InActConn. */
+static int ipvs_round(const ipvsct_ipvs *ipvs)
+{
+    if (!ipvs) {
+        printf("  IPVS not available\n");
+        fflush(stdout);
+        return 0;
+    }
+    static struct services svcs;
+    svcs.n = 0;
+    int32_t rc = ipvsct_ipvs_services(ipvs, keep_service, &svcs, NULL);
+    if (rc != IPVSCT_OK) {
+        report_error("IPVS services", rc);
+        return 1;
+    }
+    printf("  %-44s %10s %10s\n", "IPVS service / real server", "ActiveConn", "InActConn");
+    if (svcs.n == 0)
+        printf("  (no virtual services)\n");
+    for (size_t i = 0; i < svcs.n; i++) {
+        const ipvsct_ipvs_service *s = &svcs.v[i];
+        static struct dests ds;
+        ds.n = 0;
+        rc = ipvsct_ipvs_dests(ipvs, &s->key, keep_dest, &ds, NULL);
+        if (rc != IPVSCT_OK) {
+            report_error("IPVS destinations", rc);
+            return 1;
+        }
+        unsigned long long active = 0, inactive = 0;
+        for (size_t j = 0; j < ds.n; j++) {
+            active += ds.v[j].active_conns;
+            inactive += ds.v[j].inactive_conns;
+        }
+        char name[160], a[80];
+        if (s->key.fwmark)
+            snprintf(name, sizeof name, "FWM %u %s", s->key.fwmark, s->scheduler);
+        else {
+            addr_port(a, sizeof a, &s->key.addr, s->key.port);
+            snprintf(name, sizeof name, "%s %s %s",
+                     s->key.protocol == 6 ? "TCP" : s->key.protocol == 17 ? "UDP" : "SCTP", a,
+                     s->scheduler);
+        }
+        printf("  %-44s %10llu %10llu\n", name, active, inactive);
+        for (size_t j = 0; j < ds.n; j++) {
+            const ipvsct_ipvs_dest *d = &ds.v[j];
+            addr_port(a, sizeof a, &d->addr, d->port);
+            snprintf(name, sizeof name, "-> %s %s w%u", a, fwd_name(d->fwd_method), d->weight);
+            printf("    %-42s %10u %10u\n", name, d->active_conns, d->inactive_conns);
+        }
+    }
+    fflush(stdout);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -179,6 +279,14 @@ int main(int argc, char **argv)
         report_error("open", rc);
         return 1;
     }
+    /* IPVS is optional: without ip_vs in the kernel the agent reports conntrack only. */
+    ipvsct_ipvs *ipvs = NULL;
+    rc = ipvsct_ipvs_open(netns, &ipvs);
+    if (rc != IPVSCT_OK && rc != IPVSCT_ERR_UNSUPPORTED) {
+        report_error("IPVS open", rc);
+        ipvsct_conntrack_free(ct);
+        return 1;
+    }
     printf("ipvsct-agent: libipvsct %s, namespace %s, every %lds\n", ipvsct_version(),
            netns ? netns : "(own)", interval);
     int failed = 0;
@@ -186,9 +294,12 @@ int main(int argc, char **argv)
         if (r > 0)
             for (long s = 0; s < interval && !stop; s++)
                 sleep(1);
-        if (!stop)
+        if (!stop) {
             failed |= round_once(ct);
+            failed |= ipvs_round(ipvs);
+        }
     }
+    ipvsct_ipvs_free(ipvs);
     ipvsct_conntrack_free(ct);
     return failed;
 }

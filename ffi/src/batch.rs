@@ -6,11 +6,10 @@ use ipvs_conntrack::Error;
 use crate::boundary::boundary;
 use crate::conntrack::ipvsct_conntrack;
 use crate::error::FfiError;
-use crate::ptr::{in_ref, OutSlice};
+use crate::ptr::{in_ref, out_opt, OutSlice};
 use crate::request::ipvsct_ct_request;
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
-use crate::write::out_opt;
 
 /// `ipvsct_conntrack_batch` operation: create every entry.
 pub const IPVSCT_BATCH_CREATE: u32 = 1;

@@ -12,10 +12,9 @@ use crate::conntrack::parse_netns;
 use crate::error::FfiError;
 use crate::ipvs_types::*;
 use crate::lock::Guarded;
-use crate::ptr::{in_bytes, in_opt, in_ref, Out};
+use crate::ptr::{in_bytes, in_opt, in_ref, out_opt, Out};
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
-use crate::write::out_opt;
 
 /// `ipvsct_ipvs_conn_decode` table: the format of /proc/net/ip_vs_conn.
 pub const IPVSCT_IPVS_CONN_TABLE: u32 = 0;

@@ -9,11 +9,10 @@ use ipvs_conntrack::conntrack::{ProtoTimeouts, TimeoutPolicy};
 use crate::boundary::boundary;
 use crate::conntrack::ipvsct_conntrack;
 use crate::error::FfiError;
-use crate::ptr::{in_cstr, in_ref, Out};
+use crate::ptr::{in_cstr, in_ref, out_opt, Out};
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
 use crate::timeouts::{ipvsct_ct_timeout_policy, IPVSCT_TIMEOUT_UNSET, IPVSCT_TIMEOUT_VALUES_LEN};
-use crate::write::out_opt;
 
 /// `ipvsct_ct_timeout_policy.l4proto` of the generic policy (every other protocol).
 pub const IPVSCT_L4PROTO_GENERIC: u8 = 255;

@@ -52,6 +52,21 @@ impl<'a, T: Copy> Out<'a, T> {
     }
 }
 
+/// An optional output pointer: NULL gives `None`.
+///
+/// # Safety
+/// `p` is NULL or valid for writing one `T`.
+pub(crate) unsafe fn out_opt<'a, T: Copy>(
+    p: *mut T,
+    name: &str,
+) -> Result<Option<Out<'a, T>>, FfiError> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract; non-NULL.
+    unsafe { Out::new(p, name) }.map(Some)
+}
+
 /// A caller's output array checked for NULL and length; element writes are bounds-checked.
 #[derive(Debug)]
 pub(crate) struct OutSlice<'a, T: Copy> {

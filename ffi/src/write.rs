@@ -10,25 +10,10 @@ use crate::conntrack::{ipvsct_conntrack, ipvsct_ct_entry_cb};
 use crate::entry::ipvsct_ct_entry;
 use crate::error::FfiError;
 use crate::filter::ipvsct_dump_filter;
-use crate::ptr::{in_opt, in_ref, Out};
+use crate::ptr::{in_opt, in_ref, out_opt};
 use crate::request::ipvsct_ct_request;
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
-
-/// An optional output pointer: NULL gives `None`.
-///
-/// # Safety
-/// `p` is NULL or valid for writing one `T`.
-pub(crate) unsafe fn out_opt<'a, T: Copy>(
-    p: *mut T,
-    name: &str,
-) -> Result<Option<Out<'a, T>>, FfiError> {
-    if p.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: forwarded contract; non-NULL.
-    unsafe { Out::new(p, name) }.map(Some)
-}
 
 /// Creates the entry `*req` describes (IPCTNL_MSG_CT_NEW with NLM_F_CREATE|NLM_F_EXCL).
 /// IPVSCT_ERR_KERNEL with errno EEXIST if an entry with the same tuple exists.

@@ -6,6 +6,8 @@
 //! closes, so a table of `max` entries sustains at most `max / time_wait` new
 //! short connections per second (131072 / 120 s ≈ 1092/s).
 
+pub mod ipvs;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -1867,3 +1867,618 @@ fn record_fixtures() {
     );
     write("PROVENANCE.txt", prov.as_bytes());
 }
+
+// ---- `ipvsct demo` and `ipvsct capacity` with IPVS -------------------------------------
+
+/// Output and exit status of an ipvsct run that must finish within `limit`.
+struct CliRun {
+    pid: u32,
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs ipvsct with `args`, killing it after `limit`.
+fn ipvsct_bounded(args: &[&str], limit: Duration) -> CliRun {
+    let bin = ipvsct_bin().expect("ipvsct binary not found (set IPVSCT_BIN)");
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let o = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let e = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ipvsct {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    CliRun {
+        pid,
+        status,
+        stdout: o.join().unwrap(),
+        stderr: e.join().unwrap(),
+    }
+}
+
+/// Serializes the demo tests: two first `nft` runs at once can race the nf_tables module load.
+static DEMO_LOCK: Mutex<()> = Mutex::new(());
+
+/// The demo namespaces of process `pid` that still exist.
+fn demo_namespaces(pid: u32) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("ipvsct-demo-") && n.ends_with(&format!("-{pid}")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Saves a text into the results directory (when the guest provides one).
+fn save_result(name: &str, text: &str) {
+    if let Ok(dir) = std::env::var("IPVSCT_VM_RESULTS") {
+        let _ = std::fs::write(Path::new(&dir).join(name), text);
+    }
+}
+
+/// The numbers of a line, in order (`a..b` and `0 -> 50` give both; `120 s` gives 120).
+fn numbers(line: &str) -> Vec<f64> {
+    line.replace("..", " ")
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|t| t.trim_matches('.'))
+        .filter(|t| !t.is_empty())
+        .filter_map(|t| t.parse().ok())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn demo_explains_inactconn_per_real_server_and_cleans_up() {
+    const TEST: &str = "demo_explains_inactconn_per_real_server_and_cleans_up";
+    if !ready(TEST) {
+        return;
+    }
+    let _serial = DEMO_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let demo = ipvsct_bounded(&["demo"], Duration::from_secs(120));
+    save_result("demo.txt", &demo.stdout);
+    let pid = demo.pid;
+    let left = demo_namespaces(pid);
+    for n in &left {
+        let _ = Command::new(ip_bin()).args(["netns", "del", n]).output();
+    }
+    assert!(left.is_empty(), "the demo left namespaces behind: {left:?}");
+    assert!(
+        demo.status.success(),
+        "ipvsct demo failed ({}): {}\n{}",
+        demo.status,
+        demo.stderr,
+        demo.stdout
+    );
+    let out = &demo.stdout;
+    // Both parts: conntrack (client -> server) and IPVS (client -> VIP -> real servers).
+    assert_eq!(
+        out.matches(": 50 answered 200 OK").count(),
+        2,
+        "50 requests answered in both parts: {out}"
+    );
+    assert!(
+        out.contains("10.213.2.2 served 25, 10.213.3.2 served 25"),
+        "rr spreads the 50 requests 25/25: {out}"
+    );
+    let ipvs = out
+        .split_once("IPVS table of ")
+        .unwrap_or_else(|| panic!("no IPVS section: {out}"))
+        .1;
+    assert!(
+        ipvs.contains("  TCP 10.213.1.100:80 rr: conns 0 -> 50,"),
+        "{ipvs}"
+    );
+
+    // Per real server: ActiveConn 0, InActConn 25, the 25 entries in TIME_WAIT (120 s)
+    // with their seconds left, and when InActConn drains.
+    let lines: Vec<&str> = ipvs.lines().collect();
+    let mut inact = Vec::new();
+    let mut tw_entries = 0.0;
+    let mut drains = 0;
+    let mut left_values = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim_start();
+        if let Some(rest) = t.strip_prefix("-> ") {
+            assert!(rest.contains(" Masq weight 1: ActiveConn 0, "), "{l}");
+            let n = rest
+                .split("InActConn ")
+                .nth(1)
+                .and_then(|s| s.split(',').next())
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .unwrap_or_else(|| panic!("no InActConn in {l}"));
+            inact.push(n);
+        }
+        if t.starts_with("inactive ") && t.contains(" TIME_WAIT ") {
+            // inactive   TIME_WAIT       25 entries, 117..119 s left of 120 s
+            let v = numbers(t);
+            assert_eq!(v.len(), 4, "{t}");
+            assert!(
+                v[1] <= v[2] && v[2] <= 120.0,
+                "seconds left within 120: {t}"
+            );
+            assert!(v[1] >= 100.0, "entries just closed: {t}");
+            assert_eq!(v[3], 120.0, "IPVS TIME_WAIT lasts 120 s: {t}");
+            tw_entries += v[0];
+        }
+        if t.starts_with("InActConn drains in ") {
+            assert!(t.ends_with("UTC) if no new connection comes"), "{t}");
+            drains += 1;
+        }
+        if let Some(rest) = t.strip_prefix("seconds left of each entry: ") {
+            // The list may continue on indented lines.
+            let mut vals = numbers(rest);
+            for more in lines.iter().skip(i + 1) {
+                let m = more.trim_start();
+                if !m.starts_with(|c: char| c.is_ascii_digit()) {
+                    break;
+                }
+                vals.extend(numbers(m));
+            }
+            assert_eq!(vals.len(), 25, "one value per entry: {rest}");
+            assert!(vals.iter().all(|v| (100.0..=120.0).contains(v)), "{vals:?}");
+            left_values.extend(vals);
+        }
+    }
+    assert_eq!(inact, [25, 25], "InActConn per real server: {ipvs}");
+    assert_eq!(tw_entries, 50.0, "TIME_WAIT entries: {ipvs}");
+    assert_eq!(drains, 2, "one drain time per real server: {ipvs}");
+    assert_eq!(left_values.len(), 50);
+    assert!(ipvs.contains("By state: TIME_WAIT 50 (inactive)"), "{ipvs}");
+    let all = ipvs
+        .lines()
+        .find(|l| l.starts_with("InActConn 50 in all; it drains within "))
+        .unwrap_or_else(|| panic!("no total drain line: {ipvs}"));
+    let drain = numbers(all)[1];
+    assert!((100.0..=120.0).contains(&drain), "{all}");
+    assert_eq!(
+        drain,
+        left_values.iter().copied().fold(0.0, f64::max),
+        "the table drains when its longest-lived entry expires"
+    );
+
+    // The timeouts in force and the arithmetic.
+    assert!(
+        ipvs.contains("IPVS timeouts in force (`ipvsadm --set TCP TCPFIN UDP` = 900 120 300):"),
+        "{ipvs}"
+    );
+    let fixed = ipvs
+        .lines()
+        .find(|l| l.trim_start().starts_with("(fixed)"))
+        .unwrap_or_else(|| panic!("no TIME_WAIT row: {ipvs}"));
+    assert!(fixed.contains("TIME_WAIT"), "{fixed}");
+    assert!(fixed.contains("not settable with ipvsadm --set"), "{fixed}");
+    assert_eq!(numbers(fixed)[..3], [120.0, 2.0, 50.0], "{fixed}");
+    let table = ipvs
+        .lines()
+        .find(|l| l.trim_start().starts_with("connection table: "))
+        .unwrap_or_else(|| panic!("no table line: {ipvs}"));
+    let size: u32 = std::fs::read_to_string("/proc/net/ip_vs")
+        .unwrap()
+        .split("size=")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(
+        table.contains(&format!("{size} hash buckets")) && table.contains("no maximum"),
+        "{table}"
+    );
+    assert!(table.contains("50 entries now"), "{table}");
+    let measured = ipvs
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("measured: conns counter 0 -> 50 in ")
+        })
+        .unwrap_or_else(|| panic!("no measured line: {ipvs}"));
+    let m = numbers(measured);
+    let (secs, rate) = (m[2], m[3]);
+    assert!(
+        (rate - 50.0 / secs).abs() <= 0.06 * rate.max(1.0),
+        "rate = 50 / interval: {measured}"
+    );
+    let little = ipvs
+        .lines()
+        .find(|l| l.trim_start().starts_with("Little's law: InActConn = "))
+        .unwrap_or_else(|| panic!("no Little's law line: {ipvs}"));
+    let v = numbers(little);
+    assert_eq!(v[1], 120.0, "{little}");
+    assert!(
+        (v[2] - v[0] * 120.0).abs() <= 0.05 * 120.0 + 1.0,
+        "expected InActConn = rate x 120: {little}"
+    );
+    assert!(
+        ipvs.contains("TIME_WAIT lasts 120 s in IPVS and cannot be changed"),
+        "{ipvs}"
+    );
+    assert!(
+        ipvs.contains("Suggestions: none with an effect here"),
+        "{ipvs}"
+    );
+
+    // Cleanup: the service first, then the namespaces; the host's IPVS table untouched.
+    let cleaned = format!(
+        "Cleaned up IPVS: deleted the IPVS service TCP 10.213.1.100:80 (IPVS services left in \
+         the director: 0) and namespaces ipvsct-demo-d-{pid}, ipvsct-demo-r1-{pid}, \
+         ipvsct-demo-r2-{pid}."
+    );
+    assert!(out.contains(&cleaned), "{out}");
+    assert!(out.contains("Cleaned up: deleted namespaces"), "{out}");
+    let host = run(&ipvsadm_bin(), &["-Ln"]);
+    assert!(!host.contains("10.213."), "host IPVS table touched: {host}");
+    assert!(
+        !std::fs::read_to_string("/proc/net/ip_vs_conn")
+            .unwrap()
+            .contains("0AD5"),
+        "host connections"
+    );
+}
+
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn demo_interrupted_removes_ipvs_service_and_namespaces() {
+    const TEST: &str = "demo_interrupted_removes_ipvs_service_and_namespaces";
+    if !ready(TEST) {
+        return;
+    }
+    let _serial = DEMO_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = ipvsct_bin().expect("ipvsct binary not found (set IPVSCT_BIN)");
+    let mut child = Command::new(bin)
+        .args(["demo", "--requests", "4", "--keep", "60"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let director = format!("ipvsct-demo-d-{pid}");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = String::new();
+    let kept = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if l.starts_with("Keeping the sandbox for 60 s") => break true,
+            Ok(l) => {
+                seen.push_str(&l);
+                seen.push('\n');
+            }
+            Err(_) => break false,
+        }
+    };
+    if !kept {
+        let _ = child.kill();
+        let _ = child.wait();
+        for n in demo_namespaces(pid) {
+            let _ = Command::new(ip_bin()).args(["netns", "del", &n]).output();
+        }
+        let mut stderr = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+        panic!("the demo never reached its keep phase:\n{seen}\nstderr: {stderr}");
+    }
+    // While kept: the service and its 4 inactive entries are in the director only.
+    let ln = parse_listing(&adm(&director, &["-Ln"]));
+    let svc = find(&ln, &ServiceKey::tcp("10.213.1.100:80".parse().unwrap()));
+    let inact: Vec<&str> = svc.dests.iter().map(|d| d.cols[3].as_str()).collect();
+    assert_eq!(inact, ["2", "2"], "{ln:?}");
+    assert_eq!(
+        demo_namespaces(pid).len(),
+        5,
+        "client, server, director, 2 real servers"
+    );
+    let kill = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the demo did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let left = demo_namespaces(pid);
+    for n in &left {
+        let _ = Command::new(ip_bin()).args(["netns", "del", n]).output();
+    }
+    assert!(left.is_empty(), "SIGINT left namespaces behind: {left:?}");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted, removing the sandbox"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("deleting the IPVS service"), "{stderr}");
+}
+
+/// Makes HTTP requests to `vip` from `client`, one every 100 ms, until `stop`; returns how many.
+fn paced_gets(client: Netns, vip: SocketAddr, stop: Arc<AtomicBool>) -> JoinHandle<usize> {
+    std::thread::spawn(move || {
+        client
+            .run(move || {
+                let mut n = 0;
+                // Bounded by the caller's stop flag and by 600 requests.
+                while !stop.load(Ordering::SeqCst) && n < 600 {
+                    let mut s =
+                        TcpStream::connect_timeout(&vip, IO_TIMEOUT).map_err(io_err("connect"))?;
+                    s.set_read_timeout(Some(IO_TIMEOUT))
+                        .map_err(io_err("timeout"))?;
+                    s.write_all(b"GET / HTTP/1.0\r\n\r\n")
+                        .map_err(io_err("send"))?;
+                    let mut resp = Vec::new();
+                    s.read_to_end(&mut resp).map_err(io_err("receive"))?;
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(n)
+            })
+            .unwrap()
+    })
+}
+
+/// Reads the service's `conns` counter once the estimator has copied every connection so
+/// far (two copies, 2 s apart, show the same value; bounded).
+fn settled_conns(ipvs: &mut Ipvs, key: &ServiceKey) -> u64 {
+    let read = |ipvs: &mut Ipvs| ipvs.service(key).unwrap().best_stats().unwrap().conns;
+    let mut last = read(ipvs);
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(2100));
+        let now = read(ipvs);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the conns counter of {key} never settled");
+}
+
+#[test]
+#[ignore = "needs IPVS: run inside the QEMU guest via tests/vm/ipvs/run.sh"]
+fn capacity_json_ipvs_section_matches_ipvsadm() {
+    const TEST: &str = "capacity_json_ipvs_section_matches_ipvsadm";
+    if !ready(TEST) {
+        return;
+    }
+    let lab = Lab::new("ipvs-cap", 2);
+    let lb = lab.lb.name().to_owned();
+    let mut ipvs = Ipvs::open(&lab.lb.netns()).unwrap();
+    let tcp = ServiceKey::tcp(lab.vip(80));
+    ipvs.add_service(&ServiceSpec::new(tcp, "rr")).unwrap();
+    for i in 0..2 {
+        ipvs.add_dest(
+            &tcp,
+            &DestSpec::new(lab.rs_addr(i, 80), ForwardMethod::Masq),
+        )
+        .unwrap();
+    }
+    assert_eq!(lab.http_gets(20).len(), 20);
+    assert_eq!(settled_conns(&mut ipvs, &tcp), 20);
+
+    // Paced requests while `ipvsct capacity` measures for 4 s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = paced_gets(lab.client.netns(), lab.vip(80), Arc::clone(&stop));
+    let measured = ipvsct_bounded(
+        &["capacity", "--netns", &lb, "--interval", "4s", "--json"],
+        Duration::from_secs(90),
+    );
+    stop.store(true, Ordering::SeqCst);
+    let sent = traffic.join().unwrap();
+    assert!(measured.status.success(), "{}", measured.stderr);
+    save_result("capacity-measured.json", &measured.stdout);
+    let v: serde_json::Value = serde_json::from_str(measured.stdout.trim()).unwrap();
+    let r = &v["ipvs"];
+    assert!(r.is_object(), "no ipvs section: {}", measured.stdout);
+    // The conntrack report is still there, at the top level.
+    assert!(v["max_short_connections_per_second"].is_number(), "{v}");
+    let total = settled_conns(&mut ipvs, &tcp);
+    assert_eq!(total, 20 + sent as u64);
+
+    // The rate: the counter's difference over the interval, which is a whole number of
+    // the estimator's 2 s periods (at least the 4 s asked for).
+    let svc = &r["services"][0];
+    let (b, a) = (
+        svc["conns_before"].as_u64().unwrap(),
+        svc["conns"].as_u64().unwrap(),
+    );
+    assert!(20 <= b && b < a && a <= total, "{b} -> {a} of {total}");
+    let secs = r["interval_seconds"].as_f64().unwrap();
+    let periods = secs / 2.0;
+    assert!(secs >= 4.0, "{secs}");
+    assert!((periods - periods.round()).abs() < 0.1, "{secs} s");
+    let rate = r["new_per_second"].as_f64().unwrap();
+    assert!((rate - (a - b) as f64 / secs).abs() < 1e-9, "{rate}");
+    // One request per ~100 ms plus its own time: between 1 and 10 per second.
+    assert!((1.0..=10.0).contains(&rate), "{rate}");
+    assert!((r["expected_inactive"].as_f64().unwrap() - rate * 120.0).abs() < 1e-6);
+    let mut dest_delta = 0;
+    for d in svc["dests"].as_array().unwrap() {
+        let (db, da) = (
+            d["conns_before"].as_u64().unwrap(),
+            d["conns"].as_u64().unwrap(),
+        );
+        assert!(db >= 10 && da > db, "{d}");
+        dest_delta += da - db;
+        let dr = d["new_per_second"].as_f64().unwrap();
+        assert!((dr - (da - db) as f64 / secs).abs() < 1e-9, "{d}");
+    }
+    assert_eq!(
+        dest_delta,
+        a - b,
+        "the real servers' counters add up to the service's"
+    );
+
+    // A static read now equals ipvsadm field by field.
+    let still = ipvsct_bounded(
+        &["capacity", "--netns", &lb, "--interval", "0", "--json"],
+        Duration::from_secs(60),
+    );
+    assert!(still.status.success(), "{}", still.stderr);
+    save_result("capacity.json", &still.stdout);
+    let v: serde_json::Value = serde_json::from_str(still.stdout.trim()).unwrap();
+    let r = &v["ipvs"];
+    let head = adm(&lb, &["-Ln"]);
+    let ln = parse_listing(&head);
+    let stats = parse_listing(&adm(&lb, &["-Ln", "--stats", "--exact"]));
+    let timeouts = adm(&lb, &["-L", "--timeout"]);
+    let size: u64 = head
+        .split("size=")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert_eq!(r["conn_tab_size"], size);
+    assert_eq!(r["conn_tab_bits"], size.trailing_zeros());
+    assert_eq!(r["version"], "1.2.1");
+    assert!(r["new_per_second"].is_null(), "no rate without an interval");
+    let want_t: Vec<u64> = timeouts
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let got_t = [
+        &r["timeouts"]["tcp"],
+        &r["timeouts"]["tcp_fin"],
+        &r["timeouts"]["udp"],
+    ]
+    .map(|x| x.as_u64().unwrap());
+    assert_eq!(got_t.to_vec(), want_t, "{timeouts}");
+    assert_eq!(r["time_wait_seconds"], 120);
+    let svc = &r["services"][0];
+    assert_eq!(r["services"].as_array().unwrap().len(), 1);
+    let adm_svc = find(&stats, &tcp);
+    assert_eq!(svc["conns"], total);
+    assert_eq!(svc["conns"].as_u64().unwrap().to_string(), adm_svc.cols[0]);
+    assert_eq!(svc["dwell_seconds"], 120);
+    let listing = find(&ln, &tcp);
+    let (mut inactive, mut listed_total) = (0, 0);
+    let dests = svc["dests"].as_array().unwrap();
+    assert_eq!(dests.len(), 2);
+    for d in dests {
+        let addr: SocketAddr = d["dest"].as_str().unwrap().parse().unwrap();
+        assert!(
+            addr == lab.rs_addr(0, 80) || addr == lab.rs_addr(1, 80),
+            "{addr}"
+        );
+        let row = find_dest(listing, addr);
+        // Forward Weight ActiveConn InActConn
+        assert_eq!(d["active_conns"].as_u64().unwrap().to_string(), row.cols[2]);
+        assert_eq!(
+            d["inactive_conns"].as_u64().unwrap().to_string(),
+            row.cols[3]
+        );
+        assert_eq!(
+            d["conns"].as_u64().unwrap().to_string(),
+            find_dest(adm_svc, addr).cols[0]
+        );
+        // Entries by state add up to InActConn; none outlives its state timeout.
+        let listed: u64 = d["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["activity"] == "inactive")
+            .map(|g| {
+                assert!(
+                    g["max_expires"].as_u64() <= g["state_timeout"].as_u64(),
+                    "{g}"
+                );
+                g["count"].as_u64().unwrap()
+            })
+            .sum();
+        assert_eq!(listed, d["inactive_conns"].as_u64().unwrap(), "{d}");
+        let drain = d["inactive_drain_seconds"].as_u64().unwrap();
+        assert!((100..=120).contains(&drain), "{d}");
+        assert_eq!(
+            d["drain_at_unix"],
+            r["taken_at_unix"].as_u64().unwrap() + drain
+        );
+        inactive += d["inactive_conns"].as_u64().unwrap();
+        listed_total += listed;
+    }
+    // Every connection of this test is closed and younger than 120 s, so each has an
+    // inactive entry, except when a client port came back while its entry was in
+    // TIME_WAIT (conn_reuse_mode: the old entry goes, the counter still counts both).
+    assert!(
+        inactive <= total && inactive + 5 >= total,
+        "{inactive} of {total}: {r}"
+    );
+    assert_eq!(r["inactive_conns"], inactive);
+    assert_eq!(r["entries"], listed_total);
+    let slab = std::fs::read_to_string("/sys/kernel/slab/ip_vs_conn/slab_size")
+        .map(|s| s.trim().parse::<u64>().unwrap())
+        .unwrap();
+    assert_eq!(r["entry_bytes"], slab);
+    assert_eq!(r["memory_bytes"], slab * listed_total);
+    let tw = r["timeout_use"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "time_wait")
+        .unwrap();
+    assert_eq!(
+        (&tw["settable"], &tw["seconds"]),
+        (&false.into(), &120.into())
+    );
+
+    // The text form shows the same real servers.
+    let t = ipvsct(&["capacity", "--netns", &lb, "--interval", "0"]);
+    save_result("capacity.txt", &t);
+    assert!(t.contains("IPVS 1.2.1:"), "{t}");
+    for d in svc["dests"].as_array().unwrap() {
+        let line = format!(
+            "-> {} Masq weight 1: ActiveConn 0, InActConn {}, PersistConn 0",
+            d["dest"].as_str().unwrap(),
+            d["inactive_conns"]
+        );
+        assert!(t.contains(&line), "{line} in {t}");
+    }
+    assert!(t.contains("rate: not measured (interval 0)"), "{t}");
+    assert!(
+        t.contains("TIME_WAIT lasts 120 s in IPVS and cannot be changed"),
+        "{t}"
+    );
+}

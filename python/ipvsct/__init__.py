@@ -1,4 +1,4 @@
-"""ipvsct: the Linux connection tracking table (and, later, IPVS) from Python.
+"""ipvsct: the Linux connection tracking table and IPVS from Python.
 
 Every entry is decoded by the Rust core into a frozen :class:`Entry` carrying its
 state and the state's full timeout::
@@ -8,16 +8,21 @@ state and the state's full timeout::
     ct = ipvsct.Conntrack()                 # or Conntrack("blue") for `ip netns` blue
     for e in ct.dump(family="ipv4", status=ipvsct.Status.ASSURED):
         print(e.orig.src, e.state, e.timeout, "of", e.state_timeout)
+    for ev in ct.events():                  # Event / ExpectEvent / Overrun objects
+        print(ev)
 
-Blocking calls release the GIL; a dump can be stopped with Ctrl-C. Errors are
-subclasses of :class:`ipvsct.Error`.
+Blocking calls release the GIL; dumps and event loops can be stopped with Ctrl-C;
+``events_async()`` serves asyncio. Errors are subclasses of :class:`ipvsct.Error`.
 """
 
 from __future__ import annotations
 
+from ._aio import AsyncEventIterator
 from ._enums import (
     DccpRole,
     DccpState,
+    EventKind,
+    ExpectFlags,
     Family,
     SctpState,
     Status,
@@ -26,30 +31,59 @@ from ._enums import (
     UdpState,
 )
 from ._native import (
+    BatchResult,
+    CapacityObservation,
+    CapacityReport,
+    Capture,
+    CapturedMessage,
     Conntrack,
     Counters,
     CpuStats,
     DccpInfo,
     DccpTimeouts,
     DecodeError,
+    DestReport,
+    Destination,
     DumpInterruptedError,
     DumpIterator,
     Entry,
     Error,
+    Event,
+    EventIterator,
+    ExpectCpuStats,
+    ExpectEvent,
+    ExpectNat,
+    Expectation,
+    ExplainedConn,
+    Explanation,
+    GenlFamily,
     GlobalStats,
     Helper,
+    Ipvs,
+    IpvsConnection,
+    IpvsInfo,
+    IpvsStats,
+    IpvsTimeouts,
     MessageInfo,
     NamespaceError,
     NatRange,
     NetlinkError,
+    Overrun,
     PermissionError,
     ProtoInfo,
     RawAttr,
     SctpInfo,
     SctpTimeouts,
     SeqAdj,
+    Service,
+    ServiceKey,
+    ServiceReport,
+    StateCount,
+    StateGroup,
     StateTimeouts,
     Stats,
+    Suggestion,
+    SyncDaemon,
     Synproxy,
     TcpFlagsMask,
     TcpInfo,
@@ -57,15 +91,24 @@ from ._native import (
     TimeoutError,
     TimeoutPolicy,
     Timestamp,
+    TroubleCounters,
     Tuple,
     UdpTimeouts,
     UnsupportedError,
+    capacity,
     decode,
+    decode_pcap,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncEventIterator",
+    "BatchResult",
+    "CapacityObservation",
+    "CapacityReport",
+    "Capture",
+    "CapturedMessage",
     "Conntrack",
     "Counters",
     "CpuStats",
@@ -74,17 +117,36 @@ __all__ = [
     "DccpState",
     "DccpTimeouts",
     "DecodeError",
+    "DestReport",
+    "Destination",
     "DumpInterruptedError",
     "DumpIterator",
     "Entry",
     "Error",
+    "Event",
+    "EventIterator",
+    "EventKind",
+    "ExpectCpuStats",
+    "ExpectEvent",
+    "ExpectFlags",
+    "ExpectNat",
+    "Expectation",
+    "ExplainedConn",
+    "Explanation",
     "Family",
+    "GenlFamily",
     "GlobalStats",
     "Helper",
+    "Ipvs",
+    "IpvsConnection",
+    "IpvsInfo",
+    "IpvsStats",
+    "IpvsTimeouts",
     "MessageInfo",
     "NamespaceError",
     "NatRange",
     "NetlinkError",
+    "Overrun",
     "PermissionError",
     "ProtoInfo",
     "RawAttr",
@@ -92,9 +154,16 @@ __all__ = [
     "SctpState",
     "SctpTimeouts",
     "SeqAdj",
+    "Service",
+    "ServiceKey",
+    "ServiceReport",
+    "StateCount",
+    "StateGroup",
     "StateTimeouts",
     "Stats",
     "Status",
+    "Suggestion",
+    "SyncDaemon",
     "Synproxy",
     "TcpFlags",
     "TcpFlagsMask",
@@ -104,9 +173,12 @@ __all__ = [
     "TimeoutError",
     "TimeoutPolicy",
     "Timestamp",
+    "TroubleCounters",
     "Tuple",
     "UdpState",
     "UdpTimeouts",
     "UnsupportedError",
+    "capacity",
     "decode",
+    "decode_pcap",
 ]

@@ -7,6 +7,8 @@ import enum
 from typing import Any
 
 __all__ = [
+    "EventKind",
+    "ExpectFlags",
     "Family",
     "Status",
     "TcpFlags",
@@ -135,3 +137,19 @@ class UdpState(_OpenIntEnum):
     UNREPLIED = 0
     REPLIED = 1
     STREAM = 2
+
+
+class EventKind(enum.Enum):
+    """What an event reports: a connection (or expectation) created, changed or destroyed."""
+
+    NEW = "new"
+    UPDATE = "update"
+    DESTROY = "destroy"
+
+
+class ExpectFlags(enum.IntFlag):
+    """Expectation flags (``NF_CT_EXPECT_*``)."""
+
+    PERMANENT = 1 << 0
+    INACTIVE = 1 << 1
+    USERSPACE = 1 << 2

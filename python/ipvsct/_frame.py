@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
-__all__ = ["require_pandas", "build"]
+__all__ = ["require_pandas", "build", "from_columns"]
 
 _MISSING = (
-    "Conntrack.dataframe() needs pandas, which is not installed: "
+    "{what} needs pandas, which is not installed: "
     "pip install pandas  (or: pip install 'ipvsct[pandas]')"
 )
 
 
-def require_pandas() -> Any:
+def require_pandas(what: str = "Conntrack.dataframe()") -> Any:
     """Imports pandas, or raises ImportError saying how to install it."""
     try:
         import pandas  # type: ignore[import-untyped,unused-ignore]
     except ImportError as e:
-        raise ImportError(_MISSING) from e
+        raise ImportError(_MISSING.format(what=what)) from e
     return pandas
 
 
@@ -43,3 +43,9 @@ def build(columns: Sequence[Tuple[str, Tuple[Any, ...]]]) -> Any:
         else:
             raise ValueError(f"unknown column kind {kind!r} for {name!r}")
     return pd.DataFrame(data)
+
+
+def from_columns(columns: Dict[str, List[Any]]) -> Any:
+    """A DataFrame of ``{column: values}`` (``Ipvs.dataframe()``; IPVS tables are small)."""
+    pd = require_pandas()
+    return pd.DataFrame(columns)

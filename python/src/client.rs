@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ipvs_conntrack::conntrack::timeout::StateTimeouts as CoreStateTimeouts;
+use ipvs_conntrack::conntrack::timeout::{
+    StateTimeouts as CoreStateTimeouts, TimeoutPolicy as CorePolicy,
+};
+use ipvs_conntrack::conntrack::{Batch, FlushRequest};
 use ipvs_conntrack::conntrack::{
     Conntrack as CoreConntrack, CpuStats as CoreCpuStats, DumpFilter, Entry as CoreEntry, Table,
 };
@@ -18,15 +21,21 @@ use ipvs_conntrack::socket::{SocketOptions, DEFAULT_SO_RCVBUF};
 use ipvs_conntrack::{Error, Netns};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::columns::Columns;
 use crate::cursor::{run_to_end, Cursor, Step, STEP};
 use crate::entry::{Entry, Tuple};
 use crate::errors::{exceptions, timeout_error, to_py};
+use crate::events::{self, EventArgs, EventIterator};
+use crate::expect::{self, ExpectArgs, Expectation};
+use crate::filter::family_from_py;
 use crate::filter::{build, FilterArgs};
+use crate::policy;
 use crate::timeouts::StateTimeouts;
+use crate::timeouts::TimeoutPolicy;
 use crate::values::{py_repr, CpuStats, Stats};
+use crate::write::{self, BatchResult, CreateArgs, DeleteTarget, UpdateArgs};
 
 /// Locks a mutex, ignoring poisoning (a panic never leaves these states half-written).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -34,7 +43,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// `ipvsct.Error("… is closed")`.
-fn closed(py: Python<'_>, what: &str) -> PyErr {
+pub(crate) fn closed(py: Python<'_>, what: &str) -> PyErr {
     match exceptions(py) {
         Ok(x) => PyErr::from_type(x.error.bind(py).clone(), format!("{what} is closed")),
         Err(e) => e,
@@ -42,7 +51,7 @@ fn closed(py: Python<'_>, what: &str) -> PyErr {
 }
 
 /// Parses `netns=`: None, an `ip netns` name, a path (str or os.PathLike) or a pid.
-fn netns_from_py(v: Option<&Bound<'_, PyAny>>) -> PyResult<Netns> {
+pub(crate) fn netns_from_py(v: Option<&Bound<'_, PyAny>>) -> PyResult<Netns> {
     let Some(v) = v else {
         return Ok(Netns::Current);
     };
@@ -64,6 +73,18 @@ fn netns_from_py(v: Option<&Bound<'_, PyAny>>) -> PyResult<Netns> {
     Err(PyTypeError::new_err(
         "netns must be None, a namespace name, a path or a process id",
     ))
+}
+
+/// Adds "item N" to an error about one item of `create_many()`.
+fn annotate(py: Python<'_>, e: PyErr, index: usize) -> PyErr {
+    let msg = format!("create_many() item {index}: {}", e.value(py));
+    if e.is_instance_of::<PyValueError>(py) {
+        PyValueError::new_err(msg)
+    } else if e.is_instance_of::<PyTypeError>(py) {
+        PyTypeError::new_err(msg)
+    } else {
+        e
+    }
 }
 
 /// The core client and what it caches.
@@ -91,6 +112,11 @@ pub struct Conntrack {
 }
 
 impl Conntrack {
+    /// The namespace this client works in.
+    pub(crate) fn namespace(&self) -> &Netns {
+        &self.netns
+    }
+
     /// Runs `f` on the core client with the GIL released.
     fn with_client<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
@@ -359,6 +385,378 @@ impl Conntrack {
     fn sysctl_timeouts(&self, py: Python<'_>) -> PyResult<StateTimeouts> {
         let inner = self.with_client(py, |c| c.ct.sysctl_timeouts())?;
         Ok(StateTimeouts { inner })
+    }
+
+    // ---- events ------------------------------------------------------------------
+
+    /// Subscribes to the kernel's events: an iterator of `Event`, `ExpectEvent` and
+    /// `Overrun` objects (an overrun is yielded, and the iteration goes on).
+    #[pyo3(signature = (new=true, update=true, destroy=true, expect=false, family=None, proto=None, rcvbuf=None, reliable=false, resync=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn events(
+        &self,
+        py: Python<'_>,
+        new: bool,
+        update: bool,
+        destroy: bool,
+        expect: bool,
+        family: Option<&Bound<'_, PyAny>>,
+        proto: Option<&Bound<'_, PyAny>>,
+        rcvbuf: Option<usize>,
+        reliable: bool,
+        resync: bool,
+    ) -> PyResult<EventIterator> {
+        events::open(
+            py,
+            &self.netns,
+            &EventArgs {
+                new,
+                update,
+                destroy,
+                expect,
+                family,
+                proto,
+                rcvbuf,
+                reliable,
+                resync,
+            },
+        )
+    }
+
+    /// `events()` as an async iterator (`async for ev in ct.events_async(): …`); waits on
+    /// the event loop (`loop.add_reader`) without blocking it.
+    #[pyo3(signature = (new=true, update=true, destroy=true, expect=false, family=None, proto=None, rcvbuf=None, reliable=false, resync=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn events_async<'py>(
+        &self,
+        py: Python<'py>,
+        new: bool,
+        update: bool,
+        destroy: bool,
+        expect: bool,
+        family: Option<&Bound<'py, PyAny>>,
+        proto: Option<&Bound<'py, PyAny>>,
+        rcvbuf: Option<usize>,
+        reliable: bool,
+        resync: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let it = self.events(
+            py, new, update, destroy, expect, family, proto, rcvbuf, reliable, resync,
+        )?;
+        py.import("ipvsct._aio")?
+            .getattr("AsyncEventIterator")?
+            .call1((Py::new(py, it)?,))
+    }
+
+    // ---- write path ----------------------------------------------------------------
+
+    /// Creates an entry from its original tuple (or recreates a dumped `Entry`).
+    #[pyo3(signature = (orig, *, reply=None, timeout=None, zone=None, status=None, mark=None, labels=None, state=None, vtags=None, helper=None, nat_src=None, nat_dst=None, master=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn create<'py>(
+        &self,
+        py: Python<'py>,
+        orig: Bound<'py, PyAny>,
+        reply: Option<Bound<'py, PyAny>>,
+        timeout: Option<u32>,
+        zone: Option<u16>,
+        status: Option<u32>,
+        mark: Option<u32>,
+        labels: Option<Vec<u16>>,
+        state: Option<Bound<'py, PyAny>>,
+        vtags: Option<(u32, u32)>,
+        helper: Option<String>,
+        nat_src: Option<Bound<'py, PyAny>>,
+        nat_dst: Option<Bound<'py, PyAny>>,
+        master: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let req = write::create_request(&CreateArgs {
+            orig: Some(orig),
+            reply,
+            timeout,
+            zone,
+            status,
+            mark,
+            labels,
+            state,
+            vtags,
+            helper,
+            nat_src,
+            nat_dst,
+            master,
+        })?;
+        self.with_client(py, move |c| c.ct.create(&req))
+    }
+
+    /// Creates many entries in batches (many requests per datagram); returns what
+    /// happened to each (`BatchResult.errors[i]` is None or the error of item `i`).
+    /// Items are `Entry` objects (recreated) or dicts of `create()` keyword arguments.
+    #[pyo3(signature = (entries, *, max_in_flight=None, ack_timeout=None))]
+    fn create_many(
+        &self,
+        py: Python<'_>,
+        entries: &Bound<'_, PyAny>,
+        max_in_flight: Option<usize>,
+        ack_timeout: Option<f64>,
+    ) -> PyResult<BatchResult> {
+        let opts = write::batch_options(max_in_flight, ack_timeout)?;
+        let mut batch = Batch::new();
+        for (i, item) in entries.try_iter()?.enumerate() {
+            let item = item?;
+            let args = if let Ok(d) = item.cast::<PyDict>() {
+                CreateArgs::from_dict(d)
+            } else if item.cast::<Entry>().is_ok() {
+                Ok(CreateArgs {
+                    orig: Some(item.clone()),
+                    ..CreateArgs::default()
+                })
+            } else {
+                Err(PyTypeError::new_err(
+                    "create_many() items must be Entry objects or dicts of create() arguments",
+                ))
+            };
+            let req = args
+                .and_then(|a| write::create_request(&a))
+                .map_err(|e| annotate(py, e, i))?;
+            batch
+                .push(&req)
+                .map_err(|e| annotate(py, to_py(py, e), i))?;
+            if i % STEP == STEP - 1 {
+                py.check_signals()?;
+            }
+        }
+        let report = self.with_client(py, move |c| c.ct.execute_batch_with(&batch, &opts))?;
+        BatchResult::new(py, report)
+    }
+
+    /// Changes an existing entry (a `Tuple`, or an `Entry`); NetlinkError ENOENT if absent.
+    #[pyo3(signature = (target, *, zone=None, timeout=None, status=None, mark=None, mark_mask=None, labels=None, labels_mask=None, state=None, vtags=None, helper=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        zone: Option<u16>,
+        timeout: Option<u32>,
+        status: Option<u32>,
+        mark: Option<u32>,
+        mark_mask: Option<u32>,
+        labels: Option<Vec<u16>>,
+        labels_mask: Option<Vec<u16>>,
+        state: Option<&Bound<'_, PyAny>>,
+        vtags: Option<(u32, u32)>,
+        helper: Option<String>,
+    ) -> PyResult<()> {
+        let req = write::update_request(&UpdateArgs {
+            target,
+            zone,
+            timeout,
+            status,
+            mark,
+            mark_mask,
+            labels,
+            labels_mask,
+            state,
+            vtags,
+            helper,
+        })?;
+        self.with_client(py, move |c| c.ct.update(&req))
+    }
+
+    /// Deletes one entry: by `Entry` (its tuple, zone and id), by `Tuple` (`reply=True`
+    /// for a reply tuple), or by `id=` alone (found by a dump).
+    #[pyo3(signature = (target=None, *, id=None, zone=None, reply=false))]
+    fn delete(
+        &self,
+        py: Python<'_>,
+        target: Option<&Bound<'_, PyAny>>,
+        id: Option<u32>,
+        zone: Option<u16>,
+        reply: bool,
+    ) -> PyResult<()> {
+        match write::delete_request(target, id, zone, reply)? {
+            DeleteTarget::Request(req) => self.with_client(py, move |c| c.ct.delete(&req)),
+            DeleteTarget::Id(id) => self.with_client(py, move |c| c.ct.delete_by_id(id).map(drop)),
+        }
+    }
+
+    /// Deletes every entry, or those matching the filter (evaluated by the kernel).
+    #[pyo3(signature = (family=None, mark=None, zone=None, status=None, *, proto=None, src=None, dst=None, src_port=None, dst_port=None, reply_src=None, reply_dst=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn flush(
+        &self,
+        py: Python<'_>,
+        family: Option<&Bound<'_, PyAny>>,
+        mark: Option<&Bound<'_, PyAny>>,
+        zone: Option<u16>,
+        status: Option<&Bound<'_, PyAny>>,
+        proto: Option<&Bound<'_, PyAny>>,
+        src: Option<std::net::IpAddr>,
+        dst: Option<std::net::IpAddr>,
+        src_port: Option<u16>,
+        dst_port: Option<u16>,
+        reply_src: Option<std::net::IpAddr>,
+        reply_dst: Option<std::net::IpAddr>,
+    ) -> PyResult<()> {
+        let (filter, _) = build(&FilterArgs {
+            family,
+            mark,
+            zone,
+            status,
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            reply_src,
+            reply_dst,
+            table: "main",
+            kernel_filter: true,
+        })?;
+        let req = FlushRequest::matching(filter);
+        self.with_client(py, move |c| c.ct.flush(&req))
+    }
+
+    // ---- expectations --------------------------------------------------------------
+
+    /// Every expectation of the namespace (`family` narrows it).
+    #[pyo3(signature = (family=None))]
+    fn expectations(
+        &self,
+        py: Python<'_>,
+        family: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Expectation>> {
+        let family = family
+            .filter(|f| !f.is_none())
+            .map(family_from_py)
+            .transpose()?;
+        let all = self.with_client(py, move |c| c.ct.expectations(family))?;
+        Ok(all.into_iter().map(Expectation::from).collect())
+    }
+
+    /// Creates an expectation for `expected` on behalf of `master` (whose connection
+    /// must have a helper); `update=True` changes an existing one's timeout.
+    #[pyo3(signature = (master, expected, *, timeout, mask=None, zone=None, helper=None, flags=None, class_=None, nat=None, expect_fn=None, update=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_expectation(
+        &self,
+        py: Python<'_>,
+        master: &Bound<'_, PyAny>,
+        expected: &Bound<'_, PyAny>,
+        timeout: u32,
+        mask: Option<&Bound<'_, PyAny>>,
+        zone: Option<u16>,
+        helper: Option<String>,
+        flags: Option<u32>,
+        class_: Option<u32>,
+        nat: Option<(u32, Bound<'_, PyAny>)>,
+        expect_fn: Option<String>,
+        update: bool,
+    ) -> PyResult<()> {
+        let req = expect::expect_request(&ExpectArgs {
+            master,
+            expected,
+            timeout,
+            mask,
+            zone,
+            helper,
+            flags,
+            class: class_,
+            nat: nat.as_ref().map(|(d, t)| (*d, t)),
+            expect_fn,
+            update,
+        })?;
+        self.with_client(py, move |c| c.ct.create_expectation(&req))
+    }
+
+    /// Deletes one expectation: an `Expectation` (tuple, zone, id) or its expected `Tuple`.
+    #[pyo3(signature = (target, *, zone=None, id=None))]
+    fn delete_expectation(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        zone: Option<u16>,
+        id: Option<u32>,
+    ) -> PyResult<()> {
+        let req = expect::delete_request(target, zone, id)?;
+        self.with_client(py, move |c| c.ct.delete_expectation(&req))
+    }
+
+    /// Deletes every expectation, or those of one helper.
+    #[pyo3(signature = (helper=None))]
+    fn flush_expectations(&self, py: Python<'_>, helper: Option<String>) -> PyResult<()> {
+        self.with_client(py, move |c| c.ct.flush_expectations(helper.as_deref()))
+    }
+
+    // ---- timeout policies ----------------------------------------------------------
+
+    /// Every named timeout policy (`nfct timeout list`).
+    fn timeout_policies(&self, py: Python<'_>) -> PyResult<Vec<TimeoutPolicy>> {
+        let all = self.with_client(py, |c| c.ct.timeout_policies())?;
+        Ok(all
+            .into_iter()
+            .map(|inner| TimeoutPolicy { inner })
+            .collect())
+    }
+
+    /// One named policy, or None if there is none of that name.
+    fn timeout_policy(&self, py: Python<'_>, name: String) -> PyResult<Option<TimeoutPolicy>> {
+        let r = self.with_client(py, move |c| match c.ct.timeout_policy(&name) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        })?;
+        Ok(r.map(|inner| TimeoutPolicy { inner }))
+    }
+
+    /// Creates a named policy for `proto` from `{state: seconds}`; `replace=True` sets an
+    /// existing one anew (values not given fall back to the defaults).
+    #[pyo3(signature = (name, proto, timeouts, *, family=None, replace=false))]
+    fn add_timeout_policy(
+        &self,
+        py: Python<'_>,
+        name: String,
+        proto: &Bound<'_, PyAny>,
+        timeouts: &Bound<'_, PyDict>,
+        family: Option<&Bound<'_, PyAny>>,
+        replace: bool,
+    ) -> PyResult<()> {
+        let l4 = policy::policy_proto(proto)?;
+        let t = policy::proto_timeouts(l4, timeouts)?;
+        let l3 = policy::policy_family(family)?;
+        let p = CorePolicy::named(name, l3, t);
+        self.with_client(py, move |c| {
+            if replace {
+                c.ct.replace_timeout_policy(&p)
+            } else {
+                c.ct.add_timeout_policy(&p)
+            }
+        })
+    }
+
+    /// Deletes a named policy (NetlinkError EBUSY while in use, ENOENT if absent).
+    fn delete_timeout_policy(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        self.with_client(py, move |c| c.ct.delete_timeout_policy(&name))
+    }
+
+    /// Sets a protocol's default timeouts in this namespace from `{state: seconds}`
+    /// (states not given keep their value); entries dumped afterwards use them.
+    #[pyo3(signature = (proto, timeouts, *, family=None))]
+    fn set_default_timeouts(
+        &self,
+        py: Python<'_>,
+        proto: &Bound<'_, PyAny>,
+        timeouts: &Bound<'_, PyDict>,
+        family: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let l4 = policy::policy_proto(proto)?;
+        let t = policy::proto_timeouts(l4, timeouts)?;
+        let l3 = policy::policy_family(family)?;
+        self.with_client(py, move |c| {
+            c.ct.set_default_policy(l3, &t)?;
+            c.join = None;
+            Ok(())
+        })
     }
 
     /// Closes the socket; later calls raise `ipvsct.Error`. Running dumps are not affected.

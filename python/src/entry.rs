@@ -191,7 +191,7 @@ impl Tuple {
 }
 
 /// `tcp 10.0.0.1:1000 -> 10.0.0.2:80` (IPv6 addresses in brackets when a port follows).
-fn short_tuple(t: &CoreTuple) -> String {
+pub(crate) fn short_tuple(t: &CoreTuple) -> String {
     let addr = |a: IpAddr, p: Option<u16>| match (a, p) {
         (IpAddr::V6(v6), Some(p)) => format!("[{v6}]:{p}"),
         (a, Some(p)) => format!("{a}:{p}"),

@@ -39,7 +39,8 @@ pub struct FilterArgs<'a, 'py> {
     pub kernel_filter: bool,
 }
 
-fn family_from_py(v: &Bound<'_, PyAny>) -> PyResult<Family> {
+/// Parses a family: `Family`, an AF_* number, or `"ipv4"` / `"ipv6"`.
+pub fn family_from_py(v: &Bound<'_, PyAny>) -> PyResult<Family> {
     if let Ok(s) = v.cast::<PyString>() {
         let s = s.to_cow()?.to_ascii_lowercase();
         return match s.as_str() {

@@ -9,6 +9,8 @@
 // call boundary once, so boxing it here would only add allocations.
 #![allow(clippy::result_large_err)]
 
+mod capacity;
+mod capture;
 mod client;
 mod columns;
 mod cursor;
@@ -16,9 +18,16 @@ mod decode;
 mod entry;
 mod enums;
 mod errors;
+mod events;
+mod expect;
 mod filter;
+mod ipvs;
+mod ipvs_values;
+mod policy;
+mod records;
 mod timeouts;
 mod values;
+mod write;
 
 use pyo3::prelude::*;
 
@@ -52,7 +61,39 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::DccpTimeouts>()?;
     m.add_class::<timeouts::StateTimeouts>()?;
     m.add_class::<timeouts::TimeoutPolicy>()?;
+    m.add_class::<events::EventIterator>()?;
+    m.add_class::<events::Event>()?;
+    m.add_class::<events::ExpectEvent>()?;
+    m.add_class::<events::Overrun>()?;
+    m.add_class::<expect::Expectation>()?;
+    m.add_class::<expect::ExpectNat>()?;
+    m.add_class::<write::BatchResult>()?;
+    m.add_class::<ipvs::Ipvs>()?;
+    m.add_class::<ipvs_values::ServiceKey>()?;
+    m.add_class::<ipvs_values::Service>()?;
+    m.add_class::<ipvs_values::Destination>()?;
+    m.add_class::<ipvs_values::IpvsStats>()?;
+    m.add_class::<ipvs_values::SyncDaemon>()?;
+    m.add_class::<ipvs_values::IpvsTimeouts>()?;
+    m.add_class::<ipvs_values::IpvsInfo>()?;
+    m.add_class::<ipvs_values::IpvsConnection>()?;
+    m.add_class::<ipvs_values::ExplainedConn>()?;
+    m.add_class::<ipvs_values::StateGroup>()?;
+    m.add_class::<ipvs_values::DestReport>()?;
+    m.add_class::<ipvs_values::ServiceReport>()?;
+    m.add_class::<ipvs_values::Explanation>()?;
+    m.add_class::<ipvs_values::GenlFamily>()?;
+    m.add_class::<capture::Capture>()?;
+    m.add_class::<capture::CapturedMessage>()?;
+    m.add_class::<capture::ExpectCpuStats>()?;
+    m.add_class::<capacity::StateCount>()?;
+    m.add_class::<capacity::TroubleCounters>()?;
+    m.add_class::<capacity::CapacityObservation>()?;
+    m.add_class::<capacity::Suggestion>()?;
+    m.add_class::<capacity::CapacityReport>()?;
     m.add_function(wrap_pyfunction!(decode::decode, m)?)?;
+    m.add_function(wrap_pyfunction!(capture::decode_pcap, m)?)?;
+    m.add_function(wrap_pyfunction!(capacity::capacity, m)?)?;
     m.add_function(wrap_pyfunction!(enums::core_enum_names, m)?)?;
     Ok(())
 }

@@ -129,7 +129,7 @@ pub struct TimeoutPolicy {
 }
 
 /// `CTA_TIMEOUT_TCP_SYN_SENT` → `syn_sent`.
-fn short_name(kernel: &str) -> String {
+pub(crate) fn short_name(kernel: &str) -> String {
     let rest = kernel.strip_prefix("CTA_TIMEOUT_").unwrap_or(kernel);
     let rest = rest.split_once('_').map_or(rest, |(_, r)| r);
     rest.to_ascii_lowercase()

@@ -17,6 +17,18 @@ where
     Ok(v.into_bound_py_any(py)?.repr()?.to_string())
 }
 
+/// A point in time as an aware `datetime.datetime` in UTC.
+pub fn py_time(py: Python<'_>, t: std::time::SystemTime) -> PyResult<Bound<'_, PyAny>> {
+    let secs = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    };
+    let dt = py.import("datetime")?;
+    let utc = dt.getattr("timezone")?.getattr("utc")?;
+    dt.getattr("datetime")?
+        .call_method1("fromtimestamp", (secs, utc))
+}
+
 /// Declares a frozen Python class with read-only attributes copied from a core struct,
 /// plus `__repr__`, `__eq__`, `__hash__` and `to_dict()`.
 macro_rules! value_class {

@@ -3,8 +3,8 @@
 
   plot.py RESULTS_JSON OUT_PNG
 
-Two panels: median wall time per tool (log scale, every tool), and the same as a ratio
-to the raw recv lower bound for the fast tools. Needs matplotlib.
+Two panels: median wall time per tool (log scale, every tool), and the median CPU time
+as a ratio to the raw recv lower bound's for the fast tools. Needs matplotlib.
 """
 
 import json
@@ -50,7 +50,7 @@ def main(argv):
                 continue
             xs.append(n)
             ys.append(r["median_wall_secs"])
-            rs.append(r.get("ratio_wall"))
+            rs.append(r.get("ratio_cpu"))
         if not xs:
             continue
         label = labels.get(tool, tool)
@@ -67,15 +67,16 @@ def main(argv):
     ax1.grid(True, which="both", alpha=0.3)
     ax1.legend(fontsize=8)
     ax2.axhline(1.0, color="black", lw=0.8)
-    for limit, text in ((1.05, "1.05× (view, C)"), (1.10, "1.10× (owned)")):
-        ax2.axhline(limit, color="gray", lw=0.8, ls="--")
-        ax2.text(sizes[0], limit, text, fontsize=7, va="bottom", color="gray")
+    ax2.axhline(1.10, color="gray", lw=0.8, ls="--")
+    ax2.text(sizes[-1], 1.10, "1.10× target (owned)", fontsize=7, va="bottom", ha="right", color="gray")
+    top = max([max(line.get_ydata()) for line in ax2.get_lines() if len(line.get_ydata()) > 1] + [2.0])
+    ax2.set_ylim(0.5, min(top * 1.1, 8.0))
     ax2.set_xscale("log")
     ax2.set_xticks(sizes)
     ax2.set_xticklabels([f"{n // 1000}k" for n in sizes])
     ax2.set_xlabel("entries in the table")
-    ax2.set_ylabel("× raw recv lower bound (median wall)")
-    ax2.set_title("Ratio to the kernel's own dump rate")
+    ax2.set_ylabel("CPU time × raw recv lower bound (medians)")
+    ax2.set_title("CPU time relative to the kernel's own dump")
     ax2.grid(True, alpha=0.3)
     ax2.legend(fontsize=8)
     fig.suptitle(

@@ -6,9 +6,10 @@
 # For each size N, in ascending order, one throw-away namespace is filled (through the
 # library's batched write path) until it holds N entries, then every tool dumps the
 # whole table REPEATS times, interleaved (the order rotates every round), each run as
-# its own process inside the namespace (tests/bench/measure.sh: wall time and peak RSS
-# of the tool alone). Prints markdown tables of medians, ratios to the raw recv lower
-# bound and peak RSS, and writes JSON.
+# its own process inside the namespace (tests/bench/runone.c: wall time, CPU time and
+# peak RSS of the tool alone; the tools also time the dump itself, excluding process
+# start, imports and socket setup). Prints markdown tables of medians, ratios to the raw
+# recv lower bound and peak RSS, and writes JSON (tests/bench/report.py).
 #
 # Environment:
 #   REPEATS=5            runs per tool and size (median reported)
@@ -28,7 +29,7 @@
 #   PLOT=1               draw docs/perf-vs-size.png (needs matplotlib in PYROUTE2_PYTHON's venv)
 #   NICE=-10             niceness of the timed commands (less noise from other load; 0 = off)
 #
-# Needs: root, iproute2, a C compiler, cargo, GNU time (Debian package `time`),
+# Needs: root, iproute2, a C compiler with the kernel headers (linux-libc-dev), cargo,
 # python3 (standard library) for the report; conntrack (package `conntrack`) for its
 # rows. Nothing here runs in CI or in `cargo test`.
 set -euo pipefail
@@ -52,7 +53,6 @@ note() { echo "run.sh: $*" >&2; }
 
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces, conntrack writes)"
 for t in ip cargo; do command -v "$t" >/dev/null || die "missing $t"; done
-[[ -x /usr/bin/time ]] || die "missing /usr/bin/time (apt-get install -y time)"
 cc="${CC:-cc}"
 command -v "$cc" >/dev/null || die "missing a C compiler ($cc)"
 for n in "${sizes[@]}"; do [[ $n =~ ^[0-9]+$ ]] || die "not a size: $n"; done
@@ -70,6 +70,8 @@ note "building (release)"
 bench_dump="$target_dir/release/examples/bench_dump"
 "$cc" -O2 -Wall -Wextra -std=c11 -o "$bench_dir/rawdump" "$here/rawdump.c"
 rawdump="$bench_dir/rawdump"
+"$cc" -O2 -Wall -Wextra -std=c11 -o "$bench_dir/runone" "$here/runone.c"
+runone="$bench_dir/runone"
 
 cdump=""
 if (cd "$repo" && cargo build -q --release -p ipvsct-ffi) 2>"$bench_dir/ffi-build.log" \
@@ -162,7 +164,7 @@ measure() {
     local n="$1" tool="$2" rep="$3" prefix="$OUT/run-$1-$2-$3" null=() rc=0
     [[ $tool == conntrack || $tool == conntrack_xml ]] && null=(--null-stdout)
     # shellcheck disable=SC2046
-    timeout -k 5 "$TIMEOUT" nice -n "$NICE" ip netns exec "$ns" "$here/measure.sh" "${null[@]}" "$prefix" \
+    timeout -k 5 "$TIMEOUT" nice -n "$NICE" ip netns exec "$ns" "$runone" "${null[@]}" "$prefix" \
         $(cmd_of "$tool") || rc=$?
     python3 - "$n" "$tool" "$rep" "$rc" "$prefix" >>"$samples" <<'PY'
 import json, re, sys
@@ -175,40 +177,40 @@ def read(ext):
         return ""
 s = {"n": int(n), "tool": tool, "rep": rep, "ok": rc == 0}
 try:
-    s["wall"] = float(read("wall"))
-except ValueError:
+    m = json.loads(read("m"))
+    s["wall"] = m["wall"]
+    s["cpu"] = m["user"] + m["sys"]
+    s["user"], s["sys"] = m["user"], m["sys"]
+    s["rss_kib"] = m["maxrss_kib"]
+except (ValueError, KeyError):
     s["ok"] = False
-try:
-    s["rss_kib"] = int(read("rss").strip().splitlines()[-1])
-except (ValueError, IndexError):
-    s["rss_kib"] = None
 err = read("err")
+s["op_secs"] = s["op_cpu"] = None
 if tool.startswith("conntrack"):
-    m = re.search(r"(\d+) flow entries have been shown", err)
-    s["entries"] = int(m.group(1)) if m else None
-    s["internal_secs"] = None
+    found = re.search(r"(\d+) flow entries have been shown", err)
+    s["entries"] = int(found.group(1)) if found else None
 else:
     try:
         out = json.loads(read("out").strip().splitlines()[-1])
         s["entries"] = out.get("entries")
-        s["internal_secs"] = out.get("secs")
+        s["op_secs"] = out.get("secs")
+        s["op_cpu"] = out.get("cpu_secs")
     except (ValueError, IndexError):
         s["entries"] = None
-        s["internal_secs"] = None
         s["ok"] = False
 if not s["ok"]:
     s["error"] = (f"exit {rc}: " + err.strip().splitlines()[-1]) if err.strip() else f"exit {rc}"
 print(json.dumps(s))
-w, i = s.get("wall"), s.get("internal_secs")
-line = f"  {tool:<17} rep {rep}: " + (f"{w:8.3f} s wall" if w is not None else "no time")
-if i is not None:
-    line += f", {i:8.3f} s internal"
-line += f", {s.get('entries')} entries, {s.get('rss_kib')} KiB"
+def f(v):
+    return f"{v:8.3f}" if isinstance(v, (int, float)) else "       –"
+line = (f"  {tool:<17} rep {rep}: wall {f(s.get('wall'))} s, cpu {f(s.get('cpu'))} s;"
+        f" dump alone: wall {f(s['op_secs'])} s, cpu {f(s['op_cpu'])} s;"
+        f" {s.get('entries')} entries, {s.get('rss_kib')} KiB")
 if not s["ok"]:
     line += "  FAILED " + s.get("error", "")
 print(line, file=sys.stderr)
 PY
-    rm -f "$prefix".out "$prefix".err "$prefix".rss "$prefix".wall
+    rm -f "$prefix".out "$prefix".err "$prefix".m
 }
 
 # ---- sizes ---------------------------------------------------------------------------

@@ -4,14 +4,22 @@
 #   2. checks include/ipvsct.h against a fresh cbindgen run (tests/c/check-header.sh);
 #   3. compiles the header as C (c99 -pedantic) and C++ (g++, and runs it);
 #   4. runs tests/c/test_api.c (no privileges) plain, with AddressSanitizer, under
-#      valgrind and linked with libipvsct.a;
-#   5. installs into a temporary prefix and builds the example agent with pkg-config;
+#      valgrind and linked with libipvsct.a, and tests/c/test_ipvs_offline.c (the IPVS
+#      structs from the recorded kernel messages in tests/fixtures/ipvs, compared with
+#      ipvsadm's output) plain, with ASan and under valgrind;
+#   5. installs into a temporary prefix and builds the example agent and the events
+#      example with pkg-config;
 #   6. as root: makes a network namespace with known traffic, then runs
 #      tests/c/test_kernel.c plain, with ASan and under valgrind, each against a fresh
-#      snapshot of what the Rust API sees (ffi/examples/ct_snapshot.rs);
+#      snapshot of what the Rust API sees (ffi/examples/ct_snapshot.rs); then, each variant
+#      in a fresh namespace of its own, tests/c/test_control.c (create/update/delete/flush,
+#      zeroing, a 10 000-entry batch, timeout policies vs `nfct timeout list`) and
+#      tests/c/test_events.c (poll + drain of real traffic's events, overrun, resync);
+#      and the two examples in a namespace;
 #   7. cargo miri test -p ipvsct-ffi, when a nightly toolchain with miri is installed
 #      (IPVSCT_MIRI=0 skips it, IPVSCT_MIRI=1 makes its absence an error).
 # Without root (or without `ip netns add`) step 6 prints SKIPPED, unless CI=true: then it fails.
+# The IPVS calls against a real ip_vs run in QEMU: tests/c/vm/run.sh (not part of this script).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -83,6 +91,12 @@ step "C API tests (no kernel): plain, ASan+UBSan, valgrind, static"
 "$out/test_api_asan"
 "${valgrind[@]}" "$out/test_api"
 "$out/test_api_static"
+"$CC" "${cflags[@]}" -o "$out/test_ipvs_offline" tests/c/test_ipvs_offline.c "${link[@]}"
+"$CC" "${cflags[@]}" "${asan[@]}" -o "$out/test_ipvs_offline_asan" tests/c/test_ipvs_offline.c \
+    "${link[@]}"
+"$out/test_ipvs_offline" --fixtures tests/fixtures/ipvs
+"$out/test_ipvs_offline_asan" --fixtures tests/fixtures/ipvs
+"${valgrind[@]}" "$out/test_ipvs_offline" --fixtures tests/fixtures/ipvs
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
     # Also as an unprivileged user (the static binary needs no library path), to see
     # the kernel's refusal arrive as IPVSCT_ERR_PERMISSION.
@@ -109,7 +123,9 @@ agent_version=$(LD_LIBRARY_PATH=$prefix/lib "$out/ipvsct-agent" --version |
     sed -n 's/^ipvsct-agent: libipvsct //p')
 [ "$agent_version" = "$pc_version" ] ||
     fail "the agent linked libipvsct '$agent_version', pkg-config says '$pc_version'"
-echo "agent built via pkg-config, runs against the installed libipvsct $agent_version"
+# shellcheck disable=SC2086 # pkg-config output is a list of flags
+"$CC" -Wall -Wextra -Werror -std=c11 -o "$out/ipvsct-events" ffi/examples/events.c $pc_flags
+echo "agent and events example built via pkg-config, run against the installed libipvsct $agent_version"
 
 step "C kernel tests in a network namespace"
 run_kernel=1
@@ -117,15 +133,34 @@ if [ "$(id -u)" -ne 0 ]; then
     skip_or_fail "not root (the tests create a network namespace)"
     run_kernel=0
 fi
-for tool in ip nft; do
+for tool in ip nft nfct; do
     if [ "$run_kernel" = 1 ] && ! command -v "$tool" >/dev/null; then
-        skip_or_fail "$tool is missing (apt-get install -y iproute2 nftables)"
+        skip_or_fail "$tool is missing (apt-get install -y iproute2 nftables nfct)"
         run_kernel=0
     fi
 done
 ns=ipvsct-ctest-$$
+ns2=ipvsct-cwrite-$$
 cleanup() {
     ip netns del "$ns" 2>/dev/null || true
+    ip netns del "$ns2" 2>/dev/null || true
+}
+# A fresh namespace for the write and event tests: loopback up, counters and timestamps on,
+# and an nft rule that uses conntrack (conntrack hooks are registered only on demand).
+fresh_ns() {
+    ip netns del "$ns2" 2>/dev/null || true
+    ip netns add "$ns2"
+    ip netns exec "$ns2" ip link set lo up
+    ip netns exec "$ns2" sysctl -q -w net.netfilter.nf_conntrack_acct=1 \
+        net.netfilter.nf_conntrack_timestamp=1
+    ip netns exec "$ns2" nft -f - <<EOF
+table inet ipvsct_cwrite {
+    chain out {
+        type filter hook output priority 0; policy accept;
+        ct state new counter
+    }
+}
+EOF
 }
 trap cleanup EXIT
 if [ "$run_kernel" = 1 ] && ! ip netns add "$ns" 2>"$out/netns.err"; then
@@ -157,6 +192,10 @@ EOF
     "$CC" "${cflags[@]}" -o "$out/test_kernel" tests/c/test_kernel.c "${link[@]}"
     "$CC" "${cflags[@]}" "${asan[@]}" -o "$out/test_kernel_asan" tests/c/test_kernel.c \
         "${link[@]}"
+    for t in test_control test_events; do
+        "$CC" "${cflags[@]}" -o "$out/$t" "tests/c/$t.c" "${link[@]}"
+        "$CC" "${cflags[@]}" "${asan[@]}" -o "$out/${t}_asan" "tests/c/$t.c" "${link[@]}"
+    done
     "${nsx[@]}" "$out/ct_traffic" "$tcp_port" "$tcp_count" "$udp_port"
     new=$("${nsx[@]}" nft list chain inet ipvsct_ctest out |
         sed -n 's/.*ct state new counter packets \([0-9]*\) .*/\1/p')
@@ -176,11 +215,43 @@ EOF
         valgrind) "${valgrind[@]}" "$out/test_kernel" "${args[@]}" ;;
         esac
     done
+    for variant in plain asan valgrind; do
+        fresh_ns
+        nsx2=(ip netns exec "$ns2")
+        snap=$lib/examples/ct_snapshot
+        case $variant in
+        plain) run=() suffix="" ;;
+        asan) run=() suffix=_asan ;;
+        valgrind) run=("${valgrind[@]}") suffix="" ;;
+        esac
+        echo "-- test_control ($variant)"
+        "${nsx2[@]}" "${run[@]}" "$out/test_control$suffix" --netns "$ns2" --snapshot-bin "$snap"
+        echo "-- test_events ($variant)"
+        "${nsx2[@]}" "${run[@]}" "$out/test_events$suffix" --netns "$ns2"
+    done
     echo "-- example agent in the namespace"
     LD_LIBRARY_PATH=$prefix/lib "${valgrind[@]}" "$out/ipvsct-agent" --netns "$ns" --count 1 |
         tee "$out/agent.txt"
     grep -Eq "^  tcp +TIME_WAIT +$((tcp_count + 1)) +900s" "$out/agent.txt" ||
         fail "the agent did not report $((tcp_count + 1)) TCP entries in TIME_WAIT (900s)"
+    grep -Eq "^  (IPVS not available|IPVS service / real server)" "$out/agent.txt" ||
+        fail "the agent printed neither IPVS services nor 'IPVS not available'"
+    echo "-- events example in a namespace, while ct_traffic makes connections"
+    fresh_ns
+    LD_LIBRARY_PATH=$prefix/lib "${valgrind[@]}" "$out/ipvsct-events" --netns "$ns2" \
+        --count 20 --seconds 20 >"$out/events.txt" &
+    events_pid=$!
+    for _ in $(seq 100); do
+        grep -q "listening" "$out/events.txt" 2>/dev/null && break
+        sleep 0.1
+    done
+    ip netns exec "$ns2" "$out/ct_traffic" "$tcp_port" 2 "$udp_port" >/dev/null
+    wait "$events_pid" || fail "the events example failed"
+    cat "$out/events.txt"
+    grep -Eq "^NEW +tcp 127.0.0.1:[0-9]+ -> 127.0.0.1:$tcp_port SYN_SENT \(120s\)" \
+        "$out/events.txt" || fail "the events example printed no NEW event of the TCP traffic"
+    grep -Eq "^UPDATE +tcp .* TIME_WAIT" "$out/events.txt" ||
+        fail "the events example printed no TIME_WAIT update"
 fi
 
 step "miri over the ffi crate's unit tests"

@@ -7,6 +7,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nfnetlink_cttimeout.h>
+#include <linux/genetlink.h>
 #include <linux/netlink.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -32,6 +33,27 @@ _Static_assert(sizeof(ipvsct_dump_filter) == 136, "ipvsct_dump_filter size");
 _Static_assert(sizeof(ipvsct_error) == 920, "ipvsct_error size");
 _Static_assert(sizeof(ipvsct_message_data) == 8 * IPVSCT_MESSAGE_DATA_WORDS, "union size");
 _Static_assert(offsetof(ipvsct_message, data) == 24, "ipvsct_message.data");
+_Static_assert(sizeof(ipvsct_ct_expect) == 304, "ipvsct_ct_expect size");
+_Static_assert(sizeof(ipvsct_events_options) == 20, "ipvsct_events_options size");
+_Static_assert(sizeof(ipvsct_overrun) == 32, "ipvsct_overrun size");
+_Static_assert(sizeof(ipvsct_event_data) == 8 * IPVSCT_EVENT_DATA_WORDS, "event union size");
+_Static_assert(sizeof(ipvsct_event) == 392, "ipvsct_event size");
+_Static_assert(offsetof(ipvsct_event, data) == 8, "ipvsct_event.data");
+_Static_assert(sizeof(ipvsct_events_stats) == 40, "ipvsct_events_stats size");
+_Static_assert(sizeof(ipvsct_ct_request) == 256, "ipvsct_ct_request size");
+_Static_assert(offsetof(ipvsct_ct_request, helper) == 240, "ipvsct_ct_request.helper");
+_Static_assert(sizeof(ipvsct_batch_result) == 8, "ipvsct_batch_result size");
+_Static_assert(sizeof(ipvsct_batch_report) == 56, "ipvsct_batch_report size");
+_Static_assert(sizeof(ipvsct_ipvs_stats64) == 80, "ipvsct_ipvs_stats64 size");
+_Static_assert(sizeof(ipvsct_ipvs_service_key) == 32, "ipvsct_ipvs_service_key size");
+_Static_assert(sizeof(ipvsct_ipvs_service) == 168, "ipvsct_ipvs_service size");
+_Static_assert(sizeof(ipvsct_ipvs_dest) == 152, "ipvsct_ipvs_dest size");
+_Static_assert(sizeof(ipvsct_ipvs_config) == 16, "ipvsct_ipvs_config size");
+_Static_assert(sizeof(ipvsct_ipvs_info) == 12, "ipvsct_ipvs_info size");
+_Static_assert(sizeof(ipvsct_ipvs_daemon) == 56, "ipvsct_ipvs_daemon size");
+_Static_assert(sizeof(ipvsct_ipvs_conn) == 180, "ipvsct_ipvs_conn size");
+_Static_assert(sizeof(ipvsct_genl_family) == 32, "ipvsct_genl_family size");
+_Static_assert(sizeof(ipvsct_message_data) >= sizeof(ipvsct_ipvs_service), "union room");
 
 /* ---- a tiny netlink message builder ---- */
 
@@ -518,6 +540,210 @@ static void test_arguments(void)
     ipvsct_conntrack_free(ct);
 }
 
+/* ---- expectations, nlctrl and the calls added for events, writes, policies, IPVS ---- */
+
+static int keep_msg_cb(const ipvsct_message *msg, void *user)
+{
+    *(ipvsct_message *)user = *msg;
+    return 0;
+}
+
+static void test_expect_and_family_decode(void)
+{
+    struct msg m;
+    memset(&m, 0, sizeof m);
+    begin(&m, (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_NEW, NLM_F_CREATE | NLM_F_EXCL,
+          0, AF_INET, 0);
+    tuple(&m, CTA_EXPECT_MASTER, 0, "10.0.0.1", "10.0.0.2", IPPROTO_TCP, 40000, 21);
+    tuple(&m, CTA_EXPECT_TUPLE, 0, "10.0.0.1", "10.0.0.2", IPPROTO_TCP, 0, 50000);
+    tuple(&m, CTA_EXPECT_MASK, 0, "255.255.255.255", "255.255.255.255", IPPROTO_TCP, 0, 0xffff);
+    be32a(&m, CTA_EXPECT_TIMEOUT, 299);
+    be32a(&m, CTA_EXPECT_ID, 0x1234);
+    attr(&m, CTA_EXPECT_HELP_NAME, "ftp", 4);
+    be32a(&m, CTA_EXPECT_FLAGS, 1);
+    end(&m);
+    ipvsct_message got;
+    memset(&got, 0, sizeof got);
+    size_t n = 0;
+    CHECK_RC(ipvsct_decode(m.buf, m.len, keep_msg_cb, &got, &n), IPVSCT_OK);
+    const ipvsct_ct_expect *x = &got.data.ct_expect;
+    CHECK(n == 1 && got.kind == IPVSCT_MSG_CT_EXPECT, "kind %u", got.kind);
+    CHECK(x->master.dst_port == 21 && x->tuple.dst_port == 50000 && x->mask.dst_port == 0xffff &&
+              x->timeout == 299 && x->id == 0x1234 && !strcmp(x->helper, "ftp") &&
+              x->flags == 1 && x->family == AF_INET && x->msg_type == IPCTNL_MSG_EXP_NEW,
+          "expectation: ports %u/%u timeout %u id 0x%x helper %s", x->master.dst_port,
+          x->tuple.dst_port, x->timeout, x->id, x->helper);
+    uint32_t want = IPVSCT_CT_EXPECT_HAS_TIMEOUT | IPVSCT_CT_EXPECT_HAS_ID |
+                    IPVSCT_CT_EXPECT_HAS_HELPER | IPVSCT_CT_EXPECT_HAS_FLAGS;
+    CHECK(x->fields == want, "expectation fields 0x%x, want 0x%x", x->fields, want);
+
+    /* An nlctrl NEWFAMILY answer names a generic netlink family and its id. */
+    memset(&m, 0, sizeof m);
+    align(&m);
+    m.start = m.len;
+    struct nlmsghdr h = {0, GENL_ID_CTRL, 0, 3, 0};
+    memcpy(m.buf + m.len, &h, sizeof h);
+    m.len += sizeof h;
+    struct genlmsghdr gh = {CTRL_CMD_NEWFAMILY, 2, 0};
+    memcpy(m.buf + m.len, &gh, sizeof gh);
+    m.len += sizeof gh;
+    attr(&m, CTRL_ATTR_FAMILY_NAME, "IPVS", 5);
+    uint16_t id = 0x21;
+    attr(&m, CTRL_ATTR_FAMILY_ID, &id, 2);
+    uint32_t one = 1;
+    attr(&m, CTRL_ATTR_VERSION, &one, 4);
+    end(&m);
+    CHECK_RC(ipvsct_decode(m.buf, m.len, keep_msg_cb, &got, &n), IPVSCT_OK);
+    CHECK(got.kind == IPVSCT_MSG_GENL_FAMILY && got.data.genl_family.id == 0x21 &&
+              got.data.genl_family.version == 1 && !strcmp(got.data.genl_family.name, "IPVS"),
+          "nlctrl: kind %u id 0x%x name %s", got.kind, got.data.genl_family.id,
+          got.data.genl_family.name);
+}
+
+static int never_cb(const ipvsct_event *e, void *user)
+{
+    (void)e;
+    (void)user;
+    return 0;
+}
+
+static int never_policy_cb(const ipvsct_ct_timeout_policy *p, void *user)
+{
+    (void)p;
+    (void)user;
+    return 0;
+}
+
+static int never_service_cb(const ipvsct_ipvs_service *s, void *user)
+{
+    (void)s;
+    (void)user;
+    return 0;
+}
+
+static void test_new_arguments(void)
+{
+    int fd = -5;
+    ipvsct_events *ev = (ipvsct_events *)&fd; /* sentinel */
+    ipvsct_events_stats st;
+    CHECK_RC(ipvsct_events_open(NULL, IPVSCT_EVENTS_CONNTRACK, NULL, NULL),
+             IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_events_open(NULL, 0, NULL, &ev), IPVSCT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(last_msg(), "groups") != NULL, "'%s'", last_msg());
+    CHECK_RC(ipvsct_events_open("", IPVSCT_EVENTS_NEW, NULL, &ev), IPVSCT_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipvsct_events_open("ipvsct-no-such-namespace", IPVSCT_EVENTS_NEW, NULL, &ev),
+             IPVSCT_ERR_NAMESPACE);
+    CHECK(ev == (ipvsct_events *)&fd, "handle written on failure");
+    CHECK_RC(ipvsct_events_fd(NULL, &fd), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK(fd == -5, "fd written on failure");
+    CHECK_RC(ipvsct_events_drain(NULL, 0, never_cb, NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_events_resync(NULL, never_cb, NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_events_get_stats(NULL, &st), IPVSCT_ERR_NULL_ARGUMENT);
+    ipvsct_events_free(NULL);
+
+    ipvsct_ct_request req;
+    memset(&req, 0, sizeof req);
+    ipvsct_batch_result res[2];
+    ipvsct_ct_entry e;
+    CHECK_RC(ipvsct_conntrack_create(NULL, &req), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_update(NULL, &req), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_delete(NULL, &req), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_delete_by_id(NULL, 1, &e), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_flush(NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_zero_counters(NULL, NULL, NULL, NULL, NULL),
+             IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_batch(NULL, IPVSCT_BATCH_CREATE, &req, 1, res, 2, NULL),
+             IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_policies(NULL, never_policy_cb, NULL, NULL),
+             IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_policy_delete(NULL, "x"), IPVSCT_ERR_NULL_ARGUMENT);
+
+    ipvsct_conntrack *ct = NULL;
+    CHECK_RC(ipvsct_conntrack_new(&ct), IPVSCT_OK);
+    if (ct) {
+        /* Refused before anything is sent: no privilege needed to see these. */
+        CHECK_RC(ipvsct_conntrack_create(ct, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+        CHECK_RC(ipvsct_conntrack_create(ct, &req), IPVSCT_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(last_msg(), "timeout is required") != NULL, "'%s'", last_msg());
+        req.fields = 0x80000000u;
+        CHECK_RC(ipvsct_conntrack_update(ct, &req), IPVSCT_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(last_msg(), "unknown bits") != NULL, "'%s'", last_msg());
+        req.fields = 0;
+        req.direction = 7;
+        CHECK_RC(ipvsct_conntrack_delete(ct, &req), IPVSCT_ERR_INVALID_ARGUMENT);
+        CHECK_RC(ipvsct_conntrack_batch(ct, IPVSCT_BATCH_CREATE, &req, 2, res, 1, NULL),
+                 IPVSCT_ERR_BUFFER_TOO_SMALL);
+        CHECK_RC(ipvsct_conntrack_batch(ct, IPVSCT_BATCH_CREATE, &req, SIZE_MAX / 512, res, 2,
+                                        NULL),
+                 IPVSCT_ERR_INVALID_ARGUMENT);
+        CHECK_RC(ipvsct_conntrack_batch(ct, IPVSCT_BATCH_CREATE, &req, 1, NULL, 1, NULL),
+                 IPVSCT_ERR_NULL_ARGUMENT);
+        CHECK_RC(ipvsct_conntrack_policies(ct, NULL, NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+        CHECK_RC(ipvsct_conntrack_policy_get(ct, NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+        CHECK_RC(ipvsct_conntrack_default_policy(ct, AF_INET, 99, NULL),
+                 IPVSCT_ERR_NULL_ARGUMENT);
+        ipvsct_ct_timeout_policy p;
+        memset(&p, 0, sizeof p);
+        CHECK_RC(ipvsct_conntrack_default_policy(ct, AF_INET, 99, &p),
+                 IPVSCT_ERR_INVALID_ARGUMENT);
+        ipvsct_dump_filter f;
+        memset(&f, 0, sizeof f);
+        f.table = IPVSCT_TABLE_UNCONFIRMED;
+        CHECK_RC(ipvsct_conntrack_flush(ct, &f), IPVSCT_ERR_INVALID_ARGUMENT);
+        CHECK_RC(ipvsct_conntrack_zero_counters(ct, &f, NULL, NULL, NULL),
+                 IPVSCT_ERR_INVALID_ARGUMENT);
+        if (geteuid() != 0) {
+            ipvsct_ct_request ok;
+            memset(&ok, 0, sizeof ok);
+            ok.orig.fields = IPVSCT_TUPLE_HAS_SRC | IPVSCT_TUPLE_HAS_DST | IPVSCT_TUPLE_HAS_PROTO |
+                             IPVSCT_TUPLE_HAS_SRC_PORT | IPVSCT_TUPLE_HAS_DST_PORT;
+            ok.orig.src.family = ok.orig.dst.family = IPVSCT_AF_INET;
+            ok.orig.proto = 17;
+            ok.orig.src_port = 1;
+            ok.orig.dst_port = 2;
+            ok.fields = IPVSCT_CT_REQUEST_HAS_TIMEOUT;
+            ok.timeout = 10;
+            CHECK_RC(ipvsct_conntrack_create(ct, &ok), IPVSCT_ERR_PERMISSION);
+            CHECK_RC(ipvsct_conntrack_batch(ct, IPVSCT_BATCH_CREATE, &ok, 1, res, 1, NULL),
+                     IPVSCT_ERR_PERMISSION);
+            /* Subscribing to conntrack events needs CAP_NET_ADMIN too. */
+            ev = (ipvsct_events *)&fd;
+            CHECK_RC(ipvsct_events_open(NULL, IPVSCT_EVENTS_NEW, NULL, &ev), IPVSCT_ERR_PERMISSION);
+            CHECK(ev == (ipvsct_events *)&fd, "handle written on failure");
+        }
+        ipvsct_conntrack_free(ct);
+    }
+
+    ipvsct_ipvs *ipvs = (ipvsct_ipvs *)&fd;
+    ipvsct_ipvs_info info;
+    ipvsct_ipvs_service svc;
+    ipvsct_ipvs_service_key key;
+    memset(&svc, 0, sizeof svc);
+    memset(&key, 0, sizeof key);
+    CHECK_RC(ipvsct_ipvs_open(NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_ipvs_open("", &ipvs), IPVSCT_ERR_INVALID_ARGUMENT);
+    CHECK(ipvs == (ipvsct_ipvs *)&fd, "ipvs handle written on failure");
+    CHECK_RC(ipvsct_ipvs_get_info(NULL, &info), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_ipvs_services(NULL, never_service_cb, NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_ipvs_service_add(NULL, &svc), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_ipvs_dest_delete(NULL, &key, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_ipvs_zero(NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_ipvs_flush(NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_ipvs_daemon_stop(NULL, IPVSCT_IPVS_DAEMON_MASTER), IPVSCT_ERR_NULL_ARGUMENT);
+    ipvsct_ipvs_free(NULL);
+    /* This kernel may or may not have IPVS: either a handle or IPVSCT_ERR_UNSUPPORTED. */
+    ipvs = NULL;
+    int32_t rc = ipvsct_ipvs_open(NULL, &ipvs);
+    CHECK((rc == IPVSCT_OK && ipvs) || (rc == IPVSCT_ERR_UNSUPPORTED && !ipvs) ||
+              (rc == IPVSCT_ERR_PERMISSION && !ipvs),
+          "ipvs open: %s", ipvsct_result_name(rc));
+    if (ipvs) {
+        CHECK_RC(ipvsct_ipvs_service_add(ipvs, &svc), IPVSCT_ERR_INVALID_ARGUMENT);
+        CHECK_RC(ipvsct_ipvs_daemon_stop(ipvs, 9), IPVSCT_ERR_INVALID_ARGUMENT);
+        ipvsct_ipvs_free(ipvs);
+    }
+}
+
 /* ---- error calls, names, version ---- */
 
 static void *other_thread(void *p)
@@ -580,6 +806,8 @@ int main(void)
 {
     test_decode();
     test_arguments();
+    test_expect_and_family_decode();
+    test_new_arguments();
     test_errors();
     return finish("test_api");
 }

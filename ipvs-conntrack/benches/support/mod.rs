@@ -395,6 +395,13 @@ pub fn record_new_events(netns: &Netns, from: u32, to: u32) -> Result<EventRecor
     })
 }
 
+/// CPU time used by this process so far (user and system, all threads).
+pub fn process_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
 /// Peak resident set size of this process so far, in KiB (`VmHWM`).
 pub fn peak_rss_kib() -> Option<u64> {
     std::fs::read_to_string("/proc/self/status")

@@ -4,10 +4,13 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use clap::Args;
+use ipvs_conntrack::capacity::ipvs::{observe_since, ConnSample, IpvsReport};
 use ipvs_conntrack::capacity::{observe, Report};
 use ipvs_conntrack::conntrack::Conntrack;
 use ipvs_conntrack::Netns;
+use serde::Serialize;
 
+use crate::capacity_ipvs;
 use crate::failure::Failure;
 use crate::output::{human_secs, write_json_line};
 
@@ -23,6 +26,18 @@ pub struct CapacityArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Include the IPVS section even when ip_vs is not loaded yet (loads it; fails without
+    /// IPVS). Without it the section appears when ip_vs is loaded.
+    #[arg(long)]
+    pub ipvs: bool,
+}
+
+/// The JSON of `ipvsct capacity`: the conntrack report's fields and `ipvs` (null without IPVS).
+#[derive(Serialize)]
+struct CapacityJson<'a> {
+    #[serde(flatten)]
+    conntrack: &'a Report,
+    ipvs: Option<&'a IpvsReport>,
 }
 
 /// Parses `5s`, `500ms`, `2m` or a plain number of seconds.
@@ -49,12 +64,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn run(a: &CapacityArgs) -> Result<(), Failure> {
     let ns = a.netns.as_deref().map_or(Netns::Current, Netns::parse);
     let mut ct = Conntrack::open(&ns)?;
+    // IPVS's rate is measured from its counters over the same interval.
+    let mut ipvs = capacity_ipvs::client(&ns, a.ipvs)?;
+    let before = match ipvs.as_mut() {
+        Some(i) if !a.interval.is_zero() => Some(ConnSample::read(i)?),
+        _ => None,
+    };
     let report = observe(&mut ct, a.interval)?;
+    let ipvs_report = match ipvs.as_mut() {
+        Some(i) => Some(observe_since(i, before.as_ref())?),
+        None => None,
+    };
     let mut out = io::stdout().lock();
     if a.json {
-        write_json_line(&mut out, &report).map_err(Failure::from_output)?;
+        let j = CapacityJson {
+            conntrack: &report,
+            ipvs: ipvs_report.as_ref(),
+        };
+        write_json_line(&mut out, &j).map_err(Failure::from_output)?;
     } else {
         write_report(&mut out, &report).map_err(Failure::from_output)?;
+        if let Some(r) = &ipvs_report {
+            capacity_ipvs::write_report(&mut out, r).map_err(Failure::from_output)?;
+        }
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use clap::Args;
 use ipvs_conntrack::conntrack::tuple::IPPROTO_TCP;
 use ipvs_conntrack::conntrack::{Conntrack, DumpFilter, Entry, Family, GlobalStats, StateTimeouts};
 
+use crate::demo_ipvs;
 use crate::failure::Failure;
 use crate::http;
 use crate::output::{endpoint, human_secs, source_text};
@@ -54,6 +54,7 @@ pub fn run(a: &DemoArgs) -> Result<(), Failure> {
     let tools = Tools::find()?;
     let registry: Registry = Arc::new(Mutex::new(Vec::new()));
     install_interrupt_handler(tools.ip.clone(), Arc::clone(&registry))?;
+    let ipvs_registry = Arc::clone(&registry);
 
     say!("ipvsct demo: short HTTP connections and the conntrack entries they leave behind");
     say!();
@@ -61,12 +62,34 @@ pub fn run(a: &DemoArgs) -> Result<(), Failure> {
     let sb = Sandbox::create(std::process::id(), &tools, registry, &mut |s| {
         say!("  - {s}")
     })?;
-    let result = show(&sb, usize::from(a.requests)).map(|()| keep(&sb, a.keep));
-    // Remove the sandbox whatever happened; report the demo's own failure first.
+    let n = usize::from(a.requests);
+    let result = show(&sb, n)
+        .and_then(|()| demo_ipvs::run(&sb, &tools, ipvs_registry, n))
+        .inspect(|part| keep(&sb, part.as_ref(), a.keep));
+    // Remove the sandbox whatever happened (the IPVS part first: its veth pair ends in the
+    // client namespace); report the demo's own failure first.
+    let (result, closed_ipvs) = match result {
+        Ok(Some(part)) => (Ok(()), Some(part.close())),
+        Ok(None) => (Ok(()), None),
+        Err(e) => (Err(e), None),
+    };
     let closed = sb.close();
     result?;
+    let removed_ipvs = closed_ipvs.transpose()?;
     let removed = closed?;
     say!();
+    if let Some(c) = removed_ipvs {
+        let service = c.service.map_or_else(
+            || "no IPVS service (none was added)".to_owned(),
+            |k| format!("the IPVS service {k}"),
+        );
+        say!(
+            "Cleaned up IPVS: deleted {service} (IPVS services left in the director: {}) and \
+             namespaces {}.",
+            c.services_left,
+            c.namespaces.join(", ")
+        );
+    }
     say!(
         "Cleaned up: deleted namespaces {} (with their veth pair, nft table and conntrack table).",
         removed.join(" and ")
@@ -89,6 +112,11 @@ fn install_interrupt_handler(ip: String, registry: Registry) -> Result<(), Failu
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         eprintln!("\nipvsct demo: interrupted, removing the sandbox");
+        for d in names.iter().filter(|n| demo_ipvs::is_director(n)) {
+            if let Err(e) = demo_ipvs::flush_director(d) {
+                eprintln!("ipvsct: deleting the IPVS service in {d}: {e}");
+            }
+        }
         let left = sandbox::delete_namespaces(&ip, &names);
         if !left.is_empty() {
             eprintln!(
@@ -153,13 +181,11 @@ fn show(sb: &Sandbox, requests: usize) -> Result<(), Failure> {
     let timeouts = ct.default_timeouts()?;
     say!();
     capacity(&stats, &timeouts);
-    say!();
-    say!("{}", ipvs_line());
     Ok(())
 }
 
 /// Holds the sandbox for `secs` seconds, saying how to look at it.
-fn keep(sb: &Sandbox, secs: u16) {
+fn keep(sb: &Sandbox, ipvs: Option<&demo_ipvs::IpvsSandbox>, secs: u16) {
     if secs == 0 {
         return;
     }
@@ -168,6 +194,12 @@ fn keep(sb: &Sandbox, secs: u16) {
         "Keeping the sandbox for {secs} s (Ctrl-C to end now). Try: ipvsct conntrack list --netns {}",
         sb.server
     );
+    if let Some(i) = ipvs {
+        say!(
+            "  and: ipvsct ipvs --netns {} explain --connections",
+            i.director
+        );
+    }
     let end = Instant::now() + Duration::from_secs(u64::from(secs));
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
@@ -327,29 +359,6 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         lines.push(line);
     }
     lines
-}
-
-/// One line about IPVS on this kernel.
-fn ipvs_line() -> String {
-    if ipvs_available() {
-        "IPVS: available on this kernel; the IPVS part of the demo (virtual services and their \
-         connection timeouts) will come with ipvsct's IPVS support."
-            .to_owned()
-    } else {
-        "IPVS: not available on this kernel (no ip_vs module), so the IPVS part of the demo is skipped."
-            .to_owned()
-    }
-}
-
-/// True if IPVS is loaded or `modprobe ip_vs` loads it.
-fn ipvs_available() -> bool {
-    let proc_file = Path::new("/proc/net/ip_vs");
-    if proc_file.exists() {
-        return true;
-    }
-    sandbox::find_program("modprobe")
-        .is_some_and(|m| sandbox::run_cmd(&m, &["-q", "ip_vs"], None).is_ok())
-        && proc_file.exists()
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@
 #![forbid(unsafe_code)]
 
 mod capacity;
+mod capacity_ipvs;
 mod capture_cmd;
 mod conntrack;
 mod decode_cmd;
 mod demo;
+mod demo_ipvs;
 mod exporter;
 mod failure;
 mod http;
@@ -36,7 +38,8 @@ enum Command {
     Conntrack(conntrack::ConntrackCommand),
     /// IPVS: services, destinations, counters, timeouts, daemons, connections, explain.
     Ipvs(ipvs::IpvsArgs),
-    /// The capacity model of the conntrack table: Little's law over counts, states, timeouts and rates.
+    /// The capacity model of the conntrack table (and of IPVS when loaded): Little's law over
+    /// counts, states, timeouts and rates.
     Capacity(capacity::CapacityArgs),
     /// Builds a throw-away two-namespace sandbox, makes 50 HTTP requests and explains
     /// the conntrack entries they leave behind (needs root).
