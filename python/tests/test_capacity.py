@@ -52,6 +52,7 @@ def test_capacity_report_of_a_known_table(netns: Namespace) -> None:
     assert o.new_per_second is not None and round(o.new_per_second * o.interval_seconds) == 300
     assert o.growth_per_second is not None and round(o.growth_per_second * o.interval_seconds) == 300
     tw = ct.default_timeouts().tcp.time_wait
+    assert tw is not None
     assert rep.short_connection_dwell_seconds == tw
     assert rep.max_short_connections_per_second == pytest.approx(mx / tw)
     assert rep.dominant_state is not None and rep.dominant_state[:2] == ("tcp", "ESTABLISHED")

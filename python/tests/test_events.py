@@ -201,10 +201,13 @@ def test_async_iteration_does_not_block_the_loop(netns: Namespace) -> None:
                 ticks += 1
                 await asyncio.sleep(0.01)
 
+        def create(t: ipvsct.Tuple) -> None:
+            ct.create(t, timeout=30)
+
         async def producer() -> None:
             for t in tuples:
                 await asyncio.sleep(0.2)
-                await asyncio.get_running_loop().run_in_executor(None, lambda t=t: ct.create(t, timeout=30))
+                await asyncio.get_running_loop().run_in_executor(None, create, t)
 
         got: List[Item] = []
         async with ct.events_async(update=False) as events:

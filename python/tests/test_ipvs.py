@@ -183,7 +183,7 @@ def test_corrupt_ipvs_bytes_raise_decode_errors() -> None:
             errors += 1
         else:
             for o in out:
-                o.to_dict()  # type: ignore[union-attr]
+                o.to_dict()
     assert errors > 100
 
 
