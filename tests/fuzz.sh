@@ -163,6 +163,11 @@ else
     log "python3 missing: seeding with whole recordings only"
 fi
 
+# Captures for pcap_replay: `ipvsct capture` recordings (fuzz/seeds/pcap_replay) and the
+# tcpdump/editcap nlmon captures.
+mkdir -p "$SEEDS/pcap"
+cp "$FUZZ_DIR"/seeds/pcap_replay/*.pcap* "$FIXTURES"/nlmon/*.pcap* "$SEEDS/pcap/" 2>/dev/null || true
+
 # Generated seeds for decoders without recordings (IPVS, /proc text, expectations, events);
 # make_seeds checks that each of them decodes.
 log "generating seeds (fuzz/examples/make_seeds.rs)"
@@ -185,6 +190,7 @@ for t in "${TARGETS[@]}"; do
     seed_dirs=("$SEEDS/raw" "$SEEDS/gen")
     [[ -d $SEEDS/frames ]] && seed_dirs+=("$SEEDS/frames")
     [[ $t == nl_attrs && -d $SEEDS/attrs ]] && seed_dirs+=("$SEEDS/attrs")
+    [[ $t == pcap_replay ]] && seed_dirs+=("$SEEDS/pcap")
     out="$WORK/$t.log"
     log "running $t for ${FUZZ_TIME}s (corpus $corpus)"
     set +e

@@ -25,9 +25,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ipvs_conntrack::capture::{
-    decode_pcap, decode_records, read_pcap, write_pcap, Body, CaptureError, DecodeOptions,
-    Decoded, Record, COOKED_HEADER_LEN, LINKTYPE_NETLINK, PROTO_GENERIC, PROTO_NETFILTER,
-    SNAPLEN,
+    decode_pcap, decode_records, read_pcap, write_pcap, Body, CaptureError, DecodeOptions, Decoded,
+    Record, COOKED_HEADER_LEN, LINKTYPE_NETLINK, PROTO_GENERIC, PROTO_NETFILTER, SNAPLEN,
 };
 use ipvs_conntrack::netlink::frame::Frames;
 use ipvs_conntrack::socket::Direction;
@@ -128,10 +127,17 @@ fn check_decoded(d: &Decoded, records: &[Record], opts: &DecodeOptions) {
     assert!(d.messages.len() <= most, "{} > {most}", d.messages.len());
     let mut last = 1;
     for m in &d.messages {
-        assert!(m.frame >= last && m.frame <= records.len(), "frame {}", m.frame);
+        assert!(
+            m.frame >= last && m.frame <= records.len(),
+            "frame {}",
+            m.frame
+        );
         last = m.frame;
         let r = &records[m.frame - 1];
-        assert_eq!((m.direction, m.protocol, m.timestamp), (r.direction, r.protocol, r.timestamp));
+        assert_eq!(
+            (m.direction, m.protocol, m.timestamp),
+            (r.direction, r.protocol, r.timestamp)
+        );
         assert!(!m.name.is_empty());
         if let Body::Invalid(e) = &m.body {
             assert!(e.offset <= r.data.len(), "{e:?} in {} bytes", r.data.len());
@@ -209,7 +215,11 @@ fn check_round_trip(records: &[Record]) {
             assert_eq!(again, want);
         }
         Err(e) => {
-            assert!(!representable, "writing {} records failed: {e}", records.len());
+            assert!(
+                !representable,
+                "writing {} records failed: {e}",
+                records.len()
+            );
             assert!(matches!(e, CaptureError::Write(_)), "{e:?}");
         }
     }
@@ -219,7 +229,11 @@ fn handle(data: &[u8]) {
     match read_pcap(data) {
         Ok(records) => {
             let total: usize = records.iter().map(|r| r.data.len()).sum();
-            assert!(total <= data.len(), "{total} record bytes from a {}-byte file", data.len());
+            assert!(
+                total <= data.len(),
+                "{total} record bytes from a {}-byte file",
+                data.len()
+            );
             assert!(records.len() <= max_records(data.len()));
             for r in &records {
                 assert!(matches!(r.direction, Direction::Sent | Direction::Received));

@@ -19,7 +19,7 @@ mod support;
 #[path = "../examples/soak.rs"]
 mod soak;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,10 @@ fn soak_twenty_seconds_flat_memory_every_call_succeeds() {
         err.join().unwrap_or_default(),
     );
     eprintln!("{err}");
+    // A skip inside the child (no namespace) must stay loud: past the output capture.
+    for line in err.lines().filter(|l| l.starts_with("SKIPPED")) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
     assert!(
         status.is_some_and(|s| s.success()),
         "soak child failed ({status:?}, limit {CHILD_LIMIT:?})\nstdout:\n{out}\nstderr:\n{err}"
@@ -126,7 +130,7 @@ fn soak_in_this_process() {
     );
     // Every dump succeeded (an NLM_F_DUMP_INTR report is counted apart; none is an error).
     assert!(
-        report.dumps_owned >= 20 && report.dumps_view >= 20,
+        report.dumps_owned >= 10 && report.dumps_view >= 10,
         "{text}"
     );
     let rounds = report.dumps_owned + report.dumps_view + report.dumps_interrupted;
@@ -136,12 +140,14 @@ fn soak_in_this_process() {
     assert!(report.tcp_flows >= 200 && report.udp_flows >= 200, "{text}");
     assert_eq!(report.traffic_errors, 0, "{text}");
     let [new, update, destroy] = report.kinds;
+    // Resynchronisations read the queued events away (the dump supersedes them).
+    assert!(report.received >= report.events, "{text}");
     if report.overruns == 0 {
-        // Nothing lost: a NEW event for every flow and every inserted entry.
-        assert!(
-            new >= report.tcp_flows + report.udp_flows + report.inserted,
-            "{text}"
-        );
+        // Nothing lost: the socket got a NEW event for every flow and inserted entry,
+        // and most of them have been destroyed again (deleted or expired) since.
+        let made = report.tcp_flows + report.udp_flows + report.inserted;
+        assert!(report.received >= made + made / 2, "{text}");
+        assert!(new + (report.received - report.events) >= made, "{text}");
     }
     assert!(update > 0 && destroy > 0, "{text}");
     assert!(report.inserted > 1000 && report.deleted > 0, "{text}");

@@ -244,8 +244,9 @@ def test_hand_built_entry_and_typed_decode_errors() -> None:
     assert err.value.path == "CTA_TUPLE_ORIG/CTA_TUPLE_PROTO/CTA_PROTO_SRC_PORT"
     assert isinstance(err.value, ValueError) and isinstance(err.value, ipvsct.Error)
     assert err.value.offset is not None and 0 < err.value.offset < len(bad)
+    # NFNL_SUBSYS_QUEUE (3) is not a conntrack subsystem.
     with pytest.raises(ipvsct.DecodeError) as unexpected:
-        ipvsct.decode(nlmsg(0x0200, 0, b"\2\0\0\0"))
+        ipvsct.decode(nlmsg(0x0300, 0, b"\2\0\0\0"))
     assert unexpected.value.kind == "unexpected_message"
     assert ipvsct.decode(b"") == []
 

@@ -109,6 +109,9 @@ def test_real_traffic_gives_new_update_destroy_in_order(netns: Namespace) -> Non
     assert ipvsct.TcpState.ESTABLISHED in states and states[-1] == ipvsct.TcpState.TIME_WAIT
     first = events[0].entry
     assert (str(first.orig.src), first.orig.dst_port) == ("127.0.0.1", 8080)
+    d = events[0].to_dict()
+    assert (d["kind"], d["entry"]["orig"]["dst_port"], d["resync"]) == (ipvsct.EventKind.NEW, 8080, False)
+    assert repr(events[-1]).startswith("<Event DESTROY <Entry tcp 127.0.0.1:")
     assert first.state_timeout == ct.default_timeouts().tcp.syn_sent
     # With timestamps on, the kernel stamps each event.
     stamps = [e.event_time for e in events]
@@ -273,7 +276,7 @@ def test_sigint_stops_a_blocking_event_loop(netns: Namespace) -> None:
     assert "KeyboardInterrupt" in err, err
     assert p.returncode in (-signal.SIGINT, 130, 1), (p.returncode, err)
     # Receives wait 100 ms at most between signal checks.
-    assert latency < 0.5, latency
+    assert latency < 1.0, latency
 
 
 def test_poll_and_fileno_without_an_event_loop(netns: Namespace) -> None:
