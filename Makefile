@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: deps demo test check test-rust test-vm test-c test-python test-fuzz clean
+.PHONY: deps demo test check test-rust test-vm test-c test-python test-fuzz bench clean
 
 deps:
 	tests/install-deps.sh
@@ -37,6 +37,10 @@ test-python:
 
 test: deps check test-rust test-c test-python test-vm test-fuzz
 	@echo "make test: all suites passed"
+
+# Offline decoding benchmarks (criterion); the live comparison is tests/bench/run.sh (root).
+bench:
+	$(CARGO) bench -p ipvs-conntrack --bench decode
 
 clean:
 	$(CARGO) clean
