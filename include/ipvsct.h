@@ -2044,6 +2044,26 @@ ipvsct_result ipvsct_ipvs_decode(const uint8_t *buf,
                                  void *user,
                                  size_t *count_out);
 
+// Decodes a pcap or pcapng capture of netlink traffic (LINKTYPE_NETLINK: written by
+// `ipvsct capture`, or by tcpdump on an nlmon device) and calls `cb` with every message of
+// every captured datagram, in capture order: ctnetlink/cttimeout messages as for
+// `ipvsct_decode`, generic netlink messages as for `ipvsct_ipvs_decode` (`family_id` 0
+// learns the IPVS family id from the capture's nlctrl answers). Only datagrams from the
+// kernel are delivered; the requests in the capture are skipped.
+//
+// IPVSCT_ERR_IO if the file cannot be read, IPVSCT_ERR_DECODE if it is not a netlink
+// capture or a message does not decode (the messages before it were delivered).
+// Stopping, counting and thread safety as for `ipvsct_decode`.
+//
+// # Safety
+// `path` is NULL or a NUL-terminated string; `cb` is NULL or a valid function;
+// `count_out` is NULL or writable.
+ipvsct_result ipvsct_decode_pcap(const char *path,
+                                 uint16_t family_id,
+                                 ipvsct_message_cb cb,
+                                 void *user,
+                                 size_t *count_out);
+
 // Decodes the single ctnetlink entry message at the start of `buf` (an IPCTNL_MSG_CT_NEW
 // or _DELETE message, e.g. one event) into `*out`. Bytes after that message are ignored.
 //

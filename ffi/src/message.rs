@@ -26,7 +26,7 @@ use crate::expect::ipvsct_ct_expect;
 use crate::ipvs_types::{
     ipvsct_ipvs_config, ipvsct_ipvs_daemon, ipvsct_ipvs_dest, ipvsct_ipvs_info, ipvsct_ipvs_service,
 };
-use crate::ptr::{in_bytes, Out};
+use crate::ptr::{in_bytes, in_cstr, Out};
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
 use crate::stats::{ipvsct_ct_cpu_stats, ipvsct_ct_global_stats};
@@ -370,24 +370,112 @@ pub unsafe extern "C" fn ipvsct_ipvs_decode(
                 )))
             }
         };
-        let mut id = (family_id != 0).then_some(family_id);
-        decode_all(bytes, cb, user, count_out, |frame| {
-            if let Some(m) = ipvsct_message::control(frame)? {
-                return Ok(m);
+        let mut ipvs = IpvsDecoder::new(family_id, af);
+        decode_all(bytes, cb, user, count_out, |frame| ipvs.decode(frame))
+    })
+}
+
+/// Decodes generic netlink messages: nlctrl family answers (learning the IPVS family id
+/// from them when it was not given) and IPVS messages.
+struct IpvsDecoder {
+    given: bool,
+    id: Option<u16>,
+    af: AddressFamily,
+}
+
+impl IpvsDecoder {
+    fn new(family_id: u16, af: AddressFamily) -> Self {
+        IpvsDecoder {
+            given: family_id != 0,
+            id: (family_id != 0).then_some(family_id),
+            af,
+        }
+    }
+
+    fn decode(&mut self, frame: &Frame<'_>) -> Result<ipvsct_message, FfiError> {
+        if let Some(m) = ipvsct_message::control(frame)? {
+            return Ok(m);
+        }
+        let t = frame.header.message_type;
+        if t == GENL_ID_CTRL {
+            let (m, f) = ipvsct_message::genl_family(frame)?;
+            if !self.given && f.name == "IPVS" {
+                self.id = Some(f.id);
             }
-            let t = frame.header.message_type;
-            if t == GENL_ID_CTRL {
-                let (m, f) = ipvsct_message::genl_family(frame)?;
-                if family_id == 0 && f.name == "IPVS" {
-                    id = Some(f.id);
-                }
-                return Ok(m);
+            return Ok(m);
+        }
+        if Some(t) == self.id {
+            return ipvsct_message::decode_ipvs(frame, self.af);
+        }
+        Ok(ipvsct_message::empty(frame, IPVSCT_MSG_UNKNOWN))
+    }
+}
+
+/// Decodes a pcap or pcapng capture of netlink traffic (LINKTYPE_NETLINK: written by
+/// `ipvsct capture`, or by tcpdump on an nlmon device) and calls `cb` with every message of
+/// every captured datagram, in capture order: ctnetlink/cttimeout messages as for
+/// `ipvsct_decode`, generic netlink messages as for `ipvsct_ipvs_decode` (`family_id` 0
+/// learns the IPVS family id from the capture's nlctrl answers). Only datagrams from the
+/// kernel are delivered; the requests in the capture are skipped.
+///
+/// IPVSCT_ERR_IO if the file cannot be read, IPVSCT_ERR_DECODE if it is not a netlink
+/// capture or a message does not decode (the messages before it were delivered).
+/// Stopping, counting and thread safety as for `ipvsct_decode`.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `cb` is NULL or a valid function;
+/// `count_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_decode_pcap(
+    path: *const c_char,
+    family_id: u16,
+    cb: ipvsct_message_cb,
+    user: *mut c_void,
+    count_out: *mut usize,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string (contract above).
+        let path = unsafe { in_cstr(path) }.ok_or_else(|| FfiError::null("path"))?;
+        let path = path
+            .to_str()
+            .map_err(|_| FfiError::invalid("path: not UTF-8"))?;
+        let cb = cb.ok_or_else(|| FfiError::null("cb"))?;
+        // SAFETY: the caller passes NULL or a writable size_t.
+        let count_out = (!count_out.is_null())
+            .then(|| unsafe { Out::new(count_out, "count_out") })
+            .transpose()?;
+        let records =
+            ipvs_conntrack::capture::read_pcap_file(std::path::Path::new(path)).map_err(|e| {
+                let code = match e {
+                    ipvs_conntrack::capture::CaptureError::Io { .. } => IPVSCT_ERR_IO,
+                    _ => IPVSCT_ERR_DECODE,
+                };
+                FfiError::new(code, e.to_string())
+            })?;
+        let mut ipvs = IpvsDecoder::new(family_id, AddressFamily::Inet);
+        let mut total = 0usize;
+        let mut result = IPVSCT_OK;
+        // The kernel's side: requests (and what other programs sent) are not delivered.
+        for r in records
+            .iter()
+            .filter(|r| r.direction == ipvs_conntrack::socket::Direction::Received)
+        {
+            let mut n = 0usize;
+            let out = Some(Out::from_mut(&mut n));
+            result = if r.protocol == ipvs_conntrack::socket::NETLINK_GENERIC as u16 {
+                decode_all(&r.data, cb, user, out, |f| ipvs.decode(f))?
+            } else {
+                decode_all(&r.data, cb, user, out, ipvsct_message::decode)?
+            };
+            total += n;
+            if result == IPVSCT_STOPPED {
+                break;
             }
-            if Some(t) == id {
-                return ipvsct_message::decode_ipvs(frame, af);
-            }
-            Ok(ipvsct_message::empty(frame, IPVSCT_MSG_UNKNOWN))
-        })
+        }
+        if let Some(out) = count_out {
+            out.write(total);
+        }
+        Ok(result)
     })
 }
 

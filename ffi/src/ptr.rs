@@ -32,6 +32,14 @@ pub(crate) struct Out<'a, T: Copy> {
 }
 
 impl<'a, T: Copy> Out<'a, T> {
+    /// An output slot over a Rust value (for calls that share a loop with C outputs).
+    pub(crate) fn from_mut(v: &'a mut T) -> Self {
+        Out {
+            ptr: NonNull::from(v),
+            _borrow: PhantomData,
+        }
+    }
+
     /// Checks `p` for NULL.
     ///
     /// # Safety

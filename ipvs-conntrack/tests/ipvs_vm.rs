@@ -2355,9 +2355,10 @@ fn capacity_json_ipvs_section_matches_ipvsadm() {
     );
     assert!(20 <= b && b < a && a <= total, "{b} -> {a} of {total}");
     let secs = r["interval_seconds"].as_f64().unwrap();
+    // (Within the guest's scheduling delays: a quarter period.)
     let periods = secs / 2.0;
     assert!(secs >= 4.0, "{secs}");
-    assert!((periods - periods.round()).abs() < 0.1, "{secs} s");
+    assert!((periods - periods.round()).abs() < 0.25, "{secs} s");
     let rate = r["new_per_second"].as_f64().unwrap();
     assert!((rate - (a - b) as f64 / secs).abs() < 1e-9, "{rate}");
     // One request per ~100 ms plus its own time: between 1 and 10 per second.

@@ -152,6 +152,80 @@ static int count_inactive_cb(const ipvsct_ipvs_conn *c, void *user)
     return 0;
 }
 
+/* Everything decoded from a pcap capture (up to 256 messages). */
+struct pcap_decoded {
+    ipvsct_message v[256];
+    int n;
+};
+
+static int keep_pcap_cb(const ipvsct_message *m, void *user)
+{
+    struct pcap_decoded *d = (struct pcap_decoded *)user;
+    if (d->n < 256)
+        d->v[d->n++] = *m;
+    return 0;
+}
+
+static int of_pcap_kind(const struct pcap_decoded *d, uint32_t kind)
+{
+    int n = 0;
+    for (int i = 0; i < d->n; i++)
+        n += d->v[i].kind == kind;
+    return n;
+}
+
+/* Captures from ../nlmon: `ipvsct capture` of `ipvsct ipvs services`, and tcpdump on nlmon
+ * while conntrack-tools and ipvsadm ran (see tests/fixtures/nlmon/README.md). */
+static void test_decode_pcap(void)
+{
+    static struct pcap_decoded d;
+    char path[600];
+    size_t count = 0;
+
+    snprintf(path, sizeof path, "%s/../nlmon/ipvsct-ipvs.pcap", g_dir);
+    d.n = 0;
+    CHECK_RC(ipvsct_decode_pcap(path, 0, keep_pcap_cb, &d, &count), IPVSCT_OK);
+    CHECK(count == (size_t)d.n, "pcap: %zu messages, %d kept", count, d.n);
+    CHECK(of_pcap_kind(&d, IPVSCT_MSG_GENL_FAMILY) == 1, "pcap: one nlctrl answer");
+    CHECK(of_pcap_kind(&d, IPVSCT_MSG_IPVS_SERVICE) == 2, "pcap: two services");
+    CHECK(of_pcap_kind(&d, IPVSCT_MSG_IPVS_DEST) == 2, "pcap: two destinations");
+    CHECK(of_pcap_kind(&d, IPVSCT_MSG_IPVS_INFO) == 1, "pcap: one info");
+    int rr = 0, wlc = 0, w3 = 0, w1 = 0;
+    for (int i = 0; i < d.n; i++) {
+        const ipvsct_message *m = &d.v[i];
+        if (m->kind == IPVSCT_MSG_IPVS_SERVICE) {
+            rr += !strcmp(m->data.ipvs_service.scheduler, "rr");
+            wlc += !strcmp(m->data.ipvs_service.scheduler, "wlc");
+        } else if (m->kind == IPVSCT_MSG_IPVS_DEST) {
+            w3 += m->data.ipvs_dest.weight == 3 && m->data.ipvs_dest.port == 80;
+            w1 += m->data.ipvs_dest.weight == 1 && m->data.ipvs_dest.port == 0;
+        } else if (m->kind == IPVSCT_MSG_IPVS_INFO) {
+            CHECK(m->data.ipvs_info.conn_tab_size == 4096, "conn_tab_size %u",
+                  m->data.ipvs_info.conn_tab_size);
+        }
+    }
+    CHECK(rr == 1 && wlc == 1, "schedulers rr %d wlc %d (ipvsadm.txt: rr and wlc)", rr, wlc);
+    CHECK(w3 == 1 && w1 == 1, "real servers :80 weight 3 (%d) and :0 weight 1 (%d)", w3, w1);
+
+    /* tcpdump's nlmon capture: the TIME_WAIT entry with mark 42 that conntrack -I made. */
+    snprintf(path, sizeof path, "%s/../nlmon/nlmon.pcap", g_dir);
+    d.n = 0;
+    CHECK_RC(ipvsct_decode_pcap(path, 0, keep_pcap_cb, &d, &count), IPVSCT_OK);
+    int marked = 0;
+    for (int i = 0; i < d.n; i++)
+        if (d.v[i].kind == IPVSCT_MSG_CT_ENTRY && d.v[i].data.ct_entry.mark == 42)
+            marked++;
+    CHECK(marked >= 1, "nlmon.pcap: %d entry messages with mark 42", marked);
+    CHECK(of_pcap_kind(&d, IPVSCT_MSG_IPVS_SERVICE) >= 2, "nlmon.pcap: ipvsadm's services");
+
+    /* Errors: a missing file is an I/O error, a file that is not a capture a decode error. */
+    CHECK_RC(ipvsct_decode_pcap(NULL, 0, keep_pcap_cb, &d, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    snprintf(path, sizeof path, "%s/does-not-exist.pcap", g_dir);
+    CHECK_RC(ipvsct_decode_pcap(path, 0, keep_pcap_cb, &d, NULL), IPVSCT_ERR_IO);
+    snprintf(path, sizeof path, "%s/ipvsadm-Ln.txt", g_dir);
+    CHECK_RC(ipvsct_decode_pcap(path, 0, keep_pcap_cb, &d, NULL), IPVSCT_ERR_DECODE);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--fixtures"))
@@ -330,5 +404,6 @@ int main(int argc, char **argv)
               e.fields);
         free(svc_bin);
     }
+    test_decode_pcap();
     return finish("test_ipvs_offline");
 }

@@ -61,10 +61,11 @@ struct ServiceCounters {
 }
 
 impl ConnSample {
-    /// Reads the counters now.
+    /// Reads the counters now (dated to the start of the read).
     pub fn read(ipvs: &mut Ipvs) -> Result<ConnSample> {
+        let taken = Instant::now();
         let snapshot = ipvs.snapshot()?;
-        Ok(Self::of(&snapshot, Instant::now()))
+        Ok(Self::of(&snapshot, taken))
     }
 
     /// The counters of a snapshot read at `taken`.
@@ -875,8 +876,9 @@ pub fn observe_explained(
     if let (Some(b), None) = (before, &after) {
         sleep_to_period_boundary(b.taken);
     }
+    let read_at = Instant::now();
     let snapshot = ipvs.snapshot()?;
-    let after = after.unwrap_or_else(|| ConnSample::of(&snapshot, Instant::now()));
+    let after = after.unwrap_or_else(|| ConnSample::of(&snapshot, read_at));
     // The kernel prints seconds left (rounded down) as it reads: count from the start.
     let taken_at = SystemTime::now();
     let conns: Vec<Connection> = ipvs.connections()?.collect::<Result<_>>()?;

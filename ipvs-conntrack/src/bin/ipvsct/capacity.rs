@@ -20,7 +20,8 @@ pub struct CapacityArgs {
     /// Network namespace: an `ip netns` name or a path (default: the current one).
     #[arg(long, value_name = "NAME|PATH")]
     pub netns: Option<String>,
-    /// How long to measure the rate of new connections, e.g. 5s, 500ms, 0 (no rate).
+    /// How long to measure the rate of new connections, e.g. 5s, 500ms, 0 (no rate). IPVS's
+    /// counters are measured over whole 2 s periods of the kernel's estimator (rounded up).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Print the report as one JSON object.
