@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use crate::conntrack::entry::{EntryView, Family};
 use crate::conntrack::status::Status;
-use crate::conntrack::tuple::{TupleView, IPPROTO_ICMPV6};
+use crate::conntrack::tuple::{emit_proto, TupleView, IPPROTO_ICMPV6};
 use crate::conntrack::wire::*;
 use crate::error::{DecodeError, Error, Result};
 use crate::netlink::emit::MessageBuilder;
@@ -116,46 +116,12 @@ impl TupleFilter {
             b.end_nest(ip);
         }
         if let Some(p) = self.proto {
-            let v6 = p == IPPROTO_ICMPV6;
-            let n = b.begin_nest(CTA_TUPLE_PROTO);
-            b.put_u8(CTA_PROTO_NUM, p);
-            if let Some(v) = self.src_port {
-                b.put_be16(CTA_PROTO_SRC_PORT, v);
-            }
-            if let Some(v) = self.dst_port {
-                b.put_be16(CTA_PROTO_DST_PORT, v);
-            }
-            if let Some(v) = self.icmp_id {
-                b.put_be16(
-                    if v6 {
-                        CTA_PROTO_ICMPV6_ID
-                    } else {
-                        CTA_PROTO_ICMP_ID
-                    },
-                    v,
-                );
-            }
-            if let Some(v) = self.icmp_type {
-                b.put_u8(
-                    if v6 {
-                        CTA_PROTO_ICMPV6_TYPE
-                    } else {
-                        CTA_PROTO_ICMP_TYPE
-                    },
-                    v,
-                );
-            }
-            if let Some(v) = self.icmp_code {
-                b.put_u8(
-                    if v6 {
-                        CTA_PROTO_ICMPV6_CODE
-                    } else {
-                        CTA_PROTO_ICMP_CODE
-                    },
-                    v,
-                );
-            }
-            b.end_nest(n);
+            emit_proto(
+                b,
+                p,
+                [self.src_port, self.dst_port, self.icmp_id],
+                [self.icmp_type, self.icmp_code],
+            );
         }
         b.end_nest(t);
     }

@@ -338,51 +338,54 @@ impl Tuple {
             }
         }
         b.end_nest(ip);
-        let p = b.begin_nest(CTA_TUPLE_PROTO);
-        b.put_u8(CTA_PROTO_NUM, self.proto);
-        if let Some(v) = self.src_port {
-            b.put_be16(CTA_PROTO_SRC_PORT, v);
-        }
-        if let Some(v) = self.dst_port {
-            b.put_be16(CTA_PROTO_DST_PORT, v);
-        }
-        let v6 = self.proto == IPPROTO_ICMPV6;
-        if let Some(v) = self.icmp_id {
-            b.put_be16(
-                if v6 {
-                    CTA_PROTO_ICMPV6_ID
-                } else {
-                    CTA_PROTO_ICMP_ID
-                },
-                v,
-            );
-        }
-        if let Some(v) = self.icmp_type {
-            b.put_u8(
-                if v6 {
-                    CTA_PROTO_ICMPV6_TYPE
-                } else {
-                    CTA_PROTO_ICMP_TYPE
-                },
-                v,
-            );
-        }
-        if let Some(v) = self.icmp_code {
-            b.put_u8(
-                if v6 {
-                    CTA_PROTO_ICMPV6_CODE
-                } else {
-                    CTA_PROTO_ICMP_CODE
-                },
-                v,
-            );
-        }
-        b.end_nest(p);
+        emit_proto(
+            b,
+            self.proto,
+            [self.src_port, self.dst_port, self.icmp_id],
+            [self.icmp_type, self.icmp_code],
+        );
         if let Some(z) = self.zone {
             b.put_be16(CTA_TUPLE_ZONE, z);
         }
         b.end_nest(t);
     }
+}
+
+/// Appends a CTA_TUPLE_PROTO nest: the protocol, then the set fields of
+/// `[src port, dst port, ICMP id]` and `[ICMP type, ICMP code]` (ICMPv6 kinds for ICMPv6).
+pub(crate) fn emit_proto(
+    b: &mut MessageBuilder,
+    proto: u8,
+    be16: [Option<u16>; 3],
+    u8s: [Option<u8>; 2],
+) {
+    let v6 = proto == IPPROTO_ICMPV6;
+    let n = b.begin_nest(CTA_TUPLE_PROTO);
+    b.put_u8(CTA_PROTO_NUM, proto);
+    let id = if v6 {
+        CTA_PROTO_ICMPV6_ID
+    } else {
+        CTA_PROTO_ICMP_ID
+    };
+    for (kind, v) in [CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT, id]
+        .into_iter()
+        .zip(be16)
+    {
+        if let Some(v) = v {
+            b.put_be16(kind, v);
+        }
+    }
+    let (ty, code) = if v6 {
+        (CTA_PROTO_ICMPV6_TYPE, CTA_PROTO_ICMPV6_CODE)
+    } else {
+        (CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMP_CODE)
+    };
+    for (kind, v) in [ty, code].into_iter().zip(u8s) {
+        if let Some(v) = v {
+            b.put_u8(kind, v);
+        }
+    }
+    b.end_nest(n);
 }
 
 fn to_v6(a: IpAddr) -> std::net::Ipv6Addr {
