@@ -29,6 +29,7 @@ use ipvs_conntrack::capture::{
     Record, COOKED_HEADER_LEN, LINKTYPE_NETLINK, PROTO_GENERIC, PROTO_NETFILTER, SNAPLEN,
 };
 use ipvs_conntrack::netlink::frame::Frames;
+use ipvs_conntrack::netlink::genl::GENL_ID_CTRL;
 use ipvs_conntrack::socket::Direction;
 use libfuzzer_sys::fuzz_target;
 
@@ -164,7 +165,7 @@ fn some_genl_type(records: &[Record]) -> Option<u16> {
         .filter(|r| r.protocol == PROTO_GENERIC)
         .flat_map(|r| Frames::new(&r.data).map_while(Result::ok))
         .map(|f| f.header.message_type)
-        .find(|t| *t >= 0x10 && *t != 0x10)
+        .find(|t| *t > GENL_ID_CTRL)
 }
 
 /// Decodes `records` with every kind of IPVS family id and checks each result.

@@ -9,8 +9,9 @@
 #   --out DIR          keep the guest's results there (default: a new temp directory)
 #   --filter NAME      run only the tests whose name contains NAME
 #   --verbose          stream the guest console
-# Needs: cargo, and what tests/vm/run.sh needs (qemu-system-x86, busybox-static,
-# iproute2, ipvsadm, cpio; installed with apt-get when missing and root).
+# Needs: cargo, nftables (for the demo tests), and what tests/vm/run.sh needs
+# (qemu-system-x86, busybox-static, iproute2, ipvsadm, cpio; installed with apt-get when
+# missing and root).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,6 +28,11 @@ while (($#)); do
     esac
 done
 log() { printf '[ipvs-vm] %s\n' "$*" >&2; }
+# The demo tests run `ipvsct demo` in the guest, which needs nft: tests/vm/run.sh copies the
+# host's /usr/sbin/nft into the guest when it exists.
+# shellcheck source=tests/vm/lib.sh
+. "$ROOT/tests/vm/lib.sh"
+vm_ensure_tools /usr/sbin/nft:nftables
 
 # --- build on the host ------------------------------------------------------------
 cd "$ROOT"
