@@ -25,4 +25,10 @@ fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
+# Miri checks the unsafe code of ffi/ (tests/c/run.sh runs it when it is installed).
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  rustup +nightly component list --installed 2>/dev/null | grep -q '^miri' ||
+    rustup +nightly component add miri rust-src >/dev/null 2>&1 ||
+    echo "install-deps: miri could not be added (tests/c/run.sh will say SKIPPED for it)"
+fi
 echo "install-deps: ok"
