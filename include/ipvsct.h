@@ -73,6 +73,66 @@
 // Largest number of requests in one `ipvsct_conntrack_batch` call.
 #define IPVSCT_BATCH_MAX (1 << 22)
 
+// Size of the protocol names in `ipvsct_capacity` (bytes, including the NUL).
+#define IPVSCT_CAPACITY_PROTO_LEN 16
+
+// Number of rows in `ipvsct_capacity.states`.
+#define IPVSCT_CAPACITY_STATES_MAX 32
+
+// Number of rows in `ipvsct_capacity.warnings`.
+#define IPVSCT_CAPACITY_WARNINGS_MAX 8
+
+// Number of rows in `ipvsct_capacity.suggestions`.
+#define IPVSCT_CAPACITY_SUGGESTIONS_MAX 4
+
+// Size of `ipvsct_capacity_suggestion.setting` (bytes, including the NUL).
+#define IPVSCT_CAPACITY_SETTING_LEN 64
+
+// Size of a warning and of `ipvsct_capacity_suggestion.effect` (bytes, including the NUL).
+#define IPVSCT_CAPACITY_TEXT_LEN 256
+
+// `ipvsct_capacity.rate_source`: no rate was measured (`interval_ms` 0).
+#define IPVSCT_CAPACITY_RATE_NONE 0
+
+// `ipvsct_capacity.rate_source`: NEW conntrack events were counted.
+#define IPVSCT_CAPACITY_RATE_EVENTS 1
+
+// `ipvsct_capacity.rate_source`: the per-CPU `insert` counter (no event socket).
+#define IPVSCT_CAPACITY_RATE_COUNTERS 2
+
+// `ipvsct_capacity.fields`: `buckets` is set.
+#define IPVSCT_CAPACITY_HAS_BUCKETS 1
+
+// `ipvsct_capacity.fields`: `short_connection_dwell_seconds` is set.
+#define IPVSCT_CAPACITY_HAS_SHORT_DWELL 2
+
+// `ipvsct_capacity.fields`: `max_short_connections_per_second` is set.
+#define IPVSCT_CAPACITY_HAS_MAX_SHORT_RATE 4
+
+// `ipvsct_capacity.fields`: `new_per_second` is set.
+#define IPVSCT_CAPACITY_HAS_NEW_PER_SECOND 8
+
+// `ipvsct_capacity.fields`: `growth_per_second` is set.
+#define IPVSCT_CAPACITY_HAS_GROWTH 16
+
+// `ipvsct_capacity.fields`: `expected_occupancy` is set.
+#define IPVSCT_CAPACITY_HAS_EXPECTED_OCCUPANCY 32
+
+// `ipvsct_capacity.fields`: `mean_seconds_in_table` is set.
+#define IPVSCT_CAPACITY_HAS_MEAN_SECONDS 64
+
+// `ipvsct_capacity.fields`: `headroom_per_second` is set.
+#define IPVSCT_CAPACITY_HAS_HEADROOM_PER_SECOND 128
+
+// `ipvsct_capacity.fields`: `seconds_until_full` is set (the table is growing).
+#define IPVSCT_CAPACITY_HAS_SECONDS_UNTIL_FULL 256
+
+// `ipvsct_capacity.fields`: `dominant_proto`, `dominant_state` and `dominant_share` are set.
+#define IPVSCT_CAPACITY_HAS_DOMINANT_STATE 512
+
+// `ipvsct_capacity.fields`: rows or strings did not fit (`*_len` < `*_total`, or a text cut).
+#define IPVSCT_CAPACITY_TRUNCATED 2147483648
+
 // Size of `ipvsct_ct_entry.state_name` (bytes, including the NUL).
 #define IPVSCT_STATE_NAME_LEN 24
 
@@ -886,6 +946,109 @@ typedef struct ipvsct_batch_report {
     uint64_t elapsed_ns;
 } ipvsct_batch_report;
 
+// Per-CPU trouble counters, summed over the CPUs.
+typedef struct ipvsct_capacity_trouble {
+    // Packets dropped because the table was full (`drop`).
+    uint64_t drop;
+    // Entries evicted early to make room (`early_drop`).
+    uint64_t early_drop;
+    // Failed insertions (`insert_failed`).
+    uint64_t insert_failed;
+    // Resolved insertion clashes (`clash_resolve`).
+    uint64_t clash_resolve;
+} ipvsct_capacity_trouble;
+
+// Entries of one protocol and state, with the state's timeout.
+typedef struct ipvsct_capacity_state {
+    // Entries in this state.
+    uint64_t count;
+    // Full timeout of the state under the policy in force, seconds (IPVSCT_TIMEOUT_UNSET if unknown).
+    uint32_t state_timeout;
+    // Most seconds left among these entries (IPVSCT_TIMEOUT_UNSET if unknown).
+    uint32_t max_seconds_left;
+    // L4 protocol name ("tcp", "udp", …) or number.
+    char proto[IPVSCT_CAPACITY_PROTO_LEN];
+    // State name ("TIME_WAIT", "UNREPLIED", …) or "-" for stateless protocols.
+    char state_name[IPVSCT_STATE_NAME_LEN];
+} ipvsct_capacity_state;
+
+// A suggested change (never applied by the library) and its computed effect.
+typedef struct ipvsct_capacity_suggestion {
+    // The value to set.
+    uint64_t value;
+    // The sysctl to change ("net.netfilter.nf_conntrack_max", …).
+    char setting[IPVSCT_CAPACITY_SETTING_LEN];
+    // What the change does, in numbers.
+    char effect[IPVSCT_CAPACITY_TEXT_LEN];
+} ipvsct_capacity_suggestion;
+
+// The capacity model of a conntrack table: size, per-state counts, measured rates and the
+// limits Little's law puts on them (occupancy = rate × time in the table).
+typedef struct ipvsct_capacity {
+    // Entries now.
+    uint64_t entries;
+    // `nf_conntrack_max`.
+    uint64_t max_entries;
+    // `nf_conntrack_buckets` (hash table size).
+    uint64_t buckets;
+    // max_entries − entries.
+    uint64_t headroom_entries;
+    // entries / max_entries.
+    double fill_ratio;
+    // Highest sustainable rate of short connections: max_entries / TIME_WAIT timeout.
+    double max_short_connections_per_second;
+    // New connections per second over the interval.
+    double new_per_second;
+    // Growth of the entry count per second over the interval.
+    double growth_per_second;
+    // Steady-state occupancy at the measured rate: rate × TIME_WAIT timeout.
+    double expected_occupancy;
+    // Average seconds an entry spends in the table (Little's law: entries / rate).
+    double mean_seconds_in_table;
+    // How many more new connections per second the table takes before it is full.
+    double headroom_per_second;
+    // Seconds until the table is full at the measured growth.
+    double seconds_until_full;
+    // The interval the rates were measured over, seconds (as elapsed).
+    double interval_seconds;
+    // Share of the table held by the dominant protocol/state (0..1).
+    double dominant_share;
+    // Trouble counters now.
+    struct ipvsct_capacity_trouble trouble;
+    // Growth of the trouble counters over the interval.
+    struct ipvsct_capacity_trouble trouble_growth;
+    // `IPVSCT_CAPACITY_HAS_*` bits and IPVSCT_CAPACITY_TRUNCATED.
+    uint32_t fields;
+    // Seconds a short TCP connection stays after it closes (the TIME_WAIT timeout).
+    uint32_t short_connection_dwell_seconds;
+    // How the rate was measured (`IPVSCT_CAPACITY_RATE_*`).
+    uint32_t rate_source;
+    // 1 if NEW events were lost or only counters were available: the rate is a lower bound.
+    uint32_t rate_is_lower_bound;
+    // Rows written to `states`.
+    uint32_t states_len;
+    // Protocol/state rows the model has (more than `states_len` if they did not fit).
+    uint32_t states_total;
+    // Rows written to `warnings`.
+    uint32_t warnings_len;
+    // Warnings the model has.
+    uint32_t warnings_total;
+    // Rows written to `suggestions`.
+    uint32_t suggestions_len;
+    // Suggestions the model has.
+    uint32_t suggestions_total;
+    // Protocol of the state holding most entries.
+    char dominant_proto[IPVSCT_CAPACITY_PROTO_LEN];
+    // The state holding most entries.
+    char dominant_state[IPVSCT_STATE_NAME_LEN];
+    // Entries by protocol and state (`states_len` rows, TCP first).
+    struct ipvsct_capacity_state states[IPVSCT_CAPACITY_STATES_MAX];
+    // Suggested changes (`suggestions_len` rows).
+    struct ipvsct_capacity_suggestion suggestions[IPVSCT_CAPACITY_SUGGESTIONS_MAX];
+    // Warnings in plain words (`warnings_len` NUL-terminated rows).
+    char warnings[IPVSCT_CAPACITY_WARNINGS_MAX][IPVSCT_CAPACITY_TEXT_LEN];
+} ipvsct_capacity;
+
 // Entries in the table and its maximum (`nf_conntrack_max`).
 typedef struct ipvsct_ct_global_stats {
     // Entries in the table now.
@@ -1591,6 +1754,20 @@ ipvsct_result ipvsct_conntrack_batch(const struct ipvsct_conntrack *ct,
                                      struct ipvsct_batch_result *results,
                                      size_t results_len,
                                      struct ipvsct_batch_report *report_out);
+
+// Observes the table for `interval_ms` milliseconds and writes the capacity model to
+// `*out`: entries and `nf_conntrack_max`, entries per protocol/state with the state
+// timeouts in force, the rate of new connections (NEW events counted during the
+// interval), Little's-law limits, trouble counters, warnings and suggested settings.
+//
+// `interval_ms` 0 skips the rate measurement (no rate fields set). The call blocks for
+// the interval and the handle stays locked meanwhile (other threads' calls wait).
+//
+// # Safety
+// `ct` is NULL or a live handle; `out` is NULL or writable.
+ipvsct_result ipvsct_conntrack_capacity(const struct ipvsct_conntrack *ct,
+                                        uint32_t interval_ms,
+                                        struct ipvsct_capacity *out);
 
 // Opens a conntrack client in the caller's network namespace into `*out`.
 //

@@ -5,6 +5,9 @@ use std::mem::{offset_of, size_of, size_of_val, MaybeUninit};
 
 use crate::addr::ipvsct_addr;
 use crate::batch::{ipvsct_batch_report, ipvsct_batch_result};
+use crate::capacity::{
+    ipvsct_capacity, ipvsct_capacity_state, ipvsct_capacity_suggestion, ipvsct_capacity_trouble,
+};
 use crate::entry::{ipvsct_counters, ipvsct_ct_entry};
 use crate::error::ipvsct_error;
 use crate::events::{
@@ -22,7 +25,7 @@ use crate::tuple::ipvsct_tuple;
 /// Asserts that the listed fields (all of them) fill the struct without padding.
 macro_rules! assert_no_padding {
     ($t:ty, $($f:ident),+ $(,)?) => {{
-        // SAFETY: these structs hold only integers and arrays of integers (and structs of
+        // SAFETY: these structs hold only integers, floats and arrays of them (and structs of
         // them), for which all-zero bytes are a valid value.
         let v: $t = unsafe { MaybeUninit::zeroed().assume_init() };
         let total = 0 $(+ size_of_val(&v.$f))+;
@@ -66,6 +69,13 @@ fn sizes_match_the_c_side() {
     assert_eq!(size_of::<ipvsct_ipvs_daemon>(), 56);
     assert_eq!(size_of::<ipvsct_ipvs_conn>(), 180);
     assert_eq!(size_of::<ipvsct_genl_family>(), 32);
+    assert_eq!(size_of::<ipvsct_capacity_trouble>(), 32);
+    assert_eq!(size_of::<ipvsct_capacity_state>(), 56);
+    assert_eq!(size_of::<ipvsct_capacity_suggestion>(), 328);
+    assert_eq!(size_of::<ipvsct_capacity>(), 5408);
+    assert_eq!(offset_of!(ipvsct_capacity, fields), 176);
+    assert_eq!(offset_of!(ipvsct_capacity, states), 256);
+    assert_eq!(offset_of!(ipvsct_capacity, warnings), 3360);
 }
 
 #[test]
@@ -390,5 +400,55 @@ fn structs_have_no_padding() {
         hdrsize,
         maxattr,
         name
+    );
+    assert_no_padding!(
+        ipvsct_capacity_trouble,
+        drop,
+        early_drop,
+        insert_failed,
+        clash_resolve
+    );
+    assert_no_padding!(
+        ipvsct_capacity_state,
+        count,
+        state_timeout,
+        max_seconds_left,
+        proto,
+        state_name
+    );
+    assert_no_padding!(ipvsct_capacity_suggestion, value, setting, effect);
+    assert_no_padding!(
+        ipvsct_capacity,
+        entries,
+        max_entries,
+        buckets,
+        headroom_entries,
+        fill_ratio,
+        max_short_connections_per_second,
+        new_per_second,
+        growth_per_second,
+        expected_occupancy,
+        mean_seconds_in_table,
+        headroom_per_second,
+        seconds_until_full,
+        interval_seconds,
+        dominant_share,
+        trouble,
+        trouble_growth,
+        fields,
+        short_connection_dwell_seconds,
+        rate_source,
+        rate_is_lower_bound,
+        states_len,
+        states_total,
+        warnings_len,
+        warnings_total,
+        suggestions_len,
+        suggestions_total,
+        dominant_proto,
+        dominant_state,
+        states,
+        suggestions,
+        warnings
     );
 }

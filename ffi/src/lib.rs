@@ -16,6 +16,7 @@
 pub mod addr;
 pub mod batch;
 pub mod boundary;
+pub mod capacity;
 pub mod conntrack;
 pub mod cstr;
 pub mod dump;

@@ -53,6 +53,12 @@ _Static_assert(sizeof(ipvsct_ipvs_info) == 12, "ipvsct_ipvs_info size");
 _Static_assert(sizeof(ipvsct_ipvs_daemon) == 56, "ipvsct_ipvs_daemon size");
 _Static_assert(sizeof(ipvsct_ipvs_conn) == 180, "ipvsct_ipvs_conn size");
 _Static_assert(sizeof(ipvsct_genl_family) == 32, "ipvsct_genl_family size");
+_Static_assert(sizeof(ipvsct_capacity_state) == 56, "ipvsct_capacity_state size");
+_Static_assert(sizeof(ipvsct_capacity_suggestion) == 328, "ipvsct_capacity_suggestion size");
+_Static_assert(sizeof(ipvsct_capacity) == 5408, "ipvsct_capacity size");
+_Static_assert(offsetof(ipvsct_capacity, fields) == 176, "ipvsct_capacity.fields");
+_Static_assert(offsetof(ipvsct_capacity, states) == 256, "ipvsct_capacity.states");
+_Static_assert(offsetof(ipvsct_capacity, warnings) == 3360, "ipvsct_capacity.warnings");
 _Static_assert(sizeof(ipvsct_message_data) >= sizeof(ipvsct_ipvs_service), "union room");
 
 /* ---- a tiny netlink message builder ---- */
@@ -484,6 +490,8 @@ static void test_arguments(void)
     CHECK_RC(ipvsct_conntrack_get(NULL, &tu, &e), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_conntrack_cpu_stats(NULL, NULL, 0, &count), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_conntrack_dump(NULL, NULL, NULL, NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    static ipvsct_capacity cap;
+    CHECK_RC(ipvsct_conntrack_capacity(NULL, 0, &cap), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_conntrack_set_recv_timeout(NULL, 5), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_dump_new(NULL, NULL, NULL), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_dump_next(NULL, &e), IPVSCT_ERR_NULL_ARGUMENT);
@@ -497,6 +505,7 @@ static void test_arguments(void)
     if (!ct)
         return;
     CHECK_RC(ipvsct_conntrack_count(ct, NULL), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_capacity(ct, 1500, NULL), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_conntrack_get(ct, NULL, &e), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_conntrack_get(ct, &tu, NULL), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_conntrack_get(ct, &tu, &e), IPVSCT_ERR_INVALID_ARGUMENT); /* no fields */

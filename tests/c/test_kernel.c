@@ -347,6 +347,89 @@ int main(int argc, char **argv)
           "sysctl timeouts: source %u udp %u tcp time_wait %u", st.source, st.udp.unreplied,
           st.tcp.time_wait);
 
+    /* The capacity model: the same table, the namespace's TIME_WAIT timeout (900 s) and
+     * Little's law over it; then a measured rate over 1.5 s in which nothing happens. */
+    static ipvsct_capacity model;
+    memset(&model, 0x5a, sizeof model);
+    CHECK_RC(ipvsct_conntrack_capacity(ct, 0, &model), IPVSCT_OK);
+    CHECK(model.entries == g.entries && model.max_entries == g.max_entries,
+          "capacity: %llu of %llu, count says %u of %u", (unsigned long long)model.entries,
+          (unsigned long long)model.max_entries, g.entries, g.max_entries);
+    CHECK(model.headroom_entries == (uint64_t)g.max_entries - g.entries &&
+              model.fill_ratio == (double)g.entries / (double)g.max_entries,
+          "headroom %llu fill %f", (unsigned long long)model.headroom_entries, model.fill_ratio);
+    CHECK(model.states_len == model.states_total && model.states_len > 0 &&
+              !(model.fields & IPVSCT_CAPACITY_TRUNCATED),
+          "%u of %u state rows, fields 0x%x", model.states_len, model.states_total, model.fields);
+    uint64_t state_sum = 0, time_wait = 0;
+    for (uint32_t i = 0; i < model.states_len && i < IPVSCT_CAPACITY_STATES_MAX; i++) {
+        const ipvsct_capacity_state *s = &model.states[i];
+        state_sum += s->count;
+        if (!strcmp(s->proto, "tcp") && !strcmp(s->state_name, "TIME_WAIT")) {
+            time_wait += s->count;
+            CHECK(s->state_timeout == 900 && s->state_timeout == t.tcp.time_wait,
+                  "TIME_WAIT row: state_timeout %u, policy %u", s->state_timeout,
+                  t.tcp.time_wait);
+            CHECK(s->max_seconds_left > 0 && s->max_seconds_left <= 900,
+                  "TIME_WAIT row: %u s left", s->max_seconds_left);
+        }
+        if (!strcmp(s->proto, "udp"))
+            CHECK(s->state_timeout == (uint32_t)a.udp_timeout, "udp %s row: state_timeout %u",
+                  s->state_name, s->state_timeout);
+    }
+    CHECK(state_sum == model.entries, "state rows sum to %llu, %llu entries",
+          (unsigned long long)state_sum, (unsigned long long)model.entries);
+    CHECK(time_wait == (uint64_t)a.tcp_count + 1, "%llu TIME_WAIT entries, %ld TCP connections",
+          (unsigned long long)time_wait, a.tcp_count + 1);
+    CHECK((model.fields & IPVSCT_CAPACITY_HAS_SHORT_DWELL) && model.short_connection_dwell_seconds == 900,
+          "dwell %u (fields 0x%x)", model.short_connection_dwell_seconds, model.fields);
+    double want_rate = (double)g.max_entries / 900.0;
+    CHECK((model.fields & IPVSCT_CAPACITY_HAS_MAX_SHORT_RATE) &&
+              model.max_short_connections_per_second > want_rate - 1e-6 &&
+              model.max_short_connections_per_second < want_rate + 1e-6,
+          "max short connections/s %f, max/900 = %f", model.max_short_connections_per_second,
+          want_rate);
+    CHECK((model.fields & IPVSCT_CAPACITY_HAS_DOMINANT_STATE) && !strcmp(model.dominant_proto, "tcp") &&
+              !strcmp(model.dominant_state, "TIME_WAIT") &&
+              model.dominant_share == (double)time_wait / (double)model.entries,
+          "dominant %s %s %f", model.dominant_proto, model.dominant_state, model.dominant_share);
+    CHECK(model.rate_source == IPVSCT_CAPACITY_RATE_NONE &&
+              !(model.fields & (IPVSCT_CAPACITY_HAS_NEW_PER_SECOND | IPVSCT_CAPACITY_HAS_GROWTH)) &&
+              model.new_per_second == 0.0 && model.rate_is_lower_bound == 0,
+          "interval 0: rate source %u fields 0x%x", model.rate_source, model.fields);
+    CHECK(model.warnings_len == model.warnings_total && model.warnings_total == 0 &&
+              model.suggestions_total == 0,
+          "%u warnings, %u suggestions in an almost empty table: %s", model.warnings_total,
+          model.suggestions_total, model.warnings[0]);
+    CHECK(model.trouble_growth.drop == 0 && model.trouble_growth.insert_failed == 0,
+          "trouble growth drop %llu insert_failed %llu",
+          (unsigned long long)model.trouble_growth.drop,
+          (unsigned long long)model.trouble_growth.insert_failed);
+
+    memset(&model, 0x5a, sizeof model);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_RC(ipvsct_conntrack_capacity(ct, 1500, &model), IPVSCT_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(model.rate_source == IPVSCT_CAPACITY_RATE_EVENTS &&
+              (model.fields & IPVSCT_CAPACITY_HAS_NEW_PER_SECOND) && model.new_per_second == 0.0 &&
+              model.rate_is_lower_bound == 0,
+          "idle 1.5 s: rate source %u, %f new/s, lower bound %u", model.rate_source,
+          model.new_per_second, model.rate_is_lower_bound);
+    CHECK((model.fields & IPVSCT_CAPACITY_HAS_GROWTH) && model.growth_per_second == 0.0 &&
+              model.entries == g.entries,
+          "idle 1.5 s: growth %f/s, %llu entries", model.growth_per_second,
+          (unsigned long long)model.entries);
+    CHECK(model.interval_seconds >= 1.5 && model.interval_seconds <= took,
+          "interval %f s, the call took %f s", model.interval_seconds, took);
+    CHECK((model.fields & IPVSCT_CAPACITY_HAS_EXPECTED_OCCUPANCY) && model.expected_occupancy == 0.0 &&
+              !(model.fields & IPVSCT_CAPACITY_HAS_MEAN_SECONDS) &&
+              !(model.fields & IPVSCT_CAPACITY_HAS_SECONDS_UNTIL_FULL) &&
+              model.headroom_per_second == model.max_short_connections_per_second,
+          "idle: expected %f headroom %f/s fields 0x%x", model.expected_occupancy,
+          model.headroom_per_second, model.fields);
+
     /* The whole table through the callback and through the iterator. */
     struct lines cb_lines = {0}, it_lines = {0};
     uint64_t n = 0;
