@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -206,8 +207,17 @@ static void test_reads(const ipvsct_ipvs *ipvs)
     CHECK(!strncmp(out, line, strlen(line)), "info '%s' vs ipvsadm '%.60s'", line, out);
 
     static struct service_set s;
-    read_all(ipvs, &s);
-    int web = ipvs_find_service(&s, g_web);
+    /* The kernel copies the per-CPU counters into the service and destination stats about
+     * every 2 s (its rate estimator), so wait (bounded: 8 s) until they show every request. */
+    int web = -1;
+    for (int tries = 0; tries < 32; tries++) {
+        read_all(ipvs, &s);
+        web = ipvs_find_service(&s, g_web);
+        if (web >= 0 && s.svc[web].stats.conns >= (uint64_t)g_requests)
+            break;
+        struct timespec ts = {0, 250 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     CHECK(web >= 0 && s.ndest[web] == 2, "the traffic service with 2 real servers");
     if (web < 0)
         return;
