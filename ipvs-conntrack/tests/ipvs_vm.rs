@@ -2148,10 +2148,21 @@ fn demo_explains_inactconn_per_real_server_and_cleans_up() {
         ipvs.contains("TIME_WAIT lasts 120 s in IPVS and cannot be changed"),
         "{ipvs}"
     );
-    assert!(
-        ipvs.contains("Suggestions: none with an effect here"),
-        "{ipvs}"
-    );
+    // The only suggestion that can apply to 50 TIME_WAIT entries is a larger hash table,
+    // and only if the measured rate (it varies with the guest's speed) would make the
+    // chains average more than 8 entries on the table's buckets.
+    let chains = v[2] / f64::from(size);
+    if chains > 8.0 {
+        assert!(
+            ipvs.contains("Suggestion: echo 'options ip_vs conn_tab_bits="),
+            "chains of {chains:.1} need the conn_tab_bits suggestion: {ipvs}"
+        );
+    } else {
+        assert!(
+            ipvs.contains("Suggestions: none with an effect here"),
+            "{ipvs}"
+        );
+    }
 
     // Cleanup: the service first, then the namespaces; the host's IPVS table untouched.
     let cleaned = format!(
