@@ -593,7 +593,11 @@ impl EventStream {
 
 impl EventStream {
     /// Reads the socket queue empty (bounded by [`DRAIN_LIMIT`]), discarding the events.
+    ///
+    /// Overruns met while draining are part of the resync (the dump that follows
+    /// supersedes whatever was lost), so they do not count in [`EventStats::overruns`].
     fn drain_queue(&mut self) -> Result<()> {
+        let overruns = self.stats.overruns;
         let saved = self.opts.recv_timeout;
         self.sock.set_recv_timeout(Some(Duration::from_millis(2)))?;
         let start = std::time::Instant::now();
@@ -608,6 +612,8 @@ impl EventStream {
                 }
             }
         }
+        self.stats.overruns = overruns;
+        self.run = None;
         self.sock.set_recv_timeout(saved)?;
         result
     }
