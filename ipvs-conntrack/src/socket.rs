@@ -395,6 +395,9 @@ impl<'s> Exchange<'s> {
         if self.finished {
             return Ok(None);
         }
+        if let Some(meta) = self.next_data_fast() {
+            return Ok(Some(meta));
+        }
         // Bounded by the number of stray/no-op messages tolerated in a row.
         for _ in 0..100_000 {
             if self.sock.pos >= self.sock.len {
@@ -471,6 +474,42 @@ impl<'s> Exchange<'s> {
             self.request,
             io::Error::other("too many unrelated messages"),
         ))
+    }
+
+    /// The common case of [`Exchange::next_meta`] without its general checks: the next
+    /// frame of the current datagram is whole, ours, not a control message and not
+    /// flagged DUMP_INTR. Anything else (including the end of the datagram) is `None`,
+    /// and the general path takes it.
+    #[inline(always)]
+    fn next_data_fast(&mut self) -> Option<FrameMeta> {
+        let start = self.sock.pos;
+        let rest = self.sock.buf.get(start..self.sock.len)?;
+        let h = rest.first_chunk::<NLMSG_HDRLEN>()?;
+        let word = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let header = crate::netlink::frame::Header {
+            length: word(0),
+            message_type: u16::from_ne_bytes([h[4], h[5]]),
+            flags: u16::from_ne_bytes([h[6], h[7]]),
+            sequence: word(8),
+            port: word(12),
+        };
+        let len = header.length as usize;
+        let ours =
+            header.sequence == self.seq && (header.port == self.sock.port || header.port == 0);
+        // Types below NLMSG_MIN_TYPE (16) are control messages.
+        if len < NLMSG_HDRLEN
+            || len > rest.len()
+            || !ours
+            || header.message_type < 16
+            || header.flags & flags::NLM_F_DUMP_INTR != 0
+        {
+            return None;
+        }
+        self.sock.pos = (start + crate::netlink::attr::align4(len)).min(self.sock.len);
+        Some(FrameMeta {
+            header,
+            offset: start,
+        })
     }
 
     /// Reads to the end of the answer, discarding data; used after an early stop.

@@ -140,7 +140,8 @@ impl Conntrack {
         let seq = self.sock.send(&mut bytes, "conntrack dump")?;
         Ok(Dump {
             ex: self.sock.exchange(seq, "conntrack dump"),
-            filter: filter.clone(),
+            // Entries are checked in user space only when there is something to check.
+            filter: (filter != &DumpFilter::default()).then(|| filter.clone()),
             timeouts,
             reported_intr: false,
             kernel_filter: filter.has_kernel_attrs() && !filter.user_space_only,
@@ -343,7 +344,7 @@ fn join(e: &mut Entry, t: Option<&StateTimeouts>) {
 #[derive(Debug)]
 pub struct Dump<'c> {
     ex: Exchange<'c>,
-    filter: DumpFilter,
+    filter: Option<DumpFilter>,
     timeouts: Option<StateTimeouts>,
     reported_intr: bool,
     kernel_filter: bool,
@@ -353,7 +354,7 @@ pub struct Dump<'c> {
 #[derive(Debug)]
 pub struct DumpState {
     ex: ExchangeState,
-    filter: DumpFilter,
+    filter: Option<DumpFilter>,
     timeouts: Option<StateTimeouts>,
     reported_intr: bool,
     kernel_filter: bool,
@@ -376,7 +377,7 @@ impl<'c> Dump<'c> {
     pub fn next_view(&mut self) -> Option<Result<EntryView<'_>>> {
         next_view(
             &mut self.ex,
-            &self.filter,
+            self.filter.as_ref(),
             &mut self.reported_intr,
             self.kernel_filter,
         )
@@ -417,12 +418,11 @@ fn map_filter_err(e: Error, kernel_filter: bool) -> Error {
 /// One step of a dump: the next matching entry view, the final DUMP_INTR report, or the end.
 fn next_view<'a>(
     ex: &'a mut Exchange<'_>,
-    filter: &DumpFilter,
+    filter: Option<&DumpFilter>,
     reported_intr: &mut bool,
     kernel_filter: bool,
 ) -> Option<Result<EntryView<'a>>> {
     // Bounded by the number of frames in the answer; each turn consumes one frame.
-    let check = filter != &DumpFilter::default();
     let meta = loop {
         let meta = match ex.next_meta() {
             Err(e) => return Some(Err(map_filter_err(e, kernel_filter))),
@@ -435,9 +435,9 @@ fn next_view<'a>(
             }
             Ok(Some(meta)) => meta,
         };
-        if !check {
+        let Some(filter) = filter else {
             break meta;
-        }
+        };
         // A filtered dump decodes matching entries twice (here and below); the kernel
         // normally filters already, so this second look is only a guarantee.
         match EntryView::from_frame(&ex.frame(&meta)).and_then(|v| filter.matches(&v)) {
@@ -456,16 +456,19 @@ impl Iterator for Dump<'_> {
     fn next(&mut self) -> Option<Result<Entry>> {
         let v = match next_view(
             &mut self.ex,
-            &self.filter,
+            self.filter.as_ref(),
             &mut self.reported_intr,
             self.kernel_filter,
         )? {
             Ok(v) => v,
             Err(e) => return Some(Err(e)),
         };
-        Some(v.to_owned().map_err(Error::from).map(|mut e| {
-            join(&mut e, self.timeouts.as_ref());
-            e
-        }))
+        Some(match v.to_owned() {
+            Ok(mut e) => {
+                join(&mut e, self.timeouts.as_ref());
+                Ok(e)
+            }
+            Err(e) => Err(e.into()),
+        })
     }
 }

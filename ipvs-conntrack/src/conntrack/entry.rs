@@ -3,14 +3,17 @@
 
 use std::net::IpAddr;
 
-use crate::conntrack::protoinfo::{ProtoInfo, TcpState};
+use crate::conntrack::protoinfo::{tcp_template, ProtoInfo, TcpState};
 use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
-use crate::conntrack::tuple::{Tuple, TupleView, IPPROTO_DCCP, IPPROTO_SCTP, IPPROTO_TCP};
+use crate::conntrack::tuple::{
+    tuple_proto_fast, Tuple, TupleView, IPPROTO_DCCP, IPPROTO_SCTP, IPPROTO_TCP,
+};
 use crate::conntrack::wire::*;
 use crate::error::{AttrPath, DecodeError, DecodeErrorKind};
 use crate::netlink::attr::{
-    align4, for_each_attr, Attr, Attrs, RawAttr, NLA_HDRLEN, NLA_TYPE_MASK,
+    align4, for_each_attr, header_word, headers_match, Attr, Attrs, RawAttr, NLA_HDRLEN,
+    NLA_TYPE_MASK,
 };
 use crate::netlink::frame::{Frame, NLMSG_HDRLEN};
 use crate::netlink::nfnetlink::{split_type, NfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_CTNETLINK};
@@ -162,6 +165,10 @@ pub struct MessageInfo {
     pub res_id: u16,
 }
 
+/// Largest entry body (attributes after `nfgenmsg`) [`EntryView`] indexes: attribute
+/// positions are kept as 16-bit multiples of 4.
+pub const MAX_ENTRY_BODY: usize = (u16::MAX as usize - 1) * 4;
+
 /// Number of top-level attribute slots (CTA_UNSPEC ..= CTA_TIMESTAMP_EVENT).
 const SLOTS: usize = 28;
 
@@ -172,19 +179,24 @@ const SLOTS: usize = 28;
 /// remembered. Nothing is allocated and nested attributes are not decoded until asked
 /// for: scalar accessors cannot fail, nested ones decode on demand and return a typed
 /// error (with the full attribute path) for malformed nests.
+///
+/// Entry messages longer than [`MAX_ENTRY_BODY`] are refused with
+/// [`DecodeErrorKind::InvalidValue`] (the kernel's are below 1 KiB).
 #[derive(Clone, Copy, Debug)]
 pub struct EntryView<'a> {
     family: Family,
     message: MessageInfo,
     body: &'a [u8],
     base: usize,
-    /// Header position + 1 of each known attribute in `body` (0 = absent).
-    slots: [u32; SLOTS],
+    /// Header position / 4 + 1 of each known attribute in `body` (0 = absent).
+    slots: [u16; 32],
+    /// Bit `k` set when attribute type `k` is present.
+    present: u32,
     has_unknown: bool,
 }
 
 /// Size a top-level attribute must have, for the fixed-size ones.
-fn fixed_size(kind: u16) -> Option<usize> {
+const fn fixed_size(kind: u16) -> Option<usize> {
     match kind {
         CTA_STATUS | CTA_TIMEOUT | CTA_MARK | CTA_USE | CTA_ID | CTA_SECMARK | CTA_MARK_MASK
         | CTA_STATUS_MASK => Some(4),
@@ -193,6 +205,50 @@ fn fixed_size(kind: u16) -> Option<usize> {
         _ => None,
     }
 }
+
+/// The top-level types [`EntryView`] indexes (CTA_TUPLE_ORIG ..= CTA_TIMESTAMP_EVENT
+/// except CTA_FILTER, which only requests carry; CTA_UNSPEC and CTA_FILTER are kept
+/// among the unknown attributes).
+const SLOT_MASK: u32 = ((1 << SLOTS) - 1) & !(1 << CTA_UNSPEC) & !(1 << CTA_FILTER);
+
+/// Per top-level type below 32: the attribute length (header included) it must have, or 0
+/// for any.
+const SLOT_LEN: [u8; 32] = {
+    let mut t = [0u8; 32];
+    let mut k = 0;
+    while k < 32 {
+        if let Some(n) = fixed_size(k as u16) {
+            t[k] = (n + NLA_HDRLEN) as u8;
+        }
+        k += 1;
+    }
+    t
+};
+
+/// The attribute types [`EntryView::to_owned`] skips in one test when none is present.
+const RARE: u32 = {
+    let kinds = [
+        CTA_TUPLE_MASTER,
+        CTA_HELP,
+        CTA_NAT_SRC,
+        CTA_NAT_DST,
+        CTA_COUNTERS_ORIG,
+        CTA_COUNTERS_REPLY,
+        CTA_SEQ_ADJ_ORIG,
+        CTA_SEQ_ADJ_REPLY,
+        CTA_SECCTX,
+        CTA_TIMESTAMP,
+        CTA_LABELS,
+        CTA_LABELS_MASK,
+    ];
+    let mut m = 0u32;
+    let mut i = 0;
+    while i < kinds.len() {
+        m |= 1 << kinds[i];
+        i += 1;
+    }
+    m
+};
 
 /// Where nest decoders put attributes they do not know: (parent attribute type, attribute).
 type Unknown = Vec<(u16, RawAttr)>;
@@ -253,6 +309,27 @@ fn synproxy(a: &Attr<'_>, unk: &mut Unknown) -> Result<Synproxy, DecodeError> {
         Ok(())
     })?;
     Ok(s)
+}
+
+/// The CTA_SYNPROXY layout the kernel sends (ISN, ITS, TSOFF), decoded without the general
+/// walk; `None` for any other layout.
+#[inline]
+fn synproxy_template(v: &[u8]) -> Option<Synproxy> {
+    let v: &[u8; 24] = v.try_into().ok()?;
+    let word = |at: usize| [v[at], v[at + 1], v[at + 2], v[at + 3]];
+    let ok = headers_match(
+        v,
+        &[
+            (0, header_word(8, CTA_SYNPROXY_ISN)),
+            (8, header_word(8, CTA_SYNPROXY_ITS)),
+            (16, header_word(8, CTA_SYNPROXY_TSOFF)),
+        ],
+    );
+    ok.then(|| Synproxy {
+        isn: Some(u32::from_be_bytes(word(4))),
+        its: Some(u32::from_be_bytes(word(12))),
+        tsoff: Some(u32::from_be_bytes(word(20))),
+    })
 }
 
 /// Decodes a CTA_NAT_SRC / CTA_NAT_DST nest.
@@ -334,34 +411,49 @@ impl<'a> EntryView<'a> {
             message,
             body,
             base: offset,
-            slots: [0; SLOTS],
+            slots: [0; 32],
+            present: 0,
             has_unknown: false,
         };
+        if body.len() > MAX_ENTRY_BODY {
+            return Err(DecodeError::new(
+                DecodeErrorKind::InvalidValue,
+                AttrPath::ROOT,
+                offset,
+            ));
+        }
         // One tight pass over the headers (hot path: no Attr values are built). Any fault
         // is reported by re-running the checked iterator, which names it precisely.
+        let n = body.len();
         let mut pos = 0usize;
+        let mut seen = 0u32;
+        let mut unknown = false;
         while let Some(&[l0, l1, t0, t1]) = body.get(pos..pos + NLA_HDRLEN) {
             let len = usize::from(u16::from_ne_bytes([l0, l1]));
-            let kind = u16::from_ne_bytes([t0, t1]) & NLA_TYPE_MASK;
-            if len < NLA_HDRLEN || pos + len > body.len() {
+            let kind = usize::from(u16::from_ne_bytes([t0, t1]) & NLA_TYPE_MASK);
+            // `n - pos >= NLA_HDRLEN` here.
+            if len < NLA_HDRLEN || len > n - pos {
                 return Err(v.slow_error(pos));
             }
-            match v.slots.get_mut(usize::from(kind)) {
-                Some(slot) if kind != 0 && kind != CTA_FILTER => {
-                    let bad_size = fixed_size(kind).is_some_and(|n| n != len - NLA_HDRLEN);
-                    if *slot != 0 || bad_size {
-                        return Err(v.slow_error(pos));
-                    }
-                    // Header position + 1; u32 is enough (netlink messages are < 4 GiB).
-                    *slot = pos as u32 + 1;
+            let bit = if kind < 32 { 1u32 << kind } else { 0 };
+            if bit & SLOT_MASK != 0 {
+                let want = usize::from(SLOT_LEN[kind & 31]);
+                if seen & bit != 0 || (want != 0 && want != len) {
+                    return Err(v.slow_error(pos));
                 }
-                _ => v.has_unknown = true,
+                seen |= bit;
+                // `pos` is a multiple of 4 below MAX_ENTRY_BODY: the quotient fits.
+                v.slots[kind & 31] = (pos / 4) as u16 + 1;
+            } else {
+                unknown = true;
             }
             pos += align4(len);
         }
-        if pos < body.len() {
+        if pos < n {
             return Err(v.slow_error(pos));
         }
+        v.has_unknown = unknown;
+        v.present = seen;
         Ok(v)
     }
 
@@ -396,16 +488,27 @@ impl<'a> EntryView<'a> {
     /// The attribute of type `kind`, if present.
     #[inline]
     fn attr(&self, kind: u16) -> Option<Attr<'a>> {
-        let pos = *self.slots.get(usize::from(kind))?;
-        if pos == 0 {
+        let slot = *self.slots.get(usize::from(kind))?;
+        if slot == 0 {
             return None;
         }
-        Attr::at(self.body, pos as usize - 1, self.base, CTA_NAMES)
+        Attr::at(self.body, (usize::from(slot) - 1) * 4, self.base, CTA_NAMES)
+    }
+
+    /// The value of a fixed-size attribute (its size was checked when indexing).
+    #[inline]
+    fn fixed<const N: usize>(&self, kind: u16) -> Option<[u8; N]> {
+        let slot = usize::from(*self.slots.get(usize::from(kind))?);
+        if slot == 0 {
+            return None;
+        }
+        let at = (slot - 1) * 4 + NLA_HDRLEN;
+        self.body.get(at..at + N)?.try_into().ok()
     }
 
     #[inline]
     fn be32(&self, kind: u16) -> Option<u32> {
-        self.attr(kind).and_then(|a| a.be32().ok())
+        self.fixed(kind).map(u32::from_be_bytes)
     }
 
     /// Runs a nested decoder on attribute `kind`, naming the full path on error.
@@ -464,11 +567,11 @@ impl<'a> EntryView<'a> {
     }
     /// CTA_ZONE.
     pub fn zone(&self) -> Option<u16> {
-        self.attr(CTA_ZONE).and_then(|a| a.be16().ok())
+        self.fixed(CTA_ZONE).map(u16::from_be_bytes)
     }
     /// CTA_TIMESTAMP_EVENT (ns), sent with events by kernels ≥ 5.19 when timestamps are on.
     pub fn event_time(&self) -> Option<u64> {
-        self.attr(CTA_TIMESTAMP_EVENT).and_then(|a| a.be64().ok())
+        self.fixed(CTA_TIMESTAMP_EVENT).map(u64::from_be_bytes)
     }
     /// CTA_LABELS bitmap bytes.
     pub fn labels(&self) -> Option<&'a [u8]> {
@@ -520,6 +623,15 @@ impl<'a> EntryView<'a> {
     }
     /// CTA_SYNPROXY.
     pub fn synproxy(&self) -> Result<Option<Synproxy>, DecodeError> {
+        if self.present & (1 << CTA_SYNPROXY) == 0 {
+            return Ok(None);
+        }
+        if let Some(s) = self
+            .attr(CTA_SYNPROXY)
+            .and_then(|a| synproxy_template(a.value()))
+        {
+            return Ok(Some(s));
+        }
         self.nest(CTA_SYNPROXY, |a| synproxy(a, &mut Vec::new()))
     }
     /// CTA_NAT_SRC.
@@ -543,6 +655,12 @@ impl<'a> EntryView<'a> {
 
     /// The L4 protocol number from the original tuple, read without decoding the tuple.
     pub fn proto(&self) -> Result<Option<u8>, DecodeError> {
+        if let Some(p) = self
+            .attr(CTA_TUPLE_ORIG)
+            .and_then(|a| tuple_proto_fast(a.value()))
+        {
+            return Ok(Some(p));
+        }
         Ok(self.nest(CTA_TUPLE_ORIG, proto_num)?.flatten())
     }
 
@@ -553,6 +671,12 @@ impl<'a> EntryView<'a> {
         let status = self.status().unwrap_or_default();
         let info = match proto {
             IPPROTO_TCP => {
+                if let Some(t) = self
+                    .attr(CTA_PROTOINFO)
+                    .and_then(|a| tcp_template(a.value()))
+                {
+                    return Ok(t.state.map_or(State::Unknown, State::Tcp));
+                }
                 let st = self.nest(CTA_PROTOINFO, tcp_state)?.flatten();
                 return Ok(st.map_or(State::Unknown, State::Tcp));
             }
@@ -584,6 +708,43 @@ impl<'a> EntryView<'a> {
         let status = self.status().unwrap_or_default();
         let protoinfo = self.protoinfo()?;
         let state = State::derive(orig.proto(), protoinfo.as_ref(), status);
+        if self.present & RARE == 0 && !self.has_unknown {
+            // The common case: none of the rarely present nests, no unknown attributes.
+            return Ok(Entry {
+                family: self.family,
+                message: self.message,
+                state,
+                orig: orig.to_owned(),
+                reply,
+                master: None,
+                status,
+                protoinfo,
+                helper: None,
+                nat_src: None,
+                nat_dst: None,
+                timeout: self.timeout(),
+                state_timeout: None,
+                mark: self.mark(),
+                mark_mask: self.mark_mask(),
+                counters_orig: None,
+                counters_reply: None,
+                use_count: self.use_count(),
+                id: self.id(),
+                seq_adj_orig: None,
+                seq_adj_reply: None,
+                secmark: self.secmark(),
+                zone: self.zone(),
+                secctx: None,
+                timestamp: None,
+                event_time: self.event_time(),
+                labels: None,
+                labels_mask: None,
+                synproxy: self.synproxy()?,
+                status_mask: self.status_mask(),
+                unknown: Vec::new(),
+                unknown_nested: Vec::new(),
+            });
+        }
         let mut unk = Vec::new();
         let helper = self
             .nest(CTA_HELP, |a| help(a, &mut unk))?
@@ -762,5 +923,43 @@ impl Entry {
     /// Estimated seconds since the last refresh of the state timer (`state_timeout - timeout`).
     pub fn seconds_since_refresh(&self) -> Option<u32> {
         Some(self.state_timeout?.saturating_sub(self.timeout?))
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+    use crate::netlink::emit::MessageBuilder;
+    use crate::netlink::frame::Frames;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The CTA_SYNPROXY template declines or agrees with the checked decoder.
+        #[test]
+        fn synproxy_template_agrees_with_checked_path(
+            vals in any::<(u32, u32, u32)>(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        ) {
+            let mut b = MessageBuilder::new(0x0100, 0);
+            let n = b.begin_nest(CTA_SYNPROXY);
+            b.put_be32(CTA_SYNPROXY_ISN, vals.0);
+            b.put_be32(CTA_SYNPROXY_ITS, vals.1);
+            b.put_be32(CTA_SYNPROXY_TSOFF, vals.2);
+            b.end_nest(n);
+            let mut msg = b.finish();
+            let len = msg.len();
+            prop_assert!(synproxy_template(&msg[20..]).is_some());
+            for (at, x) in flips {
+                msg[20 + at % (len - 20)] = x;
+            }
+            let f = Frames::new(&msg).next().unwrap().unwrap();
+            let a = Attr::at(f.payload, 0, 16, CTA_NAMES).unwrap();
+            let mut unk = Vec::new();
+            let checked = synproxy(&a, &mut unk);
+            if let Some(s) = synproxy_template(a.value()) {
+                prop_assert_eq!(checked, Ok(s));
+                prop_assert!(unk.is_empty());
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::conntrack::wire::*;
 use crate::error::DecodeError;
-use crate::netlink::attr::{for_each_attr, Attr, RawAttr};
+use crate::netlink::attr::{for_each_attr, header_word, headers_match, Attr, RawAttr};
 use crate::netlink::emit::MessageBuilder;
 use crate::open_enum::open_enum;
 
@@ -209,9 +209,54 @@ fn flags_mask(a: &Attr<'_>) -> Result<TcpFlagsMask, DecodeError> {
     })
 }
 
+/// The value bytes of the CTA_PROTOINFO nest the kernel sends for TCP
+/// (`tcp_to_nlattr`): state, both window scales, both flag/mask pairs, in that order.
+const TCP_TEMPLATE: [(usize, u32); 6] = [
+    (0, header_word(44, CTA_PROTOINFO_TCP)),
+    (4, header_word(5, CTA_PROTOINFO_TCP_STATE)),
+    (12, header_word(5, CTA_PROTOINFO_TCP_WSCALE_ORIGINAL)),
+    (20, header_word(5, CTA_PROTOINFO_TCP_WSCALE_REPLY)),
+    (28, header_word(6, CTA_PROTOINFO_TCP_FLAGS_ORIGINAL)),
+    (36, header_word(6, CTA_PROTOINFO_TCP_FLAGS_REPLY)),
+];
+
+/// The TCP layout the kernel sends, decoded without the general walk; `None` for any other
+/// layout (which the checked path then decodes).
+#[inline]
+pub(crate) fn tcp_template(v: &[u8]) -> Option<TcpInfo> {
+    let v: &[u8; 44] = v.try_into().ok()?;
+    if !headers_match(v, &TCP_TEMPLATE) {
+        return None;
+    }
+    let pair = |at: usize| TcpFlagsMask {
+        flags: TcpFlags::from_bits_retain(v[at]),
+        mask: TcpFlags::from_bits_retain(v[at + 1]),
+    };
+    Some(TcpInfo {
+        state: Some(TcpState::from(v[8])),
+        wscale_original: Some(v[16]),
+        wscale_reply: Some(v[24]),
+        flags_original: Some(pair(32)),
+        flags_reply: Some(pair(40)),
+    })
+}
+
 impl ProtoInfo {
     /// Decodes a CTA_PROTOINFO nest. `unknown` collection only allocates if unknown attributes exist.
+    #[inline]
     pub fn parse(nest: &Attr<'_>) -> Result<ProtoInfo, DecodeError> {
+        match tcp_template(nest.value()) {
+            Some(tcp) => Ok(ProtoInfo {
+                tcp: Some(tcp),
+                ..ProtoInfo::default()
+            }),
+            None => Self::parse_checked(nest),
+        }
+    }
+
+    /// The general, checked path of [`ProtoInfo::parse`].
+    #[inline(never)]
+    fn parse_checked(nest: &Attr<'_>) -> Result<ProtoInfo, DecodeError> {
         let mut out = ProtoInfo::default();
         let unknown = &mut out.unknown;
         let (tcp, sctp, dccp) = (&mut out.tcp, &mut out.sctp, &mut out.dccp);
@@ -320,5 +365,110 @@ impl ProtoInfo {
             b.end_nest(m);
         }
         b.end_nest(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::AttrPath;
+    use crate::netlink::attr::Attrs;
+    use crate::netlink::frame::Frames;
+    use proptest::prelude::*;
+
+    /// A CTA_PROTOINFO attribute whose value is `value`.
+    fn nest_over(value: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(value.len() + 4);
+        buf.extend_from_slice(&((value.len() + 4) as u16).to_ne_bytes());
+        buf.extend_from_slice(&(CTA_PROTOINFO | crate::netlink::attr::NLA_F_NESTED).to_ne_bytes());
+        buf.extend_from_slice(value);
+        buf
+    }
+
+    /// The template must decline or agree with the checked path, for any bytes.
+    fn check_agreement(value: &[u8]) {
+        let buf = nest_over(value);
+        let a = Attr::at(&buf, 0, 0, CTA_NAMES).unwrap();
+        let checked = ProtoInfo::parse_checked(&a);
+        if let Some(t) = tcp_template(value) {
+            let want = ProtoInfo {
+                tcp: Some(t),
+                ..ProtoInfo::default()
+            };
+            assert_eq!(checked, Ok(want), "template disagrees on {value:02x?}");
+        }
+        assert_eq!(
+            ProtoInfo::parse(&a),
+            checked,
+            "parse disagrees on {value:02x?}"
+        );
+    }
+
+    fn emitted_value(p: &ProtoInfo) -> Vec<u8> {
+        let mut b = MessageBuilder::new(0x0100, 0);
+        p.emit(&mut b);
+        let msg = b.finish();
+        let f = Frames::new(&msg).next().unwrap().unwrap();
+        let a = Attrs::new(f.payload, 16, AttrPath::ROOT, CTA_NAMES)
+            .next()
+            .unwrap()
+            .unwrap();
+        a.value().to_vec()
+    }
+
+    proptest! {
+        #[test]
+        fn tcp_template_agrees_with_checked_path(
+            state in any::<u8>(),
+            ws in any::<(u8, u8)>(),
+            fl in any::<(u8, u8, u8, u8)>(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        ) {
+            let pair = |f, m| TcpFlagsMask {
+                flags: TcpFlags::from_bits_retain(f),
+                mask: TcpFlags::from_bits_retain(m),
+            };
+            let p = ProtoInfo {
+                tcp: Some(TcpInfo {
+                    state: Some(TcpState::from(state)),
+                    wscale_original: Some(ws.0),
+                    wscale_reply: Some(ws.1),
+                    flags_original: Some(pair(fl.0, fl.1)),
+                    flags_reply: Some(pair(fl.2, fl.3)),
+                }),
+                ..ProtoInfo::default()
+            };
+            let mut v = emitted_value(&p);
+            prop_assert!(tcp_template(&v).is_some(), "the full TCP layout is the template");
+            check_agreement(&v);
+            for (at, x) in flips {
+                let i = at % v.len();
+                v[i] = x;
+            }
+            check_agreement(&v);
+        }
+    }
+
+    /// Real kernel bytes (recorded fixture, kernel 6.18): every TCP protocol info matches
+    /// the template, and the template agrees with the checked path.
+    #[test]
+    fn template_covers_recorded_kernel_protoinfo() {
+        let data = include_bytes!("../../../tests/fixtures/dump_all.bin");
+        let mut tcp = 0;
+        for f in Frames::new(data).flatten() {
+            if f.payload.len() < 4 || f.header.message_type < 16 {
+                continue;
+            }
+            for a in Attrs::new(&f.payload[4..], 20, AttrPath::ROOT, CTA_NAMES).flatten() {
+                if a.kind() == CTA_PROTOINFO {
+                    check_agreement(a.value());
+                    if ProtoInfo::parse_checked(&a).unwrap().tcp.is_some() {
+                        tcp += 1;
+                        assert!(tcp_template(a.value()).is_some());
+                    }
+                }
+            }
+        }
+        assert!(tcp >= 3, "fixture has {tcp} TCP entries");
     }
 }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use crate::conntrack::wire::*;
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::netlink::attr::{for_each_attr, Attr, RawAttr};
+use crate::netlink::attr::{for_each_attr, header_word, walk, word_at, Attr, RawAttr, HEADER_MASK};
 use crate::netlink::emit::MessageBuilder;
 
 /// IP protocol number of ICMP.
@@ -107,9 +107,164 @@ fn known_proto(kind: u16) -> bool {
     (CTA_PROTO_NUM..=CTA_PROTO_ICMPV6_CODE).contains(&kind)
 }
 
+/// Sets `slot` from a value of exactly `N` bytes; false if the size is wrong.
+#[inline(always)]
+fn take<const N: usize, T>(slot: &mut Option<T>, v: &[u8], f: impl FnOnce([u8; N]) -> T) -> bool {
+    match <[u8; N]>::try_from(v) {
+        Ok(b) => {
+            *slot = Some(f(b));
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// The bytes at `at`, if in range.
+#[inline(always)]
+fn bytes<const N: usize>(v: &[u8], at: usize) -> Option<[u8; N]> {
+    v.get(at..at + N)?.try_into().ok()
+}
+
+/// Template decoding of the layout the kernel sends for TCP, UDP, SCTP, DCCP and UDP-Lite
+/// tuples (`ctnetlink_dump_tuples`): the address pair of `AL`-byte addresses, then
+/// protocol number, source port and destination port, then an optional zone. Every header
+/// is compared with the one that layout has, so anything else (ICMP, unknown or reordered
+/// attributes) returns `None` for the general walk.
+#[inline(always)]
+fn fields_ported<const AL: usize>(v: &[u8], src_t: u16, dst_t: u16) -> Option<Fields> {
+    const fn n(x: usize) -> u16 {
+        x as u16
+    }
+    let ip = 4 + 2 * (4 + AL);
+    let end = ip + 28;
+    let zone = match v.len().checked_sub(end)? {
+        0 => false,
+        8 => true,
+        _ => return None,
+    };
+    let ok = word_at(v, 0) & HEADER_MASK == header_word(n(ip), CTA_TUPLE_IP)
+        && word_at(v, 4) & HEADER_MASK == header_word(n(4 + AL), src_t)
+        && word_at(v, 8 + AL) & HEADER_MASK == header_word(n(4 + AL), dst_t)
+        && word_at(v, ip) & HEADER_MASK == header_word(28, CTA_TUPLE_PROTO)
+        && word_at(v, ip + 4) & HEADER_MASK == header_word(5, CTA_PROTO_NUM)
+        && word_at(v, ip + 12) & HEADER_MASK == header_word(6, CTA_PROTO_SRC_PORT)
+        && word_at(v, ip + 20) & HEADER_MASK == header_word(6, CTA_PROTO_DST_PORT)
+        && (!zone || word_at(v, end) & HEADER_MASK == header_word(6, CTA_TUPLE_ZONE));
+    if !ok {
+        return None;
+    }
+    let addr = |at| -> Option<IpAddr> {
+        Some(if AL == 4 {
+            IpAddr::from(bytes::<4>(v, at)?)
+        } else {
+            IpAddr::from(bytes::<16>(v, at)?)
+        })
+    };
+    let be16 = |at| bytes::<2>(v, at).map(u16::from_be_bytes);
+    Some(Fields {
+        src: addr(8)?,
+        dst: addr(12 + AL)?,
+        proto: bytes::<1>(v, ip + 8)?[0],
+        src_port: Some(be16(ip + 16)?),
+        dst_port: Some(be16(ip + 24)?),
+        icmp_type: None,
+        icmp_code: None,
+        icmp_id: None,
+        zone: if zone { Some(be16(end + 4)?) } else { None },
+    })
+}
+
+/// The template fast paths: IPv4 and IPv6 tuples with ports.
+#[inline(always)]
+fn fields_template(v: &[u8]) -> Option<Fields> {
+    match v.len() {
+        48 | 56 => fields_ported::<4>(v, CTA_IP_V4_SRC, CTA_IP_V4_DST),
+        72 | 80 => fields_ported::<16>(v, CTA_IP_V6_SRC, CTA_IP_V6_DST),
+        _ => None,
+    }
+}
+
+/// The L4 protocol of a tuple nest in the kernel's usual layout (see [`fields_template`]),
+/// or `None`.
+#[inline]
+pub(crate) fn tuple_proto_fast(v: &[u8]) -> Option<u8> {
+    fields_template(v).map(|f| f.proto)
+}
+
+/// The fast path of [`TupleView::parse`]: `None` for anything it does not decode exactly
+/// as the checked path would (malformed, unknown or repeated attributes, missing fields).
+#[inline(always)]
+fn fields_fast(nest: &[u8]) -> Option<Fields> {
+    let (mut src, mut dst, mut proto) = (None, None, None);
+    let (mut src_port, mut dst_port) = (None, None);
+    let (mut icmp_type, mut icmp_code, mut icmp_id, mut zone) = (None, None, None, None);
+    let v4 = |b: [u8; 4]| IpAddr::from(b);
+    let v6 = |b: [u8; 16]| IpAddr::from(b);
+    let ok = walk(nest, |kind, v| match kind {
+        CTA_TUPLE_IP => {
+            walk(v, |k, v| match k {
+                CTA_IP_V4_SRC => take(&mut src, v, v4),
+                CTA_IP_V4_DST => take(&mut dst, v, v4),
+                CTA_IP_V6_SRC => take(&mut src, v, v6),
+                CTA_IP_V6_DST => take(&mut dst, v, v6),
+                _ => false,
+            }) && src.is_some()
+                && dst.is_some()
+        }
+        CTA_TUPLE_PROTO => {
+            walk(v, |k, v| match k {
+                CTA_PROTO_NUM => take(&mut proto, v, |[b]: [u8; 1]| b),
+                CTA_PROTO_SRC_PORT => take(&mut src_port, v, u16::from_be_bytes),
+                CTA_PROTO_DST_PORT => take(&mut dst_port, v, u16::from_be_bytes),
+                CTA_PROTO_ICMP_ID | CTA_PROTO_ICMPV6_ID => {
+                    take(&mut icmp_id, v, u16::from_be_bytes)
+                }
+                CTA_PROTO_ICMP_TYPE | CTA_PROTO_ICMPV6_TYPE => {
+                    take(&mut icmp_type, v, |[b]: [u8; 1]| b)
+                }
+                CTA_PROTO_ICMP_CODE | CTA_PROTO_ICMPV6_CODE => {
+                    take(&mut icmp_code, v, |[b]: [u8; 1]| b)
+                }
+                _ => false,
+            }) && proto.is_some()
+        }
+        CTA_TUPLE_ZONE => take(&mut zone, v, u16::from_be_bytes),
+        _ => false,
+    });
+    if !ok {
+        return None;
+    }
+    Some(Fields {
+        src: src?,
+        dst: dst?,
+        proto: proto?,
+        src_port,
+        dst_port,
+        icmp_type,
+        icmp_code,
+        icmp_id,
+        zone,
+    })
+}
+
 impl<'a> TupleView<'a> {
     /// Parses and checks a CTA_TUPLE_* nest.
+    #[inline]
     pub fn parse(nest: &Attr<'a>) -> Result<Self, DecodeError> {
+        match fields_template(nest.value()).or_else(|| fields_fast(nest.value())) {
+            Some(f) => Ok(TupleView {
+                f,
+                nest: *nest,
+                has_unknown: false,
+            }),
+            None => Self::parse_checked(nest),
+        }
+    }
+
+    /// The checked path of [`TupleView::parse`]: decodes any tuple, names any fault.
+    #[cold]
+    #[inline(never)]
+    fn parse_checked(nest: &Attr<'a>) -> Result<Self, DecodeError> {
         let mut src = None;
         let mut dst = None;
         let mut proto = None;
@@ -455,5 +610,146 @@ mod tests {
             .resolve(f.payload, 16, CTA_NAMES, child_names);
         assert_eq!(e.kind, DecodeErrorKind::Missing);
         assert_eq!(e.path.to_string(), "CTA_TUPLE_ORIG/CTA_TUPLE_IP");
+    }
+
+    /// An attribute of type CTA_TUPLE_ORIG whose value is `value`.
+    fn nest_over(value: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(value.len() + 4);
+        buf.extend_from_slice(&((value.len() + 4) as u16).to_ne_bytes());
+        buf.extend_from_slice(&(CTA_TUPLE_ORIG | crate::netlink::attr::NLA_F_NESTED).to_ne_bytes());
+        buf.extend_from_slice(value);
+        buf
+    }
+
+    /// The fast paths must decline or agree with the checked path, for any bytes.
+    fn check_agreement(value: &[u8]) {
+        let buf = nest_over(value);
+        let a = Attr::at(&buf, 0, 0, CTA_NAMES).unwrap();
+        let checked = TupleView::parse_checked(&a).map(|t| (t.f, t.has_unknown));
+        for (name, fast) in [
+            ("template", fields_template(value)),
+            ("walk", fields_fast(value)),
+        ] {
+            if let Some(f) = fast {
+                assert_eq!(
+                    checked,
+                    Ok((f, false)),
+                    "{name} path disagrees on {value:02x?}"
+                );
+            }
+        }
+        let parsed = TupleView::parse(&a).map(|t| (t.f, t.has_unknown));
+        assert_eq!(
+            parsed, checked,
+            "parse disagrees with the checked path on {value:02x?}"
+        );
+    }
+
+    fn tuple_strategy() -> impl proptest::strategy::Strategy<Value = Tuple> {
+        use proptest::prelude::*;
+        (
+            any::<bool>(),
+            any::<[u8; 16]>(),
+            any::<[u8; 16]>(),
+            prop_oneof![
+                Just(IPPROTO_TCP),
+                Just(IPPROTO_UDP),
+                Just(IPPROTO_ICMP),
+                any::<u8>()
+            ],
+            any::<(u16, u16, u8, u8, u16)>(),
+            proptest::option::of(any::<u16>()),
+        )
+            .prop_map(|(v6, s, d, proto, (sp, dp, it, ic, id), zone)| {
+                let (src, dst) = if v6 {
+                    (IpAddr::from(s), IpAddr::from(d))
+                } else {
+                    (
+                        IpAddr::from([s[0], s[1], s[2], s[3]]),
+                        IpAddr::from([d[0], d[1], d[2], d[3]]),
+                    )
+                };
+                let mut t = if proto == IPPROTO_ICMP {
+                    Tuple::icmp(src, dst, it, ic, id)
+                } else {
+                    Tuple::with_ports(proto, src, sp, dst, dp)
+                };
+                t.zone = zone;
+                t
+            })
+    }
+
+    fn emitted_value(t: &Tuple) -> Vec<u8> {
+        let mut b = MessageBuilder::new(0x0100, 0);
+        t.emit(&mut b, CTA_TUPLE_ORIG);
+        let msg = b.finish();
+        let f = Frames::new(&msg).next().unwrap().unwrap();
+        let a = Attrs::new(f.payload, 16, AttrPath::ROOT, CTA_NAMES)
+            .next()
+            .unwrap()
+            .unwrap();
+        a.value().to_vec()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_paths_agree_with_checked_path(
+            t in tuple_strategy(),
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..3),
+        ) {
+            let mut v = emitted_value(&t);
+            check_agreement(&v);
+            if !v.is_empty() {
+                for (at, x) in flips {
+                    let i = at % v.len();
+                    v[i] = x;
+                }
+                check_agreement(&v);
+            }
+        }
+    }
+
+    #[test]
+    fn template_decodes_the_kernel_layout() {
+        let t = Tuple::with_ports(
+            IPPROTO_TCP,
+            "fd00::1".parse().unwrap(),
+            40000,
+            "fd00::2".parse().unwrap(),
+            443,
+        );
+        let v = emitted_value(&t);
+        let f = fields_template(&v).expect("template matches the emitted layout");
+        assert_eq!(f.src_port, Some(40000));
+        assert_eq!(f.dst, "fd00::2".parse::<IpAddr>().unwrap());
+        let mut z = t.clone();
+        z.zone = Some(7);
+        assert_eq!(fields_template(&emitted_value(&z)).unwrap().zone, Some(7));
+    }
+
+    /// On real kernel bytes (recorded fixture, kernel 6.18) the template decodes every TCP
+    /// and UDP tuple, and agrees with the checked path on all of them.
+    #[test]
+    fn template_covers_recorded_kernel_tuples() {
+        let data = include_bytes!("../../../tests/fixtures/dump_all.bin");
+        let (mut ported, mut templated) = (0, 0);
+        for f in Frames::new(data).flatten() {
+            if f.payload.len() < 4 || f.header.message_type < 16 {
+                continue;
+            }
+            for a in Attrs::new(&f.payload[4..], 20, AttrPath::ROOT, CTA_NAMES).flatten() {
+                if a.kind() != CTA_TUPLE_ORIG && a.kind() != CTA_TUPLE_REPLY {
+                    continue;
+                }
+                check_agreement(a.value());
+                let t = TupleView::parse_checked(&a).unwrap();
+                if matches!(t.proto(), IPPROTO_TCP | IPPROTO_UDP) {
+                    ported += 1;
+                    templated += usize::from(fields_template(a.value()).is_some());
+                }
+            }
+        }
+        assert!(ported >= 10, "fixture has {ported} TCP/UDP tuples");
+        assert_eq!(templated, ported);
     }
 }

@@ -314,6 +314,63 @@ where
     Ok(())
 }
 
+/// An attribute header as the native-endian word it is on the wire, flag bits clear (for
+/// template decoders, which compare whole headers with the layout the kernel sends).
+pub(crate) const fn header_word(len: u16, kind: u16) -> u32 {
+    let l = len.to_ne_bytes();
+    let k = kind.to_ne_bytes();
+    u32::from_ne_bytes([l[0], l[1], k[0], k[1]])
+}
+
+/// Keeps the length and the type number of a header word (drops NLA_F_NESTED and
+/// NLA_F_NET_BYTEORDER, which the checked decoders ignore too).
+pub(crate) const HEADER_MASK: u32 = header_word(0xffff, NLA_TYPE_MASK);
+
+/// The native-endian word at `at` of `v` (0, which no header matches, if out of range).
+#[inline(always)]
+pub(crate) fn word_at(v: &[u8], at: usize) -> u32 {
+    v.get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_ne_bytes)
+}
+
+/// Whether every `(offset, header)` of `want` is the header at that offset of `v`.
+#[inline(always)]
+pub(crate) fn headers_match(v: &[u8], want: &[(usize, u32)]) -> bool {
+    want.iter()
+        .all(|&(at, w)| word_at(v, at) & HEADER_MASK == w)
+}
+
+/// The fast path of hot decoders: calls `f(kind, value)` for every attribute of `buf` and
+/// returns true if all of them were well formed, of a type below 32, not repeated, and
+/// accepted by `f`.
+///
+/// It builds no [`Attr`] and no error: a decoder that gets `false` re-runs its checked
+/// path, which either names the fault precisely or decodes what this walk declined
+/// (unknown or large attribute types).
+#[inline(always)]
+pub(crate) fn walk<'a>(buf: &'a [u8], mut f: impl FnMut(u16, &'a [u8]) -> bool) -> bool {
+    let mut pos = 0usize;
+    let mut seen = 0u32;
+    while let Some(&[l0, l1, t0, t1]) = buf.get(pos..pos + NLA_HDRLEN) {
+        let len = usize::from(u16::from_ne_bytes([l0, l1]));
+        let kind = u16::from_ne_bytes([t0, t1]) & NLA_TYPE_MASK;
+        // A length below the header makes the range empty-reversed: `get` refuses it.
+        let Some(value) = buf.get(pos + NLA_HDRLEN..pos + len) else {
+            return false;
+        };
+        if kind >= 32 || seen & (1 << kind) != 0 {
+            return false;
+        }
+        seen |= 1 << kind;
+        if !f(kind, value) {
+            return false;
+        }
+        pos += align4(len);
+    }
+    pos >= buf.len()
+}
+
 /// The typed error for a malformed attribute header at `pos`.
 #[cold]
 fn header_error(buf: &[u8], base: usize, pos: usize, names: Names) -> DecodeError {

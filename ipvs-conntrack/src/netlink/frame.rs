@@ -1,8 +1,6 @@
 //! Netlink message frames borrowed from a receive buffer, and control messages
 //! (NLMSG_DONE, NLMSG_ERROR with extended ACK).
 
-use netlink_packet_core::NetlinkBuffer;
-
 use crate::error::{AttrPath, DecodeError, DecodeErrorKind, KernelError};
 use crate::netlink::attr::{align4, Attrs};
 
@@ -274,8 +272,18 @@ impl<'a> Iterator for Frames<'a> {
                 },
             );
         }
-        let nl = NetlinkBuffer::new(rest);
-        let length = nl.length() as usize;
+        // The header is read directly (netlink-packet-core's accessors are not inlined and
+        // cost more than the rest of a view dump's frame handling; callgrind, 250k entries).
+        let h = rest.first_chunk::<NLMSG_HDRLEN>()?; // length checked above
+        let word = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let header = Header {
+            length: word(0),
+            message_type: u16::from_ne_bytes([h[4], h[5]]),
+            flags: u16::from_ne_bytes([h[6], h[7]]),
+            sequence: word(8),
+            port: word(12),
+        };
+        let length = header.length as usize;
         if length < NLMSG_HDRLEN {
             return fail(
                 self,
@@ -294,13 +302,6 @@ impl<'a> Iterator for Frames<'a> {
                 },
             );
         }
-        let header = Header {
-            length: nl.length(),
-            message_type: nl.message_type(),
-            flags: nl.flags(),
-            sequence: nl.sequence_number(),
-            port: nl.port_number(),
-        };
         let frame = Frame {
             header,
             payload: rest.get(NLMSG_HDRLEN..length).unwrap_or_default(),
