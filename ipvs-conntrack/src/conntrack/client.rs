@@ -4,6 +4,7 @@ use std::ops::ControlFlow;
 
 use crate::conntrack::entry::{Entry, EntryView};
 use crate::conntrack::filter::DumpFilter;
+use crate::conntrack::layout::LayoutCache;
 use crate::conntrack::stats::{CpuStats, GlobalStats};
 use crate::conntrack::timeout::{
     from_sysctls, StateTimeouts, TimeoutPolicy, TimeoutSource, DEFAULT_POLICY_PROTOCOLS,
@@ -140,6 +141,7 @@ impl Conntrack {
         let seq = self.sock.send(&mut bytes, "conntrack dump")?;
         Ok(Dump {
             ex: self.sock.exchange(seq, "conntrack dump"),
+            layouts: LayoutCache::new(),
             // Entries are checked in user space only when there is something to check.
             filter: (filter != &DumpFilter::default()).then(|| filter.clone()),
             timeouts,
@@ -153,6 +155,7 @@ impl Conntrack {
     pub fn resume(&mut self, state: DumpState) -> Dump<'_> {
         Dump {
             ex: self.sock.resume(state.ex),
+            layouts: state.layouts,
             filter: state.filter,
             timeouts: state.timeouts,
             reported_intr: state.reported_intr,
@@ -344,6 +347,7 @@ fn join(e: &mut Entry, t: Option<&StateTimeouts>) {
 #[derive(Debug)]
 pub struct Dump<'c> {
     ex: Exchange<'c>,
+    layouts: LayoutCache,
     filter: Option<DumpFilter>,
     timeouts: Option<StateTimeouts>,
     reported_intr: bool,
@@ -354,6 +358,7 @@ pub struct Dump<'c> {
 #[derive(Debug)]
 pub struct DumpState {
     ex: ExchangeState,
+    layouts: LayoutCache,
     filter: Option<DumpFilter>,
     timeouts: Option<StateTimeouts>,
     reported_intr: bool,
@@ -365,6 +370,7 @@ impl<'c> Dump<'c> {
     pub fn suspend(self) -> DumpState {
         DumpState {
             ex: self.ex.suspend(),
+            layouts: self.layouts,
             filter: self.filter,
             timeouts: self.timeouts,
             reported_intr: self.reported_intr,
@@ -377,6 +383,7 @@ impl<'c> Dump<'c> {
     pub fn next_view(&mut self) -> Option<Result<EntryView<'_>>> {
         next_view(
             &mut self.ex,
+            &mut self.layouts,
             self.filter.as_ref(),
             &mut self.reported_intr,
             self.kernel_filter,
@@ -418,6 +425,7 @@ fn map_filter_err(e: Error, kernel_filter: bool) -> Error {
 /// One step of a dump: the next matching entry view, the final DUMP_INTR report, or the end.
 fn next_view<'a>(
     ex: &'a mut Exchange<'_>,
+    layouts: &mut LayoutCache,
     filter: Option<&DumpFilter>,
     reported_intr: &mut bool,
     kernel_filter: bool,
@@ -440,14 +448,16 @@ fn next_view<'a>(
         };
         // A filtered dump decodes matching entries twice (here and below); the kernel
         // normally filters already, so this second look is only a guarantee.
-        match EntryView::from_frame(&ex.frame(&meta)).and_then(|v| filter.matches(&v)) {
+        match EntryView::from_frame_cached(&ex.frame(&meta), layouts)
+            .and_then(|v| filter.matches(&v))
+        {
             Err(e) => return Some(Err(e.into())),
             Ok(true) => break meta,
             Ok(false) => {}
         }
     };
     let frame = ex.frame(&meta);
-    Some(EntryView::from_frame(&frame).map_err(Error::from))
+    Some(EntryView::from_frame_cached(&frame, layouts).map_err(Error::from))
 }
 
 impl Iterator for Dump<'_> {
@@ -456,6 +466,7 @@ impl Iterator for Dump<'_> {
     fn next(&mut self) -> Option<Result<Entry>> {
         let v = match next_view(
             &mut self.ex,
+            &mut self.layouts,
             self.filter.as_ref(),
             &mut self.reported_intr,
             self.kernel_filter,

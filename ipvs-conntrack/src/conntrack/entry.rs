@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use crate::conntrack::layout::LayoutCache;
 use crate::conntrack::protoinfo::{tcp_template, ProtoInfo, TcpState};
 use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
@@ -188,6 +189,12 @@ pub struct EntryView<'a> {
     message: MessageInfo,
     body: &'a [u8],
     base: usize,
+    ix: Index,
+}
+
+/// Where the attributes of an entry body are: what [`EntryView::parse_body`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Index {
     /// Header position / 4 + 1 of each known attribute in `body` (0 = absent).
     slots: [u16; 32],
     /// Bit `k` set when attribute type `k` is present.
@@ -373,6 +380,24 @@ fn secctx<'a>(a: &Attr<'a>, unk: &mut Unknown) -> Result<Option<&'a str>, Decode
 impl<'a> EntryView<'a> {
     /// Decodes a ctnetlink entry message from one netlink frame.
     pub fn from_frame(frame: &Frame<'a>) -> Result<Self, DecodeError> {
+        Self::from_frame_with(frame, Self::parse_body)
+    }
+
+    /// [`EntryView::from_frame`] through a cache of entry layouts (for dumps and event
+    /// streams, whose entries repeat few layouts); the result is the same.
+    #[inline]
+    pub fn from_frame_cached(
+        frame: &Frame<'a>,
+        cache: &mut LayoutCache,
+    ) -> Result<Self, DecodeError> {
+        Self::from_frame_with(frame, |f, m, b, o| cache.parse_body(f, m, b, o))
+    }
+
+    #[inline(always)]
+    fn from_frame_with(
+        frame: &Frame<'a>,
+        parse: impl FnOnce(u8, MessageInfo, &'a [u8], usize) -> Result<Self, DecodeError>,
+    ) -> Result<Self, DecodeError> {
         let (subsys, msg) = split_type(frame.header.message_type);
         if subsys != NFNL_SUBSYS_CTNETLINK {
             return Err(DecodeError::new(
@@ -386,7 +411,7 @@ impl<'a> EntryView<'a> {
         let base = frame.offset + NLMSG_HDRLEN;
         let gen = NfGenMsg::parse(frame.payload, base)?;
         let body = frame.payload.get(NFGENMSG_LEN..).unwrap_or_default();
-        Self::parse_body(
+        parse(
             gen.family,
             MessageInfo {
                 msg,
@@ -411,9 +436,11 @@ impl<'a> EntryView<'a> {
             message,
             body,
             base: offset,
-            slots: [0; 32],
-            present: 0,
-            has_unknown: false,
+            ix: Index {
+                slots: [0; 32],
+                present: 0,
+                has_unknown: false,
+            },
         };
         if body.len() > MAX_ENTRY_BODY {
             return Err(DecodeError::new(
@@ -443,7 +470,7 @@ impl<'a> EntryView<'a> {
                 }
                 seen |= bit;
                 // `pos` is a multiple of 4 below MAX_ENTRY_BODY: the quotient fits.
-                v.slots[kind & 31] = (pos / 4) as u16 + 1;
+                v.ix.slots[kind & 31] = (pos / 4) as u16 + 1;
             } else {
                 unknown = true;
             }
@@ -452,9 +479,33 @@ impl<'a> EntryView<'a> {
         if pos < n {
             return Err(v.slow_error(pos));
         }
-        v.has_unknown = unknown;
-        v.present = seen;
+        v.ix.has_unknown = unknown;
+        v.ix.present = seen;
         Ok(v)
+    }
+
+    /// A view from an index computed before for a body of the same layout
+    /// ([`crate::conntrack::layout::LayoutCache`]).
+    #[inline]
+    pub(crate) fn from_index(
+        family: Family,
+        message: MessageInfo,
+        body: &'a [u8],
+        offset: usize,
+        ix: Index,
+    ) -> Self {
+        EntryView {
+            family,
+            message,
+            body,
+            base: offset,
+            ix,
+        }
+    }
+
+    /// The index of this view's body.
+    pub(crate) fn index(&self) -> Index {
+        self.ix
     }
 
     /// The precise error for the fault the fast scan found at header position `pos`.
@@ -488,7 +539,7 @@ impl<'a> EntryView<'a> {
     /// The attribute of type `kind`, if present.
     #[inline]
     fn attr(&self, kind: u16) -> Option<Attr<'a>> {
-        let slot = *self.slots.get(usize::from(kind))?;
+        let slot = *self.ix.slots.get(usize::from(kind))?;
         if slot == 0 {
             return None;
         }
@@ -498,7 +549,7 @@ impl<'a> EntryView<'a> {
     /// The value of a fixed-size attribute (its size was checked when indexing).
     #[inline]
     fn fixed<const N: usize>(&self, kind: u16) -> Option<[u8; N]> {
-        let slot = usize::from(*self.slots.get(usize::from(kind))?);
+        let slot = usize::from(*self.ix.slots.get(usize::from(kind))?);
         if slot == 0 {
             return None;
         }
@@ -586,12 +637,31 @@ impl<'a> EntryView<'a> {
         label_bits(self.labels().unwrap_or_default())
     }
     /// CTA_TUPLE_ORIG.
+    #[inline]
     pub fn orig(&self) -> Result<Option<TupleView<'a>>, DecodeError> {
-        self.nest(CTA_TUPLE_ORIG, TupleView::parse)
+        self.tuple(CTA_TUPLE_ORIG)
     }
     /// CTA_TUPLE_REPLY.
+    #[inline]
     pub fn reply(&self) -> Result<Option<TupleView<'a>>, DecodeError> {
-        self.nest(CTA_TUPLE_REPLY, TupleView::parse)
+        self.tuple(CTA_TUPLE_REPLY)
+    }
+
+    /// A tuple nest: the template path inline, the general one out of line.
+    #[inline(always)]
+    fn tuple(&self, kind: u16) -> Result<Option<TupleView<'a>>, DecodeError> {
+        match self.attr(kind) {
+            None => Ok(None),
+            Some(a) => match TupleView::from_template(&a) {
+                Some(t) => Ok(Some(t)),
+                None => self.tuple_general(kind),
+            },
+        }
+    }
+
+    #[inline(never)]
+    fn tuple_general(&self, kind: u16) -> Result<Option<TupleView<'a>>, DecodeError> {
+        self.nest(kind, TupleView::parse)
     }
     /// CTA_TUPLE_MASTER.
     pub fn master(&self) -> Result<Option<TupleView<'a>>, DecodeError> {
@@ -623,7 +693,7 @@ impl<'a> EntryView<'a> {
     }
     /// CTA_SYNPROXY.
     pub fn synproxy(&self) -> Result<Option<Synproxy>, DecodeError> {
-        if self.present & (1 << CTA_SYNPROXY) == 0 {
+        if self.ix.present & (1 << CTA_SYNPROXY) == 0 {
             return Ok(None);
         }
         if let Some(s) = self
@@ -689,7 +759,7 @@ impl<'a> EntryView<'a> {
     /// Top-level attributes this library does not know, in order (and unknown CTA_HELP members).
     pub fn unknown(&self) -> Vec<RawAttr> {
         let mut out = Vec::new();
-        if !self.has_unknown {
+        if !self.ix.has_unknown {
             return out;
         }
         for a in Attrs::new(self.body, self.base, AttrPath::ROOT, CTA_NAMES).flatten() {
@@ -708,7 +778,7 @@ impl<'a> EntryView<'a> {
         let status = self.status().unwrap_or_default();
         let protoinfo = self.protoinfo()?;
         let state = State::derive(orig.proto(), protoinfo.as_ref(), status);
-        if self.present & RARE == 0 && !self.has_unknown {
+        if self.ix.present & RARE == 0 && !self.ix.has_unknown {
             // The common case: none of the rarely present nests, no unknown attributes.
             return Ok(Entry {
                 family: self.family,

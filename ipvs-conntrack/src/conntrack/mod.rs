@@ -6,6 +6,7 @@ pub mod entry;
 pub mod events;
 pub mod expect;
 pub mod filter;
+pub mod layout;
 pub mod policy;
 pub mod protoinfo;
 pub mod request;

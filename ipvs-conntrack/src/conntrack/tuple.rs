@@ -64,7 +64,9 @@ struct Fields {
 #[derive(Clone, Copy, Debug)]
 pub struct TupleView<'a> {
     f: Fields,
-    nest: Attr<'a>,
+    /// The nest's value bytes and their absolute offset (for [`TupleView::unknown`]).
+    value: &'a [u8],
+    offset: usize,
     has_unknown: bool,
 }
 
@@ -254,11 +256,24 @@ impl<'a> TupleView<'a> {
         match fields_template(nest.value()).or_else(|| fields_fast(nest.value())) {
             Some(f) => Ok(TupleView {
                 f,
-                nest: *nest,
+                value: nest.value(),
+                offset: nest.offset(),
                 has_unknown: false,
             }),
             None => Self::parse_checked(nest),
         }
+    }
+
+    /// The tuple if `nest` has the kernel's usual layout for ported protocols (the
+    /// template path alone; `None` means "use [`TupleView::parse`]").
+    #[inline(always)]
+    pub(crate) fn from_template(nest: &Attr<'a>) -> Option<Self> {
+        fields_template(nest.value()).map(|f| TupleView {
+            f,
+            value: nest.value(),
+            offset: nest.offset(),
+            has_unknown: false,
+        })
     }
 
     /// The checked path of [`TupleView::parse`]: decodes any tuple, names any fault.
@@ -333,7 +348,8 @@ impl<'a> TupleView<'a> {
                 icmp_id,
                 zone,
             },
-            nest: *nest,
+            value: nest.value(),
+            offset: nest.offset(),
             has_unknown,
         })
     }
@@ -381,7 +397,13 @@ impl<'a> TupleView<'a> {
         if !self.has_unknown {
             return out;
         }
-        for a in self.nest.nested(CTA_TUPLE_NAMES).flatten() {
+        let nest = crate::netlink::attr::Attrs::new(
+            self.value,
+            self.offset,
+            crate::error::AttrPath::ROOT,
+            CTA_TUPLE_NAMES,
+        );
+        for a in nest.flatten() {
             match a.kind() {
                 CTA_TUPLE_IP => out.extend(
                     a.nested(CTA_IP_NAMES)

@@ -1,0 +1,194 @@
+//! A cache of entry layouts for dumps: entries whose attribute headers are exactly those
+//! of an entry indexed before are indexed by comparing the headers, not by checking each
+//! attribute again.
+//!
+//! A dump's entries come in few layouts (one per protocol, family and set of extensions),
+//! and [`EntryView::parse_body`] spends most of a view dump's decoding time checking the
+//! same header sequence again and again. Two bodies of the same length whose headers are
+//! the same words at the same positions have the same attribute chain, so every check
+//! gives the same answer and the index is the same: a hit returns the remembered index.
+
+use crate::conntrack::entry::{EntryView, Family, MessageInfo};
+use crate::error::DecodeError;
+use crate::netlink::attr::{align4, word_at, NLA_HDRLEN};
+
+/// Layouts with more top-level attributes than this are not remembered.
+const MAX_ATTRS: usize = 20;
+/// Remembered layouts (direct-mapped by body length).
+const WAYS: usize = 16;
+
+/// One remembered layout: the header words and where they are, and the index they give.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// Body length (0: this way is empty).
+    body_len: u32,
+    /// Number of headers.
+    count: u8,
+    /// Position / 4 and native-endian word of each header.
+    headers: [(u16, u32); MAX_ATTRS],
+    /// The index [`EntryView::parse_body`] built for this layout.
+    index: crate::conntrack::entry::Index,
+}
+
+/// Remembered entry layouts of one dump or event stream (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct LayoutCache {
+    ways: [Option<Layout>; WAYS],
+    hits: u64,
+    misses: u64,
+}
+
+impl Default for LayoutCache {
+    fn default() -> Self {
+        LayoutCache {
+            ways: [None; WAYS],
+            hits: 0,
+            misses: 0,
+        }
+    }
+}
+
+impl LayoutCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Entries indexed from a remembered layout so far.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    /// Entries indexed by the full check so far.
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// Indexes an entry body like [`EntryView::parse_body`], from a remembered layout when
+    /// its headers match one.
+    #[inline]
+    pub fn parse_body<'a>(
+        &mut self,
+        family: u8,
+        message: MessageInfo,
+        body: &'a [u8],
+        offset: usize,
+    ) -> Result<EntryView<'a>, DecodeError> {
+        let way = (body.len() / 4) % WAYS;
+        if let Some(l) = &self.ways[way] {
+            let count = usize::from(l.count);
+            if l.body_len as usize == body.len()
+                && l.headers[..count]
+                    .iter()
+                    .all(|&(p, w)| word_at(body, usize::from(p) * 4) == w)
+            {
+                self.hits += 1;
+                return Ok(EntryView::from_index(
+                    Family::from(family),
+                    message,
+                    body,
+                    offset,
+                    l.index,
+                ));
+            }
+        }
+        self.misses += 1;
+        let v = EntryView::parse_body(family, message, body, offset)?;
+        self.ways[way] = remember(body, &v);
+        Ok(v)
+    }
+}
+
+/// The layout of a body that indexed without error, if it is small enough to remember.
+#[cold]
+fn remember(body: &[u8], v: &EntryView<'_>) -> Option<Layout> {
+    let mut headers = [(0u16, 0u32); MAX_ATTRS];
+    let mut count = 0;
+    let mut pos = 0;
+    while pos + NLA_HDRLEN <= body.len() {
+        let word = word_at(body, pos);
+        let len = usize::from(u16::from_ne_bytes([body[pos], body[pos + 1]]));
+        if len < NLA_HDRLEN {
+            return None;
+        }
+        *headers.get_mut(count)? = (u16::try_from(pos / 4).ok()?, word);
+        count += 1;
+        pos += align4(len);
+    }
+    Some(Layout {
+        body_len: u32::try_from(body.len()).ok()?,
+        count: u8::try_from(count).ok()?,
+        headers,
+        index: v.index(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::frame::Frames;
+    use crate::netlink::nfnetlink::NFGENMSG_LEN;
+    use proptest::prelude::*;
+
+    /// Entry bodies (after nfgenmsg) of a recorded dump (kernel 6.18, `dump_all.bin`).
+    fn recorded_bodies() -> Vec<Vec<u8>> {
+        let data = include_bytes!("../../../tests/fixtures/dump_all.bin");
+        Frames::new(data)
+            .flatten()
+            .filter(|f| f.header.message_type >= 16 && f.payload.len() > NFGENMSG_LEN)
+            .map(|f| f.payload[NFGENMSG_LEN..].to_vec())
+            .collect()
+    }
+
+    fn info() -> MessageInfo {
+        MessageInfo {
+            msg: 0,
+            flags: 2,
+            res_id: 0,
+        }
+    }
+
+    /// The cached and the uncached index of `body`, which must agree.
+    fn check(cache: &mut LayoutCache, body: &[u8]) {
+        let cached = cache.parse_body(2, info(), body, 20).map(|v| v.index());
+        let plain = EntryView::parse_body(2, info(), body, 20).map(|v| v.index());
+        assert_eq!(cached, plain, "layout cache disagrees on {body:02x?}");
+    }
+
+    #[test]
+    fn repeated_layouts_hit_and_agree() {
+        let bodies = recorded_bodies();
+        assert!(bodies.len() >= 10);
+        let mut cache = LayoutCache::new();
+        for _ in 0..3 {
+            for b in &bodies {
+                check(&mut cache, b);
+            }
+        }
+        assert!(cache.hits() >= bodies.len() as u64, "hits {}", cache.hits());
+    }
+
+    proptest! {
+        /// Mutated bodies after real ones: the cache must never return an index the full
+        /// check would not (same length, different headers; same headers, new values).
+        #[test]
+        fn cache_agrees_with_full_check(
+            picks in proptest::collection::vec(
+                (any::<usize>(), proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3)),
+                1..40,
+            ),
+        ) {
+            let bodies = recorded_bodies();
+            let mut cache = LayoutCache::new();
+            for (pick, flips) in picks {
+                let mut b = bodies[pick % bodies.len()].clone();
+                check(&mut cache, &b);
+                for (at, x) in flips {
+                    let i = at % b.len();
+                    b[i] = x;
+                }
+                check(&mut cache, &b);
+            }
+        }
+    }
+}
