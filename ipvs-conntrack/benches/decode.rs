@@ -5,13 +5,16 @@
 //! that fill causes and then one full dump of the table, byte for byte, and times:
 //!
 //! * `frames`: splitting the datagrams into netlink messages ([`Frames`]) only;
-//! * `view`: [`EntryView::from_frame`] on every entry, reading a few fields;
-//! * `owned`: [`Entry::from_frame`] on every entry;
-//! * `event_owned` / `event_view`: [`decode_event`] / [`EntryView::from_frame`] on the
-//!   recorded NEW events;
-//! * `view_cached` / `owned_cached`: the same decoders over the largest datagram only,
-//!   again and again (the data stays in the CPU cache, as in a live dump where each
-//!   datagram has just been copied in).
+//! * `view`: [`EntryViews`] over every datagram (the offline decoder, with the layout
+//!   cache a live dump uses), reading a few fields of every entry;
+//! * `owned`: the same, into owned [`Entry`] values;
+//! * `view_uncached` / `owned_uncached`: [`EntryView::from_frame`] / [`Entry::from_frame`]
+//!   on every entry (no layout cache: every attribute header checked);
+//! * `event_owned` / `event_view`: [`decode_event`] / [`EntryViews`] on the recorded NEW
+//!   events;
+//! * `view_hot` / `owned_hot`: `view` and `owned` over the largest datagram only, again
+//!   and again (the data stays in the CPU cache, as in a live dump where each datagram
+//!   has just been copied in).
 //!
 //! Group `entries` reports entries/s, group `bytes` bytes/s (netlink bytes, headers included).
 //! Without root, or with `IPVSCT_BENCH_FIXTURE=FILE` (a file of whole netlink messages as
@@ -30,7 +33,7 @@ use std::time::Duration;
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use ipvs_conntrack::conntrack::events::decode_event;
-use ipvs_conntrack::conntrack::{Entry, EntryView, Event, State, TcpState};
+use ipvs_conntrack::conntrack::{Entry, EntryView, EntryViews, Event, State, TcpState};
 use ipvs_conntrack::netlink::Frames;
 
 #[path = "support/cpu_time.rs"]
@@ -156,8 +159,40 @@ fn count_frames(r: &Recording) -> u64 {
     n
 }
 
-/// Decodes every entry as a view and reads its source port, timeout and state.
+/// Reads the source port, timeout and state of a view.
+#[inline]
+fn touch(v: &EntryView<'_>) -> u64 {
+    let port = v.orig().ok().flatten().and_then(|t| t.src_port());
+    u64::from(port.unwrap_or(0))
+        + u64::from(v.timeout().unwrap_or(0))
+        + u64::from(v.state().ok() == Some(State::Tcp(TcpState::Established)))
+}
+
+/// Decodes every entry as a view (layout cache per datagram stream) and touches it.
 fn decode_views(datagrams: &[Vec<u8>]) -> u64 {
+    let mut sum = 0u64;
+    for d in datagrams {
+        for v in EntryViews::new(d).flatten() {
+            sum += touch(&v);
+        }
+    }
+    sum
+}
+
+/// Decodes every entry into an owned [`Entry`] (layout cache).
+fn decode_owned(datagrams: &[Vec<u8>]) -> u64 {
+    let mut sum = 0u64;
+    for d in datagrams {
+        for e in EntryViews::new(d).owned().flatten() {
+            sum += u64::from(e.timeout.unwrap_or(0));
+            black_box(e);
+        }
+    }
+    sum
+}
+
+/// [`decode_views`] without the layout cache.
+fn decode_views_uncached(datagrams: &[Vec<u8>]) -> u64 {
     let mut sum = 0u64;
     for d in datagrams {
         for f in Frames::new(d).flatten() {
@@ -165,17 +200,15 @@ fn decode_views(datagrams: &[Vec<u8>]) -> u64 {
                 continue;
             }
             if let Ok(v) = EntryView::from_frame(&f) {
-                let port = v.orig().ok().flatten().and_then(|t| t.src_port());
-                sum += u64::from(port.unwrap_or(0)) + u64::from(v.timeout().unwrap_or(0));
-                sum += u64::from(v.state().ok() == Some(State::Tcp(TcpState::Established)));
+                sum += touch(&v);
             }
         }
     }
     sum
 }
 
-/// Decodes every entry into an owned [`Entry`].
-fn decode_owned(datagrams: &[Vec<u8>]) -> u64 {
+/// [`decode_owned`] without the layout cache.
+fn decode_owned_uncached(datagrams: &[Vec<u8>]) -> u64 {
     let mut sum = 0u64;
     for d in datagrams {
         for f in Frames::new(d).flatten() {
@@ -233,6 +266,12 @@ fn bench_entries<M: Measurement>(c: &mut Criterion<M>) {
     g.bench_function("frames", |b| b.iter(|| count_frames(dump)));
     g.bench_function("view", |b| b.iter(|| decode_views(&dump.datagrams)));
     g.bench_function("owned", |b| b.iter(|| decode_owned(&dump.datagrams)));
+    g.bench_function("view_uncached", |b| {
+        b.iter(|| decode_views_uncached(&dump.datagrams))
+    });
+    g.bench_function("owned_uncached", |b| {
+        b.iter(|| decode_owned_uncached(&dump.datagrams))
+    });
     if let Some(ev) = &inp.events {
         g.throughput(Throughput::Elements(ev.entries));
         g.bench_function("event_owned", |b| b.iter(|| decode_events(&ev.datagrams)));
@@ -248,14 +287,14 @@ fn bench_entries<M: Measurement>(c: &mut Criterion<M>) {
         .into_iter()
         .collect();
     let in_first = Recording::new(first.clone(), String::new()).entries;
-    eprintln!("input: the cached benchmarks decode one datagram of {in_first} entries");
+    eprintln!("input: the hot benchmarks decode one datagram of {in_first} entries");
     if in_first > 0 {
         const REPEAT: u64 = 256;
         g.throughput(Throughput::Elements(in_first * REPEAT));
-        g.bench_function("view_cached", |b| {
+        g.bench_function("view_hot", |b| {
             b.iter(|| (0..REPEAT).map(|_| decode_views(&first)).sum::<u64>())
         });
-        g.bench_function("owned_cached", |b| {
+        g.bench_function("owned_hot", |b| {
             b.iter(|| (0..REPEAT).map(|_| decode_owned(&first)).sum::<u64>())
         });
     }

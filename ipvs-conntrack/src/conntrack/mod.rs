@@ -7,6 +7,7 @@ pub mod events;
 pub mod expect;
 pub mod filter;
 pub mod layout;
+pub mod messages;
 pub mod policy;
 pub mod protoinfo;
 pub mod request;
@@ -32,6 +33,8 @@ pub use expect::{
     Expectation,
 };
 pub use filter::{DumpFilter, TupleFilter};
+pub use layout::LayoutCache;
+pub use messages::EntryViews;
 pub use policy::{DefaultPolicyRequest, PolicyDeleteRequest, PolicyRequest, PolicyWrite};
 pub use protoinfo::{
     DccpInfo, DccpRole, DccpState, ProtoInfo, SctpInfo, SctpState, TcpFlags, TcpFlagsMask, TcpInfo,

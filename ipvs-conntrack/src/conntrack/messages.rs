@@ -1,0 +1,99 @@
+//! Offline decoding of recorded ctnetlink bytes: the entry messages of a buffer of whole
+//! netlink messages (a recorded dump, event stream or capture payload), as views.
+
+use crate::conntrack::entry::{Entry, EntryView};
+use crate::conntrack::layout::LayoutCache;
+use crate::error::DecodeError;
+use crate::netlink::frame::Frames;
+
+/// Netlink message types below this are control messages (NLMSG_MIN_TYPE).
+const NLMSG_MIN_TYPE: u16 = 16;
+
+/// The entry messages of a buffer of netlink messages, as checked zero-copy views, in
+/// order; control messages (DONE, ERROR, NOOP, OVERRUN) are skipped.
+///
+/// Decodes through a [`LayoutCache`], as a live dump does. A malformed netlink header
+/// ends the iteration after one `Err`; a malformed entry is one `Err` and the iteration
+/// goes on with the next message.
+#[derive(Clone, Debug)]
+pub struct EntryViews<'a> {
+    frames: Frames<'a>,
+    layouts: LayoutCache,
+}
+
+impl<'a> EntryViews<'a> {
+    /// Iterates the entry messages of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        EntryViews {
+            frames: Frames::new(buf),
+            layouts: LayoutCache::new(),
+        }
+    }
+
+    /// The layout cache's statistics so far (hits, misses).
+    pub fn layout_stats(&self) -> (u64, u64) {
+        (self.layouts.hits(), self.layouts.misses())
+    }
+
+    /// The same messages as owned entries (`state_timeout` left `None`).
+    pub fn owned(self) -> impl Iterator<Item = Result<Entry, DecodeError>> + 'a {
+        self.map(|v| v.and_then(|v| v.to_owned()))
+    }
+}
+
+impl<'a> Iterator for EntryViews<'a> {
+    type Item = Result<EntryView<'a>, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        // Bounded by the number of messages in the buffer.
+        loop {
+            let frame = match self.frames.next()? {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            };
+            if frame.header.message_type >= NLMSG_MIN_TYPE {
+                return Some(EntryView::from_frame_cached(&frame, &mut self.layouts));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_dump_views_match_plain_decoding() {
+        let data = include_bytes!("../../../tests/fixtures/dump_all.bin");
+        let plain: Vec<Entry> = Frames::new(data)
+            .flatten()
+            .filter(|f| f.header.message_type >= NLMSG_MIN_TYPE)
+            .map(|f| Entry::from_frame(&f).unwrap())
+            .collect();
+        let views = EntryViews::new(data);
+        let owned: Vec<Entry> = views.owned().collect::<Result<_, _>>().unwrap();
+        assert_eq!(owned, plain);
+        assert!(owned.len() >= 10);
+        // One entry message a hundred times: indexed once, then from its remembered layout.
+        let first = Frames::new(data)
+            .flatten()
+            .find(|f| f.header.message_type >= NLMSG_MIN_TYPE)
+            .unwrap();
+        let len = crate::netlink::attr::align4(first.header.length as usize);
+        let one = &data[first.offset..first.offset + len];
+        let hundred = one.repeat(100);
+        let mut it = EntryViews::new(&hundred);
+        assert!(it.by_ref().all(|v| v.is_ok()));
+        assert_eq!(it.layout_stats(), (99, 1));
+    }
+
+    #[test]
+    fn truncated_buffer_is_one_error() {
+        let data = include_bytes!("../../../tests/fixtures/dump_all.bin");
+        let cut = &data[..data.len() - 7];
+        let items: Vec<_> = EntryViews::new(cut).collect();
+        assert!(items.last().unwrap().is_err());
+        assert_eq!(items.iter().filter(|r| r.is_err()).count(), 1);
+    }
+}
