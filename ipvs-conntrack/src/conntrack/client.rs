@@ -474,12 +474,6 @@ impl Iterator for Dump<'_> {
             Ok(v) => v,
             Err(e) => return Some(Err(e)),
         };
-        Some(match v.to_owned() {
-            Ok(mut e) => {
-                join(&mut e, self.timeouts.as_ref());
-                Ok(e)
-            }
-            Err(e) => Err(e.into()),
-        })
+        Some(v.build(self.timeouts.as_ref()))
     }
 }

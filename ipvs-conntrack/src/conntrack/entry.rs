@@ -7,6 +7,7 @@ use crate::conntrack::layout::LayoutCache;
 use crate::conntrack::protoinfo::{tcp_template, ProtoInfo, TcpState};
 use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
+use crate::conntrack::timeout::StateTimeouts;
 use crate::conntrack::tuple::{
     tuple_proto_fast, Tuple, TupleView, IPPROTO_DCCP, IPPROTO_SCTP, IPPROTO_TCP,
 };
@@ -772,19 +773,32 @@ impl<'a> EntryView<'a> {
 
     /// Builds the owned [`Entry`] (every attribute decoded); `state_timeout` is left `None`.
     pub fn to_owned(&self) -> Result<Entry, DecodeError> {
+        self.build(None)
+    }
+
+    /// [`EntryView::to_owned`] with `state_timeout` joined from `timeouts`, returned as the
+    /// caller's error type (built in place: `Entry` is large).
+    #[inline(always)]
+    pub(crate) fn build<E: From<DecodeError>>(
+        &self,
+        timeouts: Option<&StateTimeouts>,
+    ) -> Result<Entry, E> {
         let missing = || DecodeError::new(DecodeErrorKind::Missing, AttrPath::ROOT, self.base);
         let orig = self.orig()?.ok_or_else(missing)?;
         let reply = self.reply()?.ok_or_else(missing)?.to_owned();
         let status = self.status().unwrap_or_default();
         let protoinfo = self.protoinfo()?;
         let state = State::derive(orig.proto(), protoinfo.as_ref(), status);
+        let state_timeout = timeouts.and_then(|t| t.for_state(orig.proto(), state));
         if self.ix.present & RARE == 0 && !self.ix.has_unknown {
             // The common case: none of the rarely present nests, no unknown attributes.
+            let synproxy = self.synproxy()?;
+            let orig = orig.to_owned();
             return Ok(Entry {
                 family: self.family,
                 message: self.message,
                 state,
-                orig: orig.to_owned(),
+                orig,
                 reply,
                 master: None,
                 status,
@@ -793,7 +807,7 @@ impl<'a> EntryView<'a> {
                 nat_src: None,
                 nat_dst: None,
                 timeout: self.timeout(),
-                state_timeout: None,
+                state_timeout,
                 mark: self.mark(),
                 mark_mask: self.mark_mask(),
                 counters_orig: None,
@@ -809,12 +823,27 @@ impl<'a> EntryView<'a> {
                 event_time: self.event_time(),
                 labels: None,
                 labels_mask: None,
-                synproxy: self.synproxy()?,
+                synproxy,
                 status_mask: self.status_mask(),
                 unknown: Vec::new(),
                 unknown_nested: Vec::new(),
             });
         }
+        self.build_general(orig, reply, status, protoinfo, state, state_timeout)
+            .map_err(E::from)
+    }
+
+    /// [`EntryView::build`] for entries with rare nests or unknown attributes.
+    #[inline(never)]
+    fn build_general(
+        &self,
+        orig: TupleView<'a>,
+        reply: Tuple,
+        status: Status,
+        protoinfo: Option<ProtoInfo>,
+        state: State,
+        state_timeout: Option<u32>,
+    ) -> Result<Entry, DecodeError> {
         let mut unk = Vec::new();
         let helper = self
             .nest(CTA_HELP, |a| help(a, &mut unk))?
@@ -836,7 +865,7 @@ impl<'a> EntryView<'a> {
             nat_src: self.nest(CTA_NAT_SRC, |a| nat_range(a, &mut unk))?,
             nat_dst: self.nest(CTA_NAT_DST, |a| nat_range(a, &mut unk))?,
             timeout: self.timeout(),
-            state_timeout: None,
+            state_timeout,
             mark: self.mark(),
             mark_mask: self.mark_mask(),
             counters_orig: self.nest(CTA_COUNTERS_ORIG, |a| counters(a, &mut unk))?,

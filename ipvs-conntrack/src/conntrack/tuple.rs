@@ -392,11 +392,17 @@ impl<'a> TupleView<'a> {
     }
 
     /// Collects the unknown attributes (at any depth of the tuple), in order.
+    #[inline]
     pub fn unknown(&self) -> Vec<RawAttr> {
-        let mut out = Vec::new();
         if !self.has_unknown {
-            return out;
+            return Vec::new();
         }
+        self.collect_unknown()
+    }
+
+    #[inline(never)]
+    fn collect_unknown(&self) -> Vec<RawAttr> {
+        let mut out = Vec::new();
         let nest = crate::netlink::attr::Attrs::new(
             self.value,
             self.offset,
@@ -425,6 +431,7 @@ impl<'a> TupleView<'a> {
     }
 
     /// Converts to an owned [`Tuple`].
+    #[inline]
     pub fn to_owned(&self) -> Tuple {
         let f = self.f;
         Tuple {
