@@ -9,7 +9,7 @@ use nix::sys::time::TimeVal;
 
 use crate::error::{libc_errno, DecodeError, Error, Result};
 use crate::netlink::emit::set_sequence;
-use crate::netlink::frame::{flags, Control, Frame, Frames, NLMSG_HDRLEN};
+use crate::netlink::frame::{flags, Control, Frame, Frames, Header, NLMSG_HDRLEN};
 use crate::netns::Netns;
 
 /// netlink protocol number of nfnetlink.
@@ -314,7 +314,7 @@ pub enum Step<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct FrameMeta {
     /// Its header.
-    pub header: crate::netlink::frame::Header,
+    pub header: Header,
     /// Its offset in the receive buffer.
     pub offset: usize,
 }
@@ -484,15 +484,7 @@ impl<'s> Exchange<'s> {
     fn next_data_fast(&mut self) -> Option<FrameMeta> {
         let start = self.sock.pos;
         let rest = self.sock.buf.get(start..self.sock.len)?;
-        let h = rest.first_chunk::<NLMSG_HDRLEN>()?;
-        let word = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        let header = crate::netlink::frame::Header {
-            length: word(0),
-            message_type: u16::from_ne_bytes([h[4], h[5]]),
-            flags: u16::from_ne_bytes([h[6], h[7]]),
-            sequence: word(8),
-            port: word(12),
-        };
+        let header = Header::parse(rest.first_chunk::<NLMSG_HDRLEN>()?);
         let len = header.length as usize;
         let ours =
             header.sequence == self.seq && (header.port == self.sock.port || header.port == 0);

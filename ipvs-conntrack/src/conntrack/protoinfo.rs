@@ -372,22 +372,14 @@ impl ProtoInfo {
 mod tests {
     use super::*;
     use crate::error::AttrPath;
+    use crate::netlink::attr::test_util::{first_value, nested_attr};
     use crate::netlink::attr::Attrs;
     use crate::netlink::frame::Frames;
     use proptest::prelude::*;
 
-    /// A CTA_PROTOINFO attribute whose value is `value`.
-    fn nest_over(value: &[u8]) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(value.len() + 4);
-        buf.extend_from_slice(&((value.len() + 4) as u16).to_ne_bytes());
-        buf.extend_from_slice(&(CTA_PROTOINFO | crate::netlink::attr::NLA_F_NESTED).to_ne_bytes());
-        buf.extend_from_slice(value);
-        buf
-    }
-
     /// The template must decline or agree with the checked path, for any bytes.
     fn check_agreement(value: &[u8]) {
-        let buf = nest_over(value);
+        let buf = nested_attr(CTA_PROTOINFO, value);
         let a = Attr::at(&buf, 0, 0, CTA_NAMES).unwrap();
         let checked = ProtoInfo::parse_checked(&a);
         if let Some(t) = tcp_template(value) {
@@ -407,13 +399,7 @@ mod tests {
     fn emitted_value(p: &ProtoInfo) -> Vec<u8> {
         let mut b = MessageBuilder::new(0x0100, 0);
         p.emit(&mut b);
-        let msg = b.finish();
-        let f = Frames::new(&msg).next().unwrap().unwrap();
-        let a = Attrs::new(f.payload, 16, AttrPath::ROOT, CTA_NAMES)
-            .next()
-            .unwrap()
-            .unwrap();
-        a.value().to_vec()
+        first_value(&b.finish())
     }
 
     proptest! {

@@ -583,18 +583,13 @@ fn to_v6(a: IpAddr) -> std::net::Ipv6Addr {
 mod tests {
     use super::*;
     use crate::error::AttrPath;
+    use crate::netlink::attr::test_util::{first_value, nested_attr};
     use crate::netlink::attr::Attrs;
     use crate::netlink::frame::Frames;
 
     fn round_trip(t: &Tuple) -> Tuple {
-        let mut b = MessageBuilder::new(0x0100, 0);
-        t.emit(&mut b, CTA_TUPLE_ORIG);
-        let msg = b.finish();
-        let f = Frames::new(&msg).next().unwrap().unwrap();
-        let a = Attrs::new(f.payload, 16, AttrPath::ROOT, CTA_NAMES)
-            .next()
-            .unwrap()
-            .unwrap();
+        let buf = nested_attr(CTA_TUPLE_ORIG, &emitted_value(t));
+        let a = Attr::at(&buf, 0, 0, CTA_NAMES).unwrap();
         TupleView::parse(&a).unwrap().to_owned()
     }
 
@@ -641,18 +636,9 @@ mod tests {
         assert_eq!(e.path.to_string(), "CTA_TUPLE_ORIG/CTA_TUPLE_IP");
     }
 
-    /// An attribute of type CTA_TUPLE_ORIG whose value is `value`.
-    fn nest_over(value: &[u8]) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(value.len() + 4);
-        buf.extend_from_slice(&((value.len() + 4) as u16).to_ne_bytes());
-        buf.extend_from_slice(&(CTA_TUPLE_ORIG | crate::netlink::attr::NLA_F_NESTED).to_ne_bytes());
-        buf.extend_from_slice(value);
-        buf
-    }
-
     /// The fast paths must decline or agree with the checked path, for any bytes.
     fn check_agreement(value: &[u8]) {
-        let buf = nest_over(value);
+        let buf = nested_attr(CTA_TUPLE_ORIG, value);
         let a = Attr::at(&buf, 0, 0, CTA_NAMES).unwrap();
         let checked = TupleView::parse_checked(&a).map(|t| (t.f, t.has_unknown));
         for (name, fast) in [
@@ -711,13 +697,7 @@ mod tests {
     fn emitted_value(t: &Tuple) -> Vec<u8> {
         let mut b = MessageBuilder::new(0x0100, 0);
         t.emit(&mut b, CTA_TUPLE_ORIG);
-        let msg = b.finish();
-        let f = Frames::new(&msg).next().unwrap().unwrap();
-        let a = Attrs::new(f.payload, 16, AttrPath::ROOT, CTA_NAMES)
-            .next()
-            .unwrap()
-            .unwrap();
-        a.value().to_vec()
+        first_value(&b.finish())
     }
 
     proptest::proptest! {

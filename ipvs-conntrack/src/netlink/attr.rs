@@ -408,6 +408,33 @@ impl Seen {
     }
 }
 
+/// Helpers for the decoders' unit tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+    use crate::netlink::frame::Frames;
+
+    /// A nested attribute of type `kind` whose value is `value`.
+    pub(crate) fn nested_attr(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(value.len() + NLA_HDRLEN);
+        buf.extend_from_slice(&((value.len() + NLA_HDRLEN) as u16).to_ne_bytes());
+        buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        buf.extend_from_slice(value);
+        buf
+    }
+
+    /// The value of the first attribute of a message with no family header (as
+    /// `MessageBuilder::new` makes them).
+    pub(crate) fn first_value(msg: &[u8]) -> Vec<u8> {
+        let f = Frames::new(msg).next().unwrap().unwrap();
+        let a = Attrs::new(f.payload, 16, AttrPath::ROOT, &[])
+            .next()
+            .unwrap()
+            .unwrap();
+        a.value().to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
