@@ -37,6 +37,7 @@ use crate::conntrack::client::Conntrack;
 use crate::conntrack::entry::{Entry, EntryView, Family};
 use crate::conntrack::expect::Expectation;
 use crate::conntrack::filter::DumpFilter;
+use crate::conntrack::layout::LayoutCache;
 use crate::conntrack::timeout::StateTimeouts;
 use crate::conntrack::tuple::Tuple;
 use crate::conntrack::wire::*;
@@ -321,6 +322,8 @@ pub struct EventStream {
     stats: EventStats,
     run: Option<(u64, SystemTime)>,
     dumper: Option<Conntrack>,
+    /// Entry layouts seen in events (for [`EventStream::next_view`]).
+    layouts: LayoutCache,
 }
 
 /// Where the frame to hand out sits in the receive buffer.
@@ -381,6 +384,7 @@ impl EventStream {
             stats: EventStats::default(),
             run: None,
             dumper: None,
+            layouts: LayoutCache::new(),
         })
     }
 
@@ -493,24 +497,7 @@ impl EventStream {
     }
 
     fn frame_at(&self, start: usize) -> Result<Frame<'_>> {
-        let dg = self.sock.datagram().get(..self.len).unwrap_or_default();
-        let mut frames = Frames::new(dg.get(start..).unwrap_or_default());
-        match frames.next() {
-            Some(Ok(mut f)) => {
-                f.offset = start;
-                Ok(f)
-            }
-            Some(Err(e)) => Err(e.into()),
-            None => Err(DecodeError::new(
-                DecodeErrorKind::Truncated {
-                    needed: NLMSG_HDRLEN,
-                    available: 0,
-                },
-                AttrPath::ROOT,
-                start,
-            )
-            .into()),
-        }
+        frame_in(&self.sock, self.len, start)
     }
 
     /// The next event, decoded and owned; `Ok(None)` when the receive timeout expired.
@@ -532,7 +519,7 @@ impl EventStream {
             Found::Overrun(o) => return Ok(Some(EventView::Overrun(o))),
             Found::Timeout => return Ok(None),
         };
-        let frame = self.frame_at(start)?;
+        let frame = frame_in(&self.sock, self.len, start)?;
         let (subsys, msg) = split_type(frame.header.message_type);
         if subsys == NFNL_SUBSYS_CTNETLINK_EXP {
             let e = Expectation::from_frame(&frame)?;
@@ -551,7 +538,7 @@ impl EventStream {
                 frame.offset,
             ))
         })?;
-        let entry = EntryView::from_frame(&frame)?;
+        let entry = EntryView::from_frame_cached(&frame, &mut self.layouts)?;
         Ok(Some(EventView::Conntrack { kind, entry }))
     }
 
@@ -664,6 +651,28 @@ pub fn decode_event(frame: &Frame<'_>, timeouts: Option<&StateTimeouts>) -> Resu
         entry,
         event_time,
     }))
+}
+
+/// The frame at `start` of the last `len` bytes received on `sock`.
+fn frame_in(sock: &NlSocket, len: usize, start: usize) -> Result<Frame<'_>> {
+    let dg = sock.datagram().get(..len).unwrap_or_default();
+    let mut frames = Frames::new(dg.get(start..).unwrap_or_default());
+    match frames.next() {
+        Some(Ok(mut f)) => {
+            f.offset = start;
+            Ok(f)
+        }
+        Some(Err(e)) => Err(e.into()),
+        None => Err(DecodeError::new(
+            DecodeErrorKind::Truncated {
+                needed: NLMSG_HDRLEN,
+                available: 0,
+            },
+            AttrPath::ROOT,
+            start,
+        )
+        .into()),
+    }
 }
 
 /// A zero-copy event (see [`EventStream::next_view`]).
