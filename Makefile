@@ -24,6 +24,7 @@ test-vm:
 	tests/vm/selftest.sh --quick
 	tests/vm/ipvs/run.sh
 	tests/c/vm/run.sh
+	tests/vm/python/run.sh
 
 # A short run of every fuzz target, seeded with the recorded fixtures (FUZZ_TIME seconds each).
 test-fuzz:
