@@ -1289,8 +1289,9 @@ typedef struct ipvsct_dump_filter {
     uint8_t table;
 } ipvsct_dump_filter;
 
-// Callback for entries; `entry` is valid only during the call. Return 0 to go on,
-// anything else to stop. It must not unwind or longjmp out of the library.
+// Callback for entries; `entry` is valid only during the call (a dump passes the same
+// struct each time, overwritten with the next entry: copy it to keep it). Return 0 to
+// go on, anything else to stop. It must not unwind or longjmp out of the library.
 typedef int (*ipvsct_ct_entry_cb)(const struct ipvsct_ct_entry *entry, void *user);
 
 // A failure, as recorded for `ipvsct_error_last` (and delivered for kernel error messages

@@ -28,18 +28,13 @@ pub struct ipvsct_addr {
 impl ipvsct_addr {
     /// The C form of an address.
     pub(crate) fn from_ip(ip: IpAddr) -> Self {
-        let mut addr = [0u8; IPVSCT_ADDR_LEN];
-        let family = match ip {
+        let (family, addr) = match ip {
             IpAddr::V4(v4) => {
-                for (d, s) in addr.iter_mut().zip(v4.octets()) {
-                    *d = s;
-                }
-                IPVSCT_AF_INET
+                let [a, b, c, d] = v4.octets();
+                let addr = [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                (IPVSCT_AF_INET, addr)
             }
-            IpAddr::V6(v6) => {
-                addr = v6.octets();
-                IPVSCT_AF_INET6
-            }
+            IpAddr::V6(v6) => (IPVSCT_AF_INET6, v6.octets()),
         };
         ipvsct_addr {
             family,

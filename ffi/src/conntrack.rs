@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use ipvs_conntrack::conntrack::{Conntrack, StateTimeouts};
+use ipvs_conntrack::conntrack::{Conntrack, Dump, StateTimeouts};
 use ipvs_conntrack::socket::SocketOptions;
 use ipvs_conntrack::Netns;
 
@@ -310,8 +310,9 @@ pub unsafe extern "C" fn ipvsct_conntrack_get(
     })
 }
 
-/// Callback for entries; `entry` is valid only during the call. Return 0 to go on,
-/// anything else to stop. It must not unwind or longjmp out of the library.
+/// Callback for entries; `entry` is valid only during the call (a dump passes the same
+/// struct each time, overwritten with the next entry: copy it to keep it). Return 0 to
+/// go on, anything else to stop. It must not unwind or longjmp out of the library.
 #[allow(non_camel_case_types)]
 pub type ipvsct_ct_entry_cb =
     Option<unsafe extern "C" fn(entry: *const ipvsct_ct_entry, user: *mut c_void) -> c_int>;
@@ -348,12 +349,19 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump(
         let mut l = ct.lock()?;
         l.state_timeouts();
         let mut dump = l.ct.dump_table(table, &filter)?;
+        // The timeouts the dump joins into owned entries (cloned once, not per entry).
+        let timeouts = dump.state_timeouts().cloned();
         let mut n = 0u64;
         let mut result = IPVSCT_OK;
-        while let Some(item) = dump.next() {
-            let e = match item {
-                Ok(e) => ipvsct_ct_entry::from_core(&e),
-                Err(err) => {
+        // Each entry is built straight from its view into the receive buffer, into this
+        // one struct: the callback's pointer is valid only during the call (documented
+        // on `ipvsct_ct_entry_cb`), and the next entry overwrites it.
+        let mut e = ipvsct_ct_entry::default();
+        loop {
+            match next_entry(&mut dump, timeouts.as_ref(), &mut e) {
+                None => break,
+                Some(Ok(())) => {}
+                Some(Err(err)) => {
                     // Leave the socket clean for the next request (the first error counts).
                     let _ = dump.stop();
                     return Err(err.into());
@@ -371,6 +379,37 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump(
             out.write(n);
         }
         Ok(result)
+    })
+}
+
+/// Reads the next entry of `dump` into `*out` in C form, with its state timeout from
+/// `timeouts` (the dump's own, see [`Dump::state_timeouts`]): the same value, error or
+/// end as `dump.next()` followed by `ipvsct_ct_entry::from_core`, built from the entry
+/// view where it can be (see [`ipvsct_ct_entry::from_view`]). `*out` is unspecified
+/// after an error or the end.
+pub(crate) fn next_entry(
+    dump: &mut Dump<'_>,
+    timeouts: Option<&StateTimeouts>,
+    out: &mut ipvsct_ct_entry,
+) -> Option<Result<(), ipvs_conntrack::Error>> {
+    let v = match dump.next_view()? {
+        Ok(v) => v,
+        Err(e) => return Some(Err(e)),
+    };
+    if ipvsct_ct_entry::fill_from_view(out, &v, timeouts) {
+        return Some(Ok(()));
+    }
+    // The rare entry the view cannot render exactly: the owned path, joined as `Dump`
+    // joins it.
+    Some(match v.to_owned() {
+        Ok(mut e) => {
+            if let Some(t) = timeouts {
+                e.state_timeout = t.for_state(e.orig.proto, e.state);
+            }
+            *out = ipvsct_ct_entry::from_core(&e);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     })
 }
 

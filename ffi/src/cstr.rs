@@ -15,18 +15,29 @@ pub(crate) fn fill(dst: &mut [c_char], s: &str) -> bool {
         n -= 1;
     }
     let bytes = s.as_bytes().get(..n).unwrap_or_default();
-    let mut src = bytes.iter().copied();
-    for d in dst.iter_mut() {
-        *d = src.next().unwrap_or(0) as c_char;
+    // Two block operations (copy, zero the tail) rather than a byte loop: entries fill
+    // two of these per entry on the dump path.
+    let (head, tail) = dst.split_at_mut(bytes.len());
+    for (d, b) in head.iter_mut().zip(bytes) {
+        *d = *b as c_char;
     }
+    tail.fill(0);
     n < s.len()
 }
 
 /// A new `N`-byte buffer holding `s` (see [`fill`]) and whether `s` was cut.
 pub(crate) fn fixed<const N: usize>(s: &str) -> ([c_char; N], bool) {
-    let mut b = [0; N];
-    let cut = fill(&mut b, s);
-    (b, cut)
+    // The same as `fill` on a fresh buffer, in bytes first (block copies: this runs
+    // twice per entry on the dump path).
+    let mut n = s.len().min(N.saturating_sub(1));
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    let mut b = [0u8; N];
+    if let (Some(d), Some(src)) = (b.get_mut(..n), s.as_bytes().get(..n)) {
+        d.copy_from_slice(src);
+    }
+    (b.map(|x| x as c_char), n < s.len())
 }
 
 #[cfg(test)]
@@ -63,6 +74,28 @@ mod tests {
         let (b, cut) = fixed::<4>("aé");
         assert!(!cut);
         assert_eq!(text(&b), "aé\0".as_bytes());
+    }
+
+    #[test]
+    fn fixed_is_fill_on_a_fresh_buffer() {
+        for s in [
+            "",
+            "a",
+            "abc",
+            "abcd",
+            "aé",
+            "éé",
+            "TIME_WAIT",
+            "ESTABLISHED_LONGER_THAN_24B",
+        ] {
+            let mut want = [1 as c_char; 4];
+            let want_cut = fill(&mut want, s);
+            assert_eq!(fixed::<4>(s), (want, want_cut), "{s:?} in 4");
+            let mut want = [1 as c_char; 24];
+            let want_cut = fill(&mut want, s);
+            assert_eq!(fixed::<24>(s), (want, want_cut), "{s:?} in 24");
+            assert_eq!(fixed::<0>(s).1, !s.is_empty(), "{s:?} in 0");
+        }
     }
 
     #[test]

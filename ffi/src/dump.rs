@@ -1,10 +1,10 @@
 //! The dump iterator (`ipvsct_dump`): a live, streaming dump on its own socket, read one
 //! entry at a time with `ipvsct_dump_next`.
 
-use ipvs_conntrack::conntrack::{Conntrack, DumpState};
+use ipvs_conntrack::conntrack::{Conntrack, DumpState, StateTimeouts};
 
 use crate::boundary::{boundary, boundary_value};
-use crate::conntrack::ipvsct_conntrack;
+use crate::conntrack::{ipvsct_conntrack, next_entry};
 use crate::entry::ipvsct_ct_entry;
 use crate::filter::ipvsct_dump_filter;
 use crate::ptr::{in_opt, in_ref, Out};
@@ -20,6 +20,8 @@ pub struct ipvsct_dump {
     conn: Conntrack,
     /// The position in the kernel's answer; `None` once the dump is over.
     state: Option<DumpState>,
+    /// The state timeouts the dump joins (its own, cloned once at the start).
+    timeouts: Option<StateTimeouts>,
 }
 
 /// Starts a streaming dump of the table (or `filter`'s part of it; NULL for everything)
@@ -47,10 +49,13 @@ pub unsafe extern "C" fn ipvsct_dump_new(
         if let Some(t) = timeouts {
             conn.set_state_timeouts(t);
         }
-        let state = conn.dump_table(table, &filter)?.suspend();
+        let dump = conn.dump_table(table, &filter)?;
+        let timeouts = dump.state_timeouts().cloned();
+        let state = dump.suspend();
         out.write(Box::into_raw(Box::new(ipvsct_dump {
             conn,
             state: Some(state),
+            timeouts,
         })));
         Ok(IPVSCT_OK)
     })
@@ -80,14 +85,16 @@ pub unsafe extern "C" fn ipvsct_dump_next(
         };
         // Only this iterator sends on `conn`, so the suspended dump is intact.
         let mut live = dump.conn.resume(state);
-        let item = live.next();
+        // Built from the entry view, written straight to `*out` (see `next_entry`).
+        let mut e = ipvsct_ct_entry::default();
+        let item = next_entry(&mut live, dump.timeouts.as_ref(), &mut e);
         if item.is_some() {
             dump.state = Some(live.suspend());
         }
         match item {
             None => Ok(IPVSCT_DONE),
-            Some(Ok(e)) => {
-                out.write(ipvsct_ct_entry::from_core(&e));
+            Some(Ok(())) => {
+                out.write(e);
                 Ok(IPVSCT_OK)
             }
             Some(Err(e)) => Err(e.into()),

@@ -3,7 +3,11 @@
 
 use std::ffi::c_char;
 
-use ipvs_conntrack::conntrack::{Entry, State};
+use ipvs_conntrack::conntrack::{
+    Counters, Entry, EntryView, MessageInfo, ProtoInfo, State, StateTimeouts, Timestamp,
+};
+
+use ipvs_conntrack::DecodeError;
 
 use crate::cstr;
 use crate::timeouts::IPVSCT_TIMEOUT_UNSET;
@@ -100,7 +104,7 @@ pub struct ipvsct_counters {
 /// (`IPVSCT_CT_ENTRY_HAS_*`); absent ones are 0, except `timeout` and `state_timeout`,
 /// which are IPVSCT_TIMEOUT_UNSET. Plain data: copy it freely.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
 pub struct ipvsct_ct_entry {
     /// Original-direction counters (CTA_COUNTERS_ORIG).
@@ -196,11 +200,20 @@ fn state_parts(s: State) -> (u8, u8) {
 }
 
 /// Records `v` under `bit` and returns it (or the default when absent).
+#[inline(always)]
 fn take<T: Copy + Default>(fields: &mut u32, bit: u32, v: Option<T>) -> T {
-    if v.is_some() {
-        *fields |= bit;
-    }
+    // Branch-free: this runs some twenty times per entry on the dump path.
+    *fields |= bit & 0u32.wrapping_sub(u32::from(v.is_some()));
     v.unwrap_or_default()
+}
+
+/// Whether a nested attribute decoded from a view is present; `None` if it is malformed.
+#[inline(always)]
+fn present<T>(r: Result<Option<T>, DecodeError>) -> Option<bool> {
+    match r {
+        Ok(x) => Some(x.is_some()),
+        Err(_) => None,
+    }
 }
 
 /// `v`, or IPVSCT_TIMEOUT_UNSET when the value is absent (0 seconds left is a real value).
@@ -212,33 +225,51 @@ fn unset_if_absent(v: u32, src: Option<u32>) -> u32 {
     }
 }
 
+/// What both sources of an entry (an owned [`Entry`], an [`EntryView`]) hand to
+/// [`ipvsct_ct_entry::assemble`], the one place the C struct is filled.
+struct Parts<'a> {
+    family: u8,
+    message: MessageInfo,
+    state: State,
+    orig: ipvsct_tuple,
+    reply: ipvsct_tuple,
+    master: Option<ipvsct_tuple>,
+    status: u32,
+    protoinfo: Option<&'a ProtoInfo>,
+    helper: Option<&'a str>,
+    /// The label bitmap (128 bits) and whether set bits past it were cut.
+    labels: Option<([u32; IPVSCT_LABEL_WORDS], bool)>,
+    /// The message carried attributes the C struct does not hold.
+    more: bool,
+    timeout: Option<u32>,
+    state_timeout: Option<u32>,
+    mark: Option<u32>,
+    use_count: Option<u32>,
+    id: Option<u32>,
+    secmark: Option<u32>,
+    zone: Option<u16>,
+    counters_orig: Option<Counters>,
+    counters_reply: Option<Counters>,
+    timestamp: Option<Timestamp>,
+    event_time: Option<u64>,
+}
+
+/// The C label bitmap of the set label bits `bits`, and whether some did not fit.
+fn label_words(bits: impl Iterator<Item = u16>) -> ([u32; IPVSCT_LABEL_WORDS], bool) {
+    let mut labels = [0u32; IPVSCT_LABEL_WORDS];
+    let mut cut = false;
+    for bit in bits {
+        match labels.get_mut(usize::from(bit / 32)) {
+            Some(w) => *w |= 1 << (bit % 32),
+            None => cut = true,
+        }
+    }
+    (labels, cut)
+}
+
 impl ipvsct_ct_entry {
     /// The C form of an owned entry.
     pub(crate) fn from_core(e: &Entry) -> Self {
-        let mut f = 0u32;
-        let (state_kind, state) = state_parts(e.state);
-        let (state_name, cut_state) = cstr::fixed(e.state.name().unwrap_or(""));
-        let (helper, cut_helper) = cstr::fixed(e.helper.as_ref().map_or("", |h| h.name.as_str()));
-        if e.helper.is_some() {
-            f |= IPVSCT_CT_ENTRY_HAS_HELPER;
-        }
-        let mut labels = [0u32; IPVSCT_LABEL_WORDS];
-        let mut cut_labels = false;
-        if let Some(l) = &e.labels {
-            f |= IPVSCT_CT_ENTRY_HAS_LABELS;
-            for &bit in &l.0 {
-                match labels.get_mut(usize::from(bit / 32)) {
-                    Some(w) => *w |= 1 << (bit % 32),
-                    None => cut_labels = true,
-                }
-            }
-        }
-        if cut_state || cut_helper || cut_labels {
-            f |= IPVSCT_CT_ENTRY_TRUNCATED;
-        }
-        let tcp = e.protoinfo.as_ref().and_then(|p| p.tcp.as_ref());
-        let sctp = e.protoinfo.as_ref().and_then(|p| p.sctp.as_ref());
-        let dccp = e.protoinfo.as_ref().and_then(|p| p.dccp.as_ref());
         let more = !e.unknown.is_empty()
             || !e.orig.unknown.is_empty()
             || !e.reply.unknown.is_empty()
@@ -255,7 +286,220 @@ impl ipvsct_ct_entry {
             || e.mark_mask.is_some()
             || e.status_mask.is_some()
             || e.helper.as_ref().is_some_and(|h| !h.info.is_empty());
-        if more {
+        let mut c = Self::default();
+        Self::assemble_into(
+            &mut c,
+            Parts {
+                family: e.family.value(),
+                message: e.message,
+                state: e.state,
+                orig: ipvsct_tuple::from_core(&e.orig),
+                reply: ipvsct_tuple::from_core(&e.reply),
+                master: e.master.as_ref().map(ipvsct_tuple::from_core),
+                status: e.status.bits(),
+                protoinfo: e.protoinfo.as_ref(),
+                helper: e.helper.as_ref().map(|h| h.name.as_str()),
+                labels: e.labels.as_ref().map(|l| label_words(l.0.iter().copied())),
+                more,
+                timeout: e.timeout,
+                state_timeout: e.state_timeout,
+                mark: e.mark,
+                use_count: e.use_count,
+                id: e.id,
+                secmark: e.secmark,
+                zone: e.zone,
+                counters_orig: e.counters_orig,
+                counters_reply: e.counters_reply,
+                timestamp: e.timestamp,
+                event_time: e.event_time,
+            },
+        );
+        c
+    }
+
+    /// [`Self::fill_from_view`] into a new struct (`None` where that returns false).
+    #[cfg(test)]
+    pub(crate) fn from_view(v: &EntryView<'_>, timeouts: Option<&StateTimeouts>) -> Option<Self> {
+        let mut e = Self::default();
+        Self::fill_from_view(&mut e, v, timeouts).then_some(e)
+    }
+
+    /// Fills `*out` with the C form of an entry view, with `state_timeout` joined from
+    /// `timeouts` as the dump joins it into owned entries: exactly `from_core` of the
+    /// view's owned, joined entry, without building it (no heap allocation, no
+    /// intermediate struct). Returns true if it did.
+    ///
+    /// False (and `*out` untouched: it is written only after every check) where the view
+    /// alone cannot give that exact result, and the caller builds the owned entry
+    /// instead (which also yields the precise error of a malformed entry): a decode
+    /// error anywhere, or a nest whose unknown members the view API
+    /// does not report (CTA_COUNTERS_ORIG/REPLY, CTA_TIMESTAMP, a named CTA_HELP). The
+    /// kernel sends those nests only with nf_conntrack_acct / nf_conntrack_timestamp on
+    /// or a helper assigned.
+    ///
+    /// One case the view API cannot detect at all: a CTA_HELP or CTA_SECCTX nest
+    /// without its name attribute but with unknown members (which the owned entry
+    /// reports as `unknown_nested`, i.e. IPVSCT_CT_ENTRY_HAS_MORE). The kernel always
+    /// puts the name first in both nests, so no kernel message is affected.
+    #[inline]
+    pub(crate) fn fill_from_view(
+        out: &mut Self,
+        v: &EntryView<'_>,
+        timeouts: Option<&StateTimeouts>,
+    ) -> bool {
+        Self::view_into(out, v, timeouts).is_some()
+    }
+
+    #[inline(always)]
+    fn view_into(
+        out: &mut Self,
+        v: &EntryView<'_>,
+        timeouts: Option<&StateTimeouts>,
+    ) -> Option<()> {
+        // The order of the checks does not matter: any failure means the owned path.
+        // Tuples are turned into C form at once (no tuple view is kept or moved around).
+        // `unknown()` allocates only when there are unknown attributes (the result is
+        // then non-empty); a tuple view's own flag for that is private.
+        let (orig, proto, orig_more) = match v.orig() {
+            Ok(Some(t)) => (
+                ipvsct_tuple::from_view(&t),
+                t.proto(),
+                !t.unknown().is_empty(),
+            ),
+            _ => return None,
+        };
+        let (reply, reply_more) = match v.reply() {
+            Ok(Some(t)) => (ipvsct_tuple::from_view(&t), !t.unknown().is_empty()),
+            _ => return None,
+        };
+        let status = v.status().unwrap_or_default();
+        let protoinfo = v.protoinfo().ok()?;
+        if present(v.helper())?
+            || present(v.counters_orig())?
+            || present(v.counters_reply())?
+            || present(v.timestamp())?
+        {
+            return None;
+        }
+        let (master, master_more) = match v.master() {
+            Ok(Some(t)) => (Some(ipvsct_tuple::from_view(&t)), !t.unknown().is_empty()),
+            Ok(None) => (None, false),
+            Err(_) => return None,
+        };
+        // Present at all, these are attributes the C struct does not hold. Decoding them
+        // (no short cut) also rejects what `to_owned` would reject.
+        let held_elsewhere = present(v.nat_src())?
+            | present(v.nat_dst())?
+            | present(v.seq_adj_orig())?
+            | present(v.seq_adj_reply())?
+            | present(v.secctx())?
+            | present(v.synproxy())?;
+        let more = held_elsewhere
+            || orig_more
+            || reply_more
+            || master_more
+            || v.labels_mask().is_some()
+            || v.mark_mask().is_some()
+            || v.status_mask().is_some()
+            || protoinfo.as_ref().is_some_and(|p| !p.unknown.is_empty())
+            || !v.unknown().is_empty();
+        let state = State::derive(proto, protoinfo.as_ref(), status);
+        Self::assemble_into(
+            out,
+            Parts {
+                family: v.family().value(),
+                message: v.message(),
+                state,
+                orig,
+                reply,
+                master,
+                status: status.bits(),
+                protoinfo: protoinfo.as_ref(),
+                helper: None,
+                labels: v.labels().map(|_| label_words(v.label_bits())),
+                more,
+                timeout: v.timeout(),
+                state_timeout: timeouts.and_then(|t| t.for_state(proto, state)),
+                mark: v.mark(),
+                use_count: v.use_count(),
+                id: v.id(),
+                secmark: v.secmark(),
+                zone: v.zone(),
+                counters_orig: None,
+                counters_reply: None,
+                timestamp: None,
+                event_time: v.event_time(),
+            },
+        );
+        Some(())
+    }
+
+    /// Fills every field of `e` from either source (in place: on the dump path `e` is
+    /// the struct handed to the callback, so nothing is built elsewhere and copied).
+    #[inline(always)]
+    fn assemble_into(e: &mut Self, p: Parts<'_>) {
+        // Every field is written: the pattern binds them all (no `..`), and an unused
+        // binding would fail the build (warnings are errors in CI).
+        let ipvsct_ct_entry {
+            counters_orig: out_counters_orig,
+            counters_reply: out_counters_reply,
+            timestamp_start: out_timestamp_start,
+            timestamp_stop: out_timestamp_stop,
+            dccp_handshake_seq: out_dccp_handshake_seq,
+            event_time: out_event_time,
+            orig: out_orig,
+            reply: out_reply,
+            master: out_master,
+            status: out_status,
+            timeout: out_timeout,
+            state_timeout: out_state_timeout,
+            mark: out_mark,
+            use_count: out_use_count,
+            id: out_id,
+            secmark: out_secmark,
+            sctp_vtag_orig: out_sctp_vtag_orig,
+            sctp_vtag_reply: out_sctp_vtag_reply,
+            labels: out_labels,
+            zone: out_zone,
+            nlmsg_flags: out_nlmsg_flags,
+            res_id: out_res_id,
+            family: out_family,
+            msg_type: out_msg_type,
+            state_kind: out_state_kind,
+            state: out_state,
+            tcp_wscale_orig: out_tcp_wscale_orig,
+            tcp_wscale_reply: out_tcp_wscale_reply,
+            tcp_flags_orig: out_tcp_flags_orig,
+            tcp_flags_orig_mask: out_tcp_flags_orig_mask,
+            tcp_flags_reply: out_tcp_flags_reply,
+            tcp_flags_reply_mask: out_tcp_flags_reply_mask,
+            dccp_role: out_dccp_role,
+            state_name: out_state_name,
+            helper: out_helper,
+            reserved: out_reserved,
+            fields: out_fields,
+        } = e;
+        let mut f = 0u32;
+        let (state_kind, state) = state_parts(p.state);
+        let (state_name, cut_state) = cstr::fixed(p.state.name().unwrap_or(""));
+        let (helper, cut_helper) = cstr::fixed(p.helper.unwrap_or(""));
+        if p.helper.is_some() {
+            f |= IPVSCT_CT_ENTRY_HAS_HELPER;
+        }
+        let (labels, cut_labels) = match p.labels {
+            Some(l) => {
+                f |= IPVSCT_CT_ENTRY_HAS_LABELS;
+                l
+            }
+            None => ([0; IPVSCT_LABEL_WORDS], false),
+        };
+        if cut_state || cut_helper || cut_labels {
+            f |= IPVSCT_CT_ENTRY_TRUNCATED;
+        }
+        let tcp = p.protoinfo.and_then(|p| p.tcp.as_ref());
+        let sctp = p.protoinfo.and_then(|p| p.sctp.as_ref());
+        let dccp = p.protoinfo.and_then(|p| p.dccp.as_ref());
+        if p.more {
             f |= IPVSCT_CT_ENTRY_HAS_MORE;
         }
         let flags_orig = tcp.and_then(|t| t.flags_original);
@@ -266,88 +510,83 @@ impl ipvsct_ct_entry {
         if flags_reply.is_some() {
             f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_REPLY;
         }
-        ipvsct_ct_entry {
-            counters_orig: take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_ORIG, e.counters_orig).into(),
-            counters_reply: take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_REPLY, e.counters_reply)
-                .into(),
-            timestamp_start: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_TIMESTAMP_START,
-                e.timestamp.and_then(|t| t.start),
-            ),
-            timestamp_stop: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_TIMESTAMP_STOP,
-                e.timestamp.and_then(|t| t.stop),
-            ),
-            dccp_handshake_seq: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ,
-                dccp.and_then(|d| d.handshake_seq),
-            ),
-            event_time: take(&mut f, IPVSCT_CT_ENTRY_HAS_EVENT_TIME, e.event_time),
-            orig: ipvsct_tuple::from_core(&e.orig),
-            reply: ipvsct_tuple::from_core(&e.reply),
-            master: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_MASTER,
-                e.master.as_ref().map(ipvsct_tuple::from_core),
-            ),
-            status: e.status.bits(),
-            timeout: unset_if_absent(
-                take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMEOUT, e.timeout),
-                e.timeout,
-            ),
-            state_timeout: unset_if_absent(
-                take(&mut f, IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT, e.state_timeout),
-                e.state_timeout,
-            ),
-            mark: take(&mut f, IPVSCT_CT_ENTRY_HAS_MARK, e.mark),
-            use_count: take(&mut f, IPVSCT_CT_ENTRY_HAS_USE, e.use_count),
-            id: take(&mut f, IPVSCT_CT_ENTRY_HAS_ID, e.id),
-            secmark: take(&mut f, IPVSCT_CT_ENTRY_HAS_SECMARK, e.secmark),
-            sctp_vtag_orig: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_ORIG,
-                sctp.and_then(|s| s.vtag_original),
-            ),
-            sctp_vtag_reply: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_REPLY,
-                sctp.and_then(|s| s.vtag_reply),
-            ),
-            labels,
-            zone: take(&mut f, IPVSCT_CT_ENTRY_HAS_ZONE, e.zone),
-            nlmsg_flags: e.message.flags,
-            res_id: e.message.res_id,
-            family: e.family.value(),
-            msg_type: e.message.msg,
-            state_kind,
-            state,
-            tcp_wscale_orig: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_ORIG,
-                tcp.and_then(|t| t.wscale_original),
-            ),
-            tcp_wscale_reply: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_REPLY,
-                tcp.and_then(|t| t.wscale_reply),
-            ),
-            tcp_flags_orig: flags_orig.map_or(0, |x| x.flags.bits()),
-            tcp_flags_orig_mask: flags_orig.map_or(0, |x| x.mask.bits()),
-            tcp_flags_reply: flags_reply.map_or(0, |x| x.flags.bits()),
-            tcp_flags_reply_mask: flags_reply.map_or(0, |x| x.mask.bits()),
-            dccp_role: take(
-                &mut f,
-                IPVSCT_CT_ENTRY_HAS_DCCP_ROLE,
-                dccp.and_then(|d| d.role).map(|r| r.value()),
-            ),
-            state_name,
-            helper,
-            reserved: [0; 7],
-            fields: f,
-        }
+        *out_counters_orig =
+            take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_ORIG, p.counters_orig).into();
+        *out_counters_reply =
+            take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_REPLY, p.counters_reply).into();
+        *out_timestamp_start = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_TIMESTAMP_START,
+            p.timestamp.and_then(|t| t.start),
+        );
+        *out_timestamp_stop = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_TIMESTAMP_STOP,
+            p.timestamp.and_then(|t| t.stop),
+        );
+        *out_dccp_handshake_seq = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ,
+            dccp.and_then(|d| d.handshake_seq),
+        );
+        *out_event_time = take(&mut f, IPVSCT_CT_ENTRY_HAS_EVENT_TIME, p.event_time);
+        *out_orig = p.orig;
+        *out_reply = p.reply;
+        *out_master = take(&mut f, IPVSCT_CT_ENTRY_HAS_MASTER, p.master);
+        *out_status = p.status;
+        *out_timeout = unset_if_absent(
+            take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMEOUT, p.timeout),
+            p.timeout,
+        );
+        *out_state_timeout = unset_if_absent(
+            take(&mut f, IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT, p.state_timeout),
+            p.state_timeout,
+        );
+        *out_mark = take(&mut f, IPVSCT_CT_ENTRY_HAS_MARK, p.mark);
+        *out_use_count = take(&mut f, IPVSCT_CT_ENTRY_HAS_USE, p.use_count);
+        *out_id = take(&mut f, IPVSCT_CT_ENTRY_HAS_ID, p.id);
+        *out_secmark = take(&mut f, IPVSCT_CT_ENTRY_HAS_SECMARK, p.secmark);
+        *out_sctp_vtag_orig = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_ORIG,
+            sctp.and_then(|s| s.vtag_original),
+        );
+        *out_sctp_vtag_reply = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_REPLY,
+            sctp.and_then(|s| s.vtag_reply),
+        );
+        *out_labels = labels;
+        *out_zone = take(&mut f, IPVSCT_CT_ENTRY_HAS_ZONE, p.zone);
+        *out_nlmsg_flags = p.message.flags;
+        *out_res_id = p.message.res_id;
+        *out_family = p.family;
+        *out_msg_type = p.message.msg;
+        *out_state_kind = state_kind;
+        *out_state = state;
+        *out_tcp_wscale_orig = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_ORIG,
+            tcp.and_then(|t| t.wscale_original),
+        );
+        *out_tcp_wscale_reply = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_REPLY,
+            tcp.and_then(|t| t.wscale_reply),
+        );
+        *out_tcp_flags_orig = flags_orig.map_or(0, |x| x.flags.bits());
+        *out_tcp_flags_orig_mask = flags_orig.map_or(0, |x| x.mask.bits());
+        *out_tcp_flags_reply = flags_reply.map_or(0, |x| x.flags.bits());
+        *out_tcp_flags_reply_mask = flags_reply.map_or(0, |x| x.mask.bits());
+        *out_dccp_role = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_DCCP_ROLE,
+            dccp.and_then(|d| d.role).map(|r| r.value()),
+        );
+        *out_state_name = state_name;
+        *out_helper = helper;
+        *out_reserved = [0; 7];
+        *out_fields = f;
     }
 }
 

@@ -41,3 +41,5 @@ pub mod write;
 
 #[cfg(test)]
 mod layout_tests;
+#[cfg(test)]
+mod view_tests;
