@@ -7,6 +7,11 @@ use ipvs_conntrack::conntrack::{
     Counters, Entry, EntryView, MessageInfo, ProtoInfo, State, StateTimeouts, Timestamp,
 };
 
+use ipvs_conntrack::conntrack::wire::{
+    CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_HELP, CTA_LABELS_MASK, CTA_MARK_MASK, CTA_NAT_DST,
+    CTA_NAT_SRC, CTA_SECCTX, CTA_SEQ_ADJ_ORIG, CTA_SEQ_ADJ_REPLY, CTA_STATUS_MASK, CTA_SYNPROXY,
+    CTA_TIMESTAMP, CTA_TUPLE_MASTER,
+};
 use ipvs_conntrack::DecodeError;
 
 use crate::cstr;
@@ -207,6 +212,19 @@ fn take<T: Copy + Default>(fields: &mut u32, bit: u32, v: Option<T>) -> T {
     v.unwrap_or_default()
 }
 
+/// Nests only the owned path decodes for the C struct (it reports their unknown members).
+const OWNED_ONLY: u32 =
+    1 << CTA_HELP | 1 << CTA_COUNTERS_ORIG | 1 << CTA_COUNTERS_REPLY | 1 << CTA_TIMESTAMP;
+/// Nests the C struct does not hold (they set IPVSCT_CT_ENTRY_HAS_MORE).
+const HELD_ELSEWHERE: u32 = 1 << CTA_NAT_SRC
+    | 1 << CTA_NAT_DST
+    | 1 << CTA_SEQ_ADJ_ORIG
+    | 1 << CTA_SEQ_ADJ_REPLY
+    | 1 << CTA_SECCTX
+    | 1 << CTA_SYNPROXY;
+/// Request-only scalars the C struct does not hold (they set IPVSCT_CT_ENTRY_HAS_MORE).
+const HAS_MORE_SCALARS: u32 = 1 << CTA_LABELS_MASK | 1 << CTA_MARK_MASK | 1 << CTA_STATUS_MASK;
+
 /// Whether a nested attribute decoded from a view is present; `None` if it is malformed.
 #[inline(always)]
 fn present<T>(r: Result<Option<T>, DecodeError>) -> Option<bool> {
@@ -358,51 +376,50 @@ impl ipvsct_ct_entry {
     ) -> Option<()> {
         // The order of the checks does not matter: any failure means the owned path.
         // Tuples are turned into C form at once (no tuple view is kept or moved around).
-        // `unknown()` allocates only when there are unknown attributes (the result is
-        // then non-empty); a tuple view's own flag for that is private.
+        let present_kinds = v.present();
+        if present_kinds & OWNED_ONLY != 0 {
+            return None;
+        }
         let (orig, proto, orig_more) = match v.orig() {
-            Ok(Some(t)) => (
-                ipvsct_tuple::from_view(&t),
-                t.proto(),
-                !t.unknown().is_empty(),
-            ),
+            Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.proto(), t.has_unknown()),
             _ => return None,
         };
         let (reply, reply_more) = match v.reply() {
-            Ok(Some(t)) => (ipvsct_tuple::from_view(&t), !t.unknown().is_empty()),
+            Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.has_unknown()),
             _ => return None,
         };
         let status = v.status().unwrap_or_default();
         let protoinfo = v.protoinfo().ok()?;
-        if present(v.helper())?
-            || present(v.counters_orig())?
-            || present(v.counters_reply())?
-            || present(v.timestamp())?
-        {
-            return None;
-        }
-        let (master, master_more) = match v.master() {
-            Ok(Some(t)) => (Some(ipvsct_tuple::from_view(&t)), !t.unknown().is_empty()),
-            Ok(None) => (None, false),
-            Err(_) => return None,
+        let (master, master_more) = if present_kinds & (1 << CTA_TUPLE_MASTER) == 0 {
+            (None, false)
+        } else {
+            match v.master() {
+                Ok(Some(t)) => (Some(ipvsct_tuple::from_view(&t)), t.has_unknown()),
+                Ok(None) => (None, false),
+                Err(_) => return None,
+            }
         };
         // Present at all, these are attributes the C struct does not hold. Decoding them
         // (no short cut) also rejects what `to_owned` would reject.
-        let held_elsewhere = present(v.nat_src())?
-            | present(v.nat_dst())?
-            | present(v.seq_adj_orig())?
-            | present(v.seq_adj_reply())?
-            | present(v.secctx())?
-            | present(v.synproxy())?;
+        let has = |k: u16| present_kinds & (1 << k) != 0;
+        let mut held_elsewhere = false;
+        if present_kinds & HELD_ELSEWHERE != 0 {
+            // Only the nests that are there are decoded (every dump entry made over
+            // ctnetlink carries CTA_SYNPROXY, say, and none of the others).
+            held_elsewhere |= has(CTA_NAT_SRC) && present(v.nat_src())?;
+            held_elsewhere |= has(CTA_NAT_DST) && present(v.nat_dst())?;
+            held_elsewhere |= has(CTA_SEQ_ADJ_ORIG) && present(v.seq_adj_orig())?;
+            held_elsewhere |= has(CTA_SEQ_ADJ_REPLY) && present(v.seq_adj_reply())?;
+            held_elsewhere |= has(CTA_SECCTX) && present(v.secctx())?;
+            held_elsewhere |= has(CTA_SYNPROXY) && present(v.synproxy())?;
+        }
         let more = held_elsewhere
             || orig_more
             || reply_more
             || master_more
-            || v.labels_mask().is_some()
-            || v.mark_mask().is_some()
-            || v.status_mask().is_some()
+            || present_kinds & HAS_MORE_SCALARS != 0
             || protoinfo.as_ref().is_some_and(|p| !p.unknown.is_empty())
-            || !v.unknown().is_empty();
+            || v.has_unknown();
         let state = State::derive(proto, protoinfo.as_ref(), status);
         Self::assemble_into(
             out,

@@ -141,7 +141,7 @@ impl Conntrack {
         let seq = self.sock.send(&mut bytes, "conntrack dump")?;
         Ok(Dump {
             ex: self.sock.exchange(seq, "conntrack dump"),
-            layouts: LayoutCache::new(),
+            layouts: Box::default(),
             // Entries are checked in user space only when there is something to check.
             filter: (filter != &DumpFilter::default()).then(|| filter.clone()),
             timeouts,
@@ -347,7 +347,8 @@ fn join(e: &mut Entry, t: Option<&StateTimeouts>) {
 #[derive(Debug)]
 pub struct Dump<'c> {
     ex: Exchange<'c>,
-    layouts: LayoutCache,
+    /// Boxed: a dump is moved in and out of [`DumpState`] by iterator wrappers (C, Python).
+    layouts: Box<LayoutCache>,
     filter: Option<DumpFilter>,
     timeouts: Option<StateTimeouts>,
     reported_intr: bool,
@@ -358,7 +359,7 @@ pub struct Dump<'c> {
 #[derive(Debug)]
 pub struct DumpState {
     ex: ExchangeState,
-    layouts: LayoutCache,
+    layouts: Box<LayoutCache>,
     filter: Option<DumpFilter>,
     timeouts: Option<StateTimeouts>,
     reported_intr: bool,

@@ -577,6 +577,26 @@ impl<'a> EntryView<'a> {
         }
     }
 
+    /// The top-level attribute types present: bit `k` is set when type `k` (< 32, known to
+    /// this library) is in the message.
+    #[inline]
+    pub fn present(&self) -> u32 {
+        self.ix.present
+    }
+
+    /// Whether the message has top-level attributes this library does not know.
+    #[inline]
+    pub fn has_unknown(&self) -> bool {
+        self.ix.has_unknown
+    }
+
+    /// The top-level attribute of type `kind` (known to this library) as it is on the wire,
+    /// for decoding it in a way the typed accessors do not offer.
+    #[inline]
+    pub fn raw(&self, kind: u16) -> Option<Attr<'a>> {
+        self.attr(kind)
+    }
+
     /// Address family.
     pub fn family(&self) -> Family {
         self.family

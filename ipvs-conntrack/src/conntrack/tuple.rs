@@ -391,6 +391,12 @@ impl<'a> TupleView<'a> {
         self.f.zone
     }
 
+    /// Whether the tuple has attributes this library does not know (at any depth).
+    #[inline]
+    pub fn has_unknown(&self) -> bool {
+        self.has_unknown
+    }
+
     /// Collects the unknown attributes (at any depth of the tuple), in order.
     #[inline]
     pub fn unknown(&self) -> Vec<RawAttr> {
