@@ -28,7 +28,7 @@ export MYPY_CACHE_DIR="$venv/.mypy_cache"
 "$py" -m pip install -q --force-reinstall --no-deps "$here"
 
 (cd "$repo" && cargo build -q --release -p ipvsct-python --example ct_json)
-export IPVSCT_CT_JSON="$repo/target/release/examples/ct_json"
+export IPVSCT_CT_JSON="${CARGO_TARGET_DIR:-$repo/target}/release/examples/ct_json"
 
 # From the tests directory, so that `import ipvsct` is the installed package and not
 # the source tree (which has no compiled module).

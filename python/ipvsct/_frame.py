@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
 
-__all__ = ["require_pandas", "build", "from_columns"]
+__all__ = ["require_pandas", "build", "categorical", "from_columns"]
 
 _MISSING = (
     "{what} needs pandas, which is not installed: "
@@ -19,6 +19,22 @@ def require_pandas(what: str = "Conntrack.dataframe()") -> Any:
     except ImportError as e:
         raise ImportError(_MISSING.format(what=what)) from e
     return pandas
+
+
+def categorical(pd: Any, codes: Any, categories: List[str]) -> Any:
+    """``pd.Categorical.from_codes(codes, categories=categories)`` for codes and
+    categories that are valid by construction (codes in range, categories distinct).
+
+    The public call checks both, which for a column of distinct addresses costs more
+    than the rest of the column (hashing every category); pandas' own fast path skips
+    the checks. Pandas without it (or with another signature) gets the public call.
+    The result is the same (tests compare the two).
+    """
+    try:
+        dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+    except (AttributeError, TypeError):
+        return pd.Categorical.from_codes(codes, categories=categories)
 
 
 def build(columns: Sequence[Tuple[str, Tuple[Any, ...]]]) -> Any:
@@ -37,9 +53,7 @@ def build(columns: Sequence[Tuple[str, Tuple[Any, ...]]]) -> Any:
             )
         elif kind == "category":
             _, codes, categories = spec
-            data[name] = pd.Categorical.from_codes(
-                np.frombuffer(codes, dtype=np.int32), categories=categories
-            )
+            data[name] = categorical(pd, np.frombuffer(codes, dtype=np.int32), categories)
         else:
             raise ValueError(f"unknown column kind {kind!r} for {name!r}")
     return pd.DataFrame(data)

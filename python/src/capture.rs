@@ -113,7 +113,7 @@ fn kernel_error(py: Python<'_>, k: &KernelError) -> Py<PyAny> {
 
 fn body_py(py: Python<'_>, b: &Body) -> PyResult<Py<PyAny>> {
     Ok(match b {
-        Body::Entry(e) => Entry::from(e.clone()).into_py_any(py)?,
+        Body::Entry(e) => Entry::from_core(py, e.clone())?.into_py_any(py)?,
         Body::Expectation(e) => Expectation::from(e.clone()).into_py_any(py)?,
         Body::Stats(s) => GlobalStats::from(s).into_py_any(py)?,
         Body::CpuStats(s) => CpuStats::from(s).into_py_any(py)?,

@@ -277,7 +277,7 @@ impl Conntrack {
             if i % STEP == STEP - 1 {
                 py.check_signals()?;
             }
-            out.append(Entry::from(e))?;
+            out.append(Entry::from_core(py, e)?)?;
         }
         Ok(out)
     }
@@ -355,7 +355,7 @@ impl Conntrack {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         })?;
-        Ok(r.map(Entry::from))
+        r.map(|e| Entry::from_core(py, e)).transpose()
     }
 
     /// Number of entries in the table now (never dumps the table).
@@ -793,8 +793,9 @@ impl Conntrack {
 /// What a dump iterator holds between two `__next__` calls.
 struct IterState {
     cursor: Option<Cursor>,
-    /// Entries received and not yet returned (at most one step's worth).
-    buf: VecDeque<CoreEntry>,
+    /// Entries received and not yet returned (at most one step's worth), boxed once
+    /// when decoded (the Python `Entry` keeps the box).
+    buf: VecDeque<Box<CoreEntry>>,
     /// The error that ended the dump, raised once `buf` is empty.
     failed: Option<Error>,
 }
@@ -812,7 +813,7 @@ impl IterState {
     /// Returns a buffered entry, or receives the next step's worth first.
     fn next(&mut self) -> Next {
         if let Some(e) = self.buf.pop_front() {
-            return Next::Entry(Box::new(e));
+            return Next::Entry(e);
         }
         if let Some(e) = self.failed.take() {
             return Next::Failed(e);
@@ -821,7 +822,7 @@ impl IterState {
             return Next::End;
         };
         let buf = &mut self.buf;
-        let step = cursor.step_entries(STEP, |e| buf.push_back(e));
+        let step = cursor.step_entries(STEP, |e| buf.push_back(Box::new(e)));
         let waiting = matches!(step, Step::Waiting(_));
         match step {
             Step::End => self.cursor = None,
@@ -832,7 +833,7 @@ impl IterState {
             Step::Progress | Step::Waiting(_) => {}
         }
         if let Some(e) = self.buf.pop_front() {
-            return Next::Entry(Box::new(e));
+            return Next::Entry(e);
         }
         if self.cursor.is_some() {
             return Next::Again(waiting);
@@ -861,13 +862,14 @@ impl DumpIterator {
         // Fast path: an entry is already buffered (no GIL release needed).
         if let Ok(mut g) = self.state.try_lock() {
             if let Some(e) = g.buf.pop_front() {
-                return Ok(Some(Entry::from(e)));
+                drop(g);
+                return Entry::new(py, e).map(Some);
             }
         }
         let mut heard = Instant::now();
         loop {
             match py.detach(|| lock(&self.state).next()) {
-                Next::Entry(e) => return Ok(Some(Entry::from(*e))),
+                Next::Entry(e) => return Entry::new(py, e).map(Some),
                 Next::End => return Ok(None),
                 Next::Failed(e) => return Err(to_py(py, e)),
                 Next::Again(waiting) => {

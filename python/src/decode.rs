@@ -139,7 +139,7 @@ pub fn decode<'py>(
     items
         .into_iter()
         .map(|i| match i {
-            Item::Entry(e) => Entry::from(*e).into_bound_py_any(py),
+            Item::Entry(e) => Entry::new(py, e)?.into_bound_py_any(py),
             Item::Global(g) => GlobalStats::from(&g).into_bound_py_any(py),
             Item::Cpu(c) => CpuStats::from(&c).into_bound_py_any(py),
             Item::Policy(p) => TimeoutPolicy { inner: p }.into_bound_py_any(py),

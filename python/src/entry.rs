@@ -1,5 +1,7 @@
-//! `ipvsct.Entry` and what it holds: tuples and protocol info. Python objects are made
-//! when an attribute is read, so iterating a dump creates no more than one object per entry.
+//! `ipvsct.Entry` and what it holds: tuples and protocol info. An entry comes with the
+//! Python objects of its most read attributes (`orig`, `state`, `timeout`,
+//! `state_timeout`: struct members, read without calling into Rust); the others are
+//! made when read.
 
 use std::net::IpAddr;
 
@@ -11,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::IntoPyObjectExt;
 
+use crate::addr;
 use crate::enums;
 use crate::values::{
     py_repr, raw_dicts, raw_list, Counters, Helper, MessageInfo, NatRange, RawAttr, SeqAdj,
@@ -84,13 +87,13 @@ impl Tuple {
 
     /// Source address.
     #[getter]
-    fn src(&self) -> IpAddr {
-        self.inner.src
+    fn src<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        addr::ip(py, self.inner.src)
     }
     /// Destination address.
     #[getter]
-    fn dst(&self) -> IpAddr {
-        self.inner.dst
+    fn dst<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        addr::ip(py, self.inner.dst)
     }
     /// L4 protocol number.
     #[getter]
@@ -149,8 +152,8 @@ impl Tuple {
     pub fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let t = &self.inner;
         let d = PyDict::new(py);
-        d.set_item("src", t.src)?;
-        d.set_item("dst", t.dst)?;
+        d.set_item("src", addr::ip(py, t.src)?)?;
+        d.set_item("dst", addr::ip(py, t.dst)?)?;
         d.set_item("proto", t.proto)?;
         d.set_item("src_port", t.src_port)?;
         d.set_item("dst_port", t.dst_port)?;
@@ -454,15 +457,57 @@ impl ProtoInfo {
 }
 
 /// A conntrack entry with its state and state timeout (frozen).
+///
+/// The attributes nearly every caller reads are Python objects made with the entry and
+/// exposed as struct members (Python reads them without calling into Rust); the others
+/// are made from the decoded entry when read.
 #[pyclass(frozen, eq, module = "ipvsct", name = "Entry")]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Entry {
-    pub(crate) inner: CoreEntry,
+    /// Original direction tuple.
+    #[pyo3(get)]
+    orig: Py<Tuple>,
+    /// Connection state (member of TcpState, SctpState, DccpState or UdpState), None for stateless protocols.
+    #[pyo3(get)]
+    state: Py<PyAny>,
+    /// Seconds left before the entry expires, as the kernel sent it.
+    #[pyo3(get)]
+    timeout: Py<PyAny>,
+    /// Full timeout of the current state under the policy in force, in seconds.
+    #[pyo3(get)]
+    state_timeout: Py<PyAny>,
+    /// The decoded entry (every other attribute is made from it).
+    pub(crate) inner: Box<CoreEntry>,
 }
 
-impl From<CoreEntry> for Entry {
-    fn from(inner: CoreEntry) -> Self {
-        Entry { inner }
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        // The Python-object fields are made from `inner`.
+        self.inner == other.inner
+    }
+}
+
+impl Entry {
+    /// The Python entry of a decoded entry.
+    pub fn new(py: Python<'_>, inner: Box<CoreEntry>) -> PyResult<Entry> {
+        let opt_int = |v: Option<u32>| -> PyResult<Py<PyAny>> {
+            Ok(match v {
+                Some(v) => v.into_pyobject(py)?.into_any().unbind(),
+                None => py.None(),
+            })
+        };
+        Ok(Entry {
+            orig: Py::new(py, Tuple::from(&inner.orig))?,
+            state: enums::state(py, inner.state)?.map_or_else(|| py.None(), Bound::unbind),
+            timeout: opt_int(inner.timeout)?,
+            state_timeout: opt_int(inner.state_timeout)?,
+            inner,
+        })
+    }
+
+    /// [`Entry::new`] of an entry by value.
+    pub fn from_core(py: Python<'_>, inner: CoreEntry) -> PyResult<Entry> {
+        Entry::new(py, Box::new(inner))
     }
 }
 
@@ -482,20 +527,10 @@ impl Entry {
     fn message(&self) -> MessageInfo {
         MessageInfo::from(&self.inner.message)
     }
-    /// Connection state (member of TcpState, SctpState, DccpState or UdpState), None for stateless protocols.
-    #[getter]
-    fn state<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        enums::state(py, self.inner.state)
-    }
     /// L4 protocol number (of the original tuple).
     #[getter]
     fn proto(&self) -> u8 {
         self.inner.orig.proto
-    }
-    /// Original direction tuple.
-    #[getter]
-    fn orig(&self) -> Tuple {
-        Tuple::from(&self.inner.orig)
     }
     /// Reply direction tuple.
     #[getter]
@@ -534,16 +569,6 @@ impl Entry {
     #[getter]
     fn nat_dst(&self) -> Option<NatRange> {
         self.inner.nat_dst.as_ref().map(NatRange::from)
-    }
-    /// Seconds left before the entry expires, as the kernel sent it.
-    #[getter]
-    fn timeout(&self) -> Option<u32> {
-        self.inner.timeout
-    }
-    /// Full timeout of the current state under the policy in force, in seconds.
-    #[getter]
-    fn state_timeout(&self) -> Option<u32> {
-        self.inner.state_timeout
     }
     /// Estimated seconds since the state timer was last refreshed (`state_timeout - timeout`).
     #[getter]
@@ -662,8 +687,8 @@ impl Entry {
         };
         d.set_item("family", self.family(py)?)?;
         d.set_item("message", self.message().to_dict(py)?)?;
-        d.set_item("state", self.state(py)?)?;
-        d.set_item("orig", self.orig().to_dict(py)?)?;
+        d.set_item("state", self.state.bind(py))?;
+        d.set_item("orig", self.orig.get().to_dict(py)?)?;
         d.set_item("reply", self.reply().to_dict(py)?)?;
         d.set_item(
             "master",

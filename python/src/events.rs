@@ -64,7 +64,7 @@ impl Event {
     fn new(py: Python<'_>, ev: ConntrackEvent, resync: bool) -> PyResult<Self> {
         Ok(Event {
             kind: ev.kind,
-            entry: Py::new(py, Entry::from(ev.entry))?,
+            entry: Py::new(py, Entry::from_core(py, ev.entry)?)?,
             event_time: ev.event_time,
             resync,
         })

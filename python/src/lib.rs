@@ -9,6 +9,7 @@
 // call boundary once, so boxing it here would only add allocations.
 #![allow(clippy::result_large_err)]
 
+mod addr;
 mod capacity;
 mod capture;
 mod client;

@@ -77,3 +77,26 @@ def test_a_big_table_is_fast(big_netns: Namespace) -> None:
     # Column-wise building costs little beyond the dump: bounded by one iteration
     # (which makes an Entry object per row) plus a margin for a loaded machine.
     assert t2 - t1 < max(2.0, 1.5 * (t1 - t0))
+
+
+def test_categorical_fast_path_matches_the_public_call() -> None:
+    import numpy as np
+
+    from ipvsct._frame import categorical
+
+    cases: list[tuple[list[str], list[int]]] = [
+        (["10.0.0.1", "192.0.2.255", "2001:db8::1"], [0, -1, 2, 1, 0, 0]),
+        (["ESTABLISHED"], [-1, -1]),
+        ([], []),
+    ]
+    for cats, codes in cases:
+        c = np.array(codes, dtype=np.int32)
+        fast = categorical(pd, c, cats)
+        public = pd.Categorical.from_codes(c, categories=cats)
+        assert fast.dtype == public.dtype
+        assert fast.categories.dtype == public.categories.dtype
+        assert list(fast.categories) == cats
+        assert fast.equals(public)
+        assert [None if pd.isna(x) else x for x in fast] == [
+            None if i < 0 else cats[i] for i in codes
+        ]

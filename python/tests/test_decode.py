@@ -293,3 +293,48 @@ def test_every_truncation_of_a_dump_is_an_error_or_a_prefix() -> None:
 
 def test_fixture_dir_is_the_shared_one() -> None:
     assert FIXTURES == Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+
+
+def test_decoded_objects_are_the_standard_ones() -> None:
+    """Addresses (made without calling the ipaddress constructor), cached enum members and
+    the Entry's member attributes behave exactly like freshly built standard objects."""
+    import ipaddress
+
+    entries = [e for e in ipvsct.decode(fixture("dump_all")) if isinstance(e, ipvsct.Entry)]
+    seen = 0
+    for e in entries:
+        for t in (e.orig, e.reply):
+            for a in (t.src, t.dst):
+                want = ipaddress.ip_address(str(a))
+                assert type(a) is type(want)
+                assert a == want and hash(a) == hash(want) and repr(a) == repr(want)
+                assert int(a) == int(want) and a.packed == want.packed
+                assert a.is_private == want.is_private
+                if isinstance(a, ipaddress.IPv6Address):
+                    assert isinstance(want, ipaddress.IPv6Address) and a.scope_id is None
+                    assert a.ipv4_mapped == want.ipv4_mapped
+                seen += 1
+        # Repeated reads give the same objects (frozen entry).
+        assert e.orig is e.orig and e.state is e.state
+        assert e.orig == ipvsct.Tuple(
+            e.orig.src,
+            e.orig.dst,
+            e.orig.proto,
+            src_port=e.orig.src_port,
+            dst_port=e.orig.dst_port,
+            icmp_type=e.orig.icmp_type,
+            icmp_code=e.orig.icmp_code,
+            icmp_id=e.orig.icmp_id,
+            zone=e.orig.zone,
+        )
+        if e.state is not None:
+            assert e.state is type(e.state)(int(e.state))
+        assert e.to_dict()["orig"] == e.orig.to_dict()
+        assert e.to_dict()["timeout"] == e.timeout
+        with pytest.raises(AttributeError):
+            e.orig = e.reply  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            e.timeout = 1  # type: ignore[misc]
+    assert seen == 4 * len(entries) and any(
+        isinstance(e.orig.src, ipaddress.IPv6Address) for e in entries
+    )

@@ -1,0 +1,176 @@
+//! `ipaddress.IPv4Address` / `IPv6Address` objects for decoded addresses, made cheaply.
+//!
+//! Calling the class runs its Python `__init__` (about 0.35 µs); instead the object is
+//! allocated with `object.__new__` and its `_ip` slot set (what `__init__` does for an
+//! int), after checking once that this gives objects equal to the constructor's (else
+//! the constructor is used). Repeated addresses are kept in a small direct-mapped cache,
+//! since real tables repeat addresses (virtual services, backends) heavily.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+/// Number of cache slots (a power of two).
+const SLOTS: usize = 4096;
+
+/// The recently made address objects, by slot (see [`slot`]).
+static CACHE: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
+
+/// What the fast construction needs; `None` inside if the check failed.
+static FAST: PyOnceLock<Option<Fast>> = PyOnceLock::new();
+
+struct Fast {
+    v4: Py<PyType>,
+    v6: Py<PyType>,
+}
+
+/// The cache slot of an address (a multiplicative hash of its bits).
+fn slot(a: &IpAddr) -> usize {
+    let bits: u64 = match a {
+        IpAddr::V4(v4) => u64::from(u32::from(*v4)),
+        IpAddr::V6(v6) => {
+            let b = u128::from(*v6);
+            (b as u64) ^ ((b >> 64) as u64).rotate_left(29)
+        }
+    };
+    (bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros())) as usize
+}
+
+/// `ipaddress.ip_address(a)` through the constructor.
+fn slow<'py>(py: Python<'py>, a: IpAddr) -> PyResult<Bound<'py, PyAny>> {
+    a.into_pyobject(py)
+}
+
+impl Fast {
+    fn load(py: Python<'_>) -> PyResult<Fast> {
+        let ipaddress = py.import("ipaddress")?;
+        Ok(Fast {
+            v4: ipaddress
+                .getattr("IPv4Address")?
+                .cast_into::<PyType>()?
+                .unbind(),
+            v6: ipaddress
+                .getattr("IPv6Address")?
+                .cast_into::<PyType>()?
+                .unbind(),
+        })
+    }
+
+    /// `object.__new__(cls)`: what it does for a class without `__new__` arguments,
+    /// without the call.
+    fn alloc<'py>(py: Python<'py>, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: `cls` is a live type object (held by `Fast`) and we are attached to the
+        // interpreter; PyType_GenericAlloc returns a new reference or NULL with an
+        // exception set, which `from_owned_ptr_or_err` turns into an error.
+        unsafe {
+            let o = pyo3::ffi::PyType_GenericAlloc(cls.bind(py).as_type_ptr(), 0);
+            Bound::from_owned_ptr_or_err(py, o)
+        }
+    }
+
+    fn make<'py>(&self, py: Python<'py>, a: IpAddr) -> PyResult<Bound<'py, PyAny>> {
+        match a {
+            IpAddr::V4(v4) => {
+                let o = Self::alloc(py, &self.v4)?;
+                o.setattr(intern!(py, "_ip"), u32::from(v4))?;
+                Ok(o)
+            }
+            IpAddr::V6(v6) => {
+                let o = Self::alloc(py, &self.v6)?;
+                o.setattr(intern!(py, "_ip"), u128::from(v6))?;
+                o.setattr(intern!(py, "_scope_id"), py.None())?;
+                Ok(o)
+            }
+        }
+    }
+
+    /// Whether fast objects equal the constructor's (same type, value, text and hash).
+    fn check(&self, py: Python<'_>) -> PyResult<bool> {
+        let samples: [IpAddr; 4] = [
+            IpAddr::from([10, 1, 2, 3]),
+            IpAddr::from([0, 0, 0, 0]),
+            IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0x12, 0x3456]),
+            IpAddr::from([0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201]),
+        ];
+        for a in samples {
+            let (f, s) = (self.make(py, a)?, slow(py, a)?);
+            if !f.get_type().is(s.get_type())
+                || !f.eq(&s)?
+                || f.str()?.to_cow()? != s.str()?.to_cow()?
+                || f.repr()?.to_cow()? != s.repr()?.to_cow()?
+                || f.hash()? != s.hash()?
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A new `ipaddress` object of `a` (equal to `ipaddress.ip_address(str(a))`).
+fn make<'py>(py: Python<'py>, a: IpAddr) -> PyResult<Bound<'py, PyAny>> {
+    let fast = FAST.get_or_init(py, || {
+        Fast::load(py).ok().filter(|f| f.check(py).unwrap_or(false))
+    });
+    match fast {
+        Some(f) => f.make(py, a),
+        None => slow(py, a),
+    }
+}
+
+/// One cache slot: the last address that mapped here, and its object once the address
+/// has been seen twice in a row in this slot (an address seen once is not kept: in a
+/// stream of distinct addresses, keeping each would only delay its deallocation to a
+/// moment when its memory is no longer in the CPU cache).
+type Slot = Option<(IpAddr, Option<Py<PyAny>>)>;
+
+/// What a look-up found.
+enum Found {
+    Hit(Py<PyAny>),
+    /// Seen before in this slot: make the object and keep it.
+    Again,
+    /// Not seen: make the object (the slot now remembers the address); the object
+    /// that was in the slot, if any, is to be dropped outside the lock.
+    New(Option<Py<PyAny>>),
+}
+
+/// The `ipaddress` object of `a`, shared with earlier calls for recently repeated
+/// addresses (address objects are immutable).
+pub fn ip<'py>(py: Python<'py>, a: IpAddr) -> PyResult<Bound<'py, PyAny>> {
+    let i = slot(&a);
+    // Dropping a Python object can run Python code (weak reference callbacks), which
+    // could come back here: nothing is dropped and no Python code runs under the lock.
+    let found = {
+        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.is_empty() {
+            cache.resize_with(SLOTS, || None);
+        }
+        match cache.get_mut(i) {
+            Some(Some((k, Some(o)))) if *k == a => Found::Hit(o.clone_ref(py)),
+            Some(Some((k, None))) if *k == a => Found::Again,
+            Some(s) => Found::New(s.replace((a, None)).and_then(|(_, o)| o)),
+            None => Found::New(None),
+        }
+    };
+    match found {
+        Found::Hit(o) => Ok(o.into_bound(py)),
+        Found::New(evicted) => {
+            drop(evicted);
+            make(py, a)
+        }
+        Found::Again => {
+            let o = make(py, a)?;
+            let _evicted = {
+                let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+                cache
+                    .get_mut(i)
+                    .and_then(|s| s.replace((a, Some(o.clone().unbind()))))
+            };
+            Ok(o)
+        }
+    }
+}
