@@ -12,8 +12,13 @@
  *  - Arguments: the handle first, then inputs, then outputs; every buffer is followed by
  *    its length (in elements).
  *  - Every call returns an ipvsct_result: 0 and positive values are successes (IPVSCT_OK,
- *    IPVSCT_DONE, IPVSCT_STOPPED, IPVSCT_OVERRUN_SEEN), negative values failures. Outputs
- *    are written only on success; on failure they are left untouched.
+ *    IPVSCT_DONE, IPVSCT_STOPPED, IPVSCT_OVERRUN_SEEN, IPVSCT_ABSENT), negative values
+ *    failures. Outputs are written only on IPVSCT_OK (and the documented successes of
+ *    each call); on IPVSCT_ABSENT (a view accessor's field is not in the entry) and on
+ *    failure they are left untouched.
+ *  - Dumps come two ways: ipvsct_conntrack_dump passes a filled struct per entry;
+ *    ipvsct_conntrack_dump_view passes an opaque view whose accessors decode only the
+ *    fields read (the fastest way to read a few fields of a large table).
  *  - Every pointer is checked: a NULL where a value is required gives
  *    IPVSCT_ERR_NULL_ARGUMENT, an impossible length IPVSCT_ERR_INVALID_ARGUMENT, a buffer
  *    too small IPVSCT_ERR_BUFFER_TOO_SMALL. Non-NULL pointers must be valid.
@@ -760,6 +765,9 @@ enum ipvsct_result
     // Events were read until none was ready, and at least one was an OVERRUN (the kernel
     // dropped events): the outputs were written; resynchronise (`ipvsct_events_resync`).
     IPVSCT_OVERRUN_SEEN = 3,
+    // The value an accessor (`ipvsct_ct_view_*`) was asked for is not in the entry: nothing
+    // was written. Not a failure: the last error is untouched.
+    IPVSCT_ABSENT = 4,
     // A required pointer argument was NULL.
     IPVSCT_ERR_NULL_ARGUMENT = -1,
     // An argument is out of range: bad length, unknown flag bits, bad address family, invalid filter.
@@ -803,6 +811,14 @@ typedef int32_t ipvsct_result;
 // lock. A call on the handle from inside one of its own dump callbacks returns
 // IPVSCT_ERR_BUSY instead of deadlocking.
 typedef struct ipvsct_conntrack ipvsct_conntrack;
+
+// One conntrack entry as a dump received it (opaque), read through the
+// `ipvsct_ct_view_*` accessors.
+//
+// VALID ONLY DURING THE CALLBACK THAT RECEIVED IT: it points into the dump's receive
+// buffer, which the next entry reuses. Do not keep the pointer, do not pass it to
+// another thread; copy out what you need (`ipvsct_ct_view_entry` copies everything).
+typedef struct ipvsct_ct_view ipvsct_ct_view;
 
 // A dump in progress (opaque): its own netlink socket in the namespace of the handle
 // that started it, and the kernel's answer being read.
@@ -1731,6 +1747,11 @@ typedef int (*ipvsct_message_cb)(const struct ipvsct_message *msg, void *user);
 // on, anything else to stop. It must not unwind or longjmp out of the library.
 typedef int (*ipvsct_ct_timeout_policy_cb)(const struct ipvsct_ct_timeout_policy *policy, void *user);
 
+// Callback for entry views; `view` is valid only during the call (see `ipvsct_ct_view`).
+// Return 0 to go on, anything else to stop. It must not unwind or longjmp out of the
+// library.
+typedef int (*ipvsct_ct_view_cb)(const struct ipvsct_ct_view *view, void *user);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -2334,6 +2355,127 @@ const char *ipvsct_result_name(int32_t result);
 //
 // Thread-safe; never fails.
 const char *ipvsct_version(void);
+
+// Streams the table (or `filter`'s part of it; NULL for everything) and calls `cb` with a
+// lazy view of each entry: nothing of the entry is decoded until an `ipvsct_ct_view_*`
+// accessor asks for it, so a callback pays only for the fields it reads. The view is
+// valid only during the call. Memory does not grow with the table.
+//
+// The same contract as `ipvsct_conntrack_dump`: IPVSCT_OK at the end, IPVSCT_STOPPED if
+// `cb` returned non-zero; on both, writes the number of entries passed to `cb` to
+// `*count_out` if it is not NULL. IPVSCT_ERR_DUMP_INTERRUPTED after the last entry if the
+// table changed during the dump. The handle stays locked while `cb` runs: calls on the
+// same handle from `cb` return IPVSCT_ERR_BUSY. A malformed entry is passed to `cb` like
+// any other: its accessors return IPVSCT_ERR_DECODE.
+//
+// # Safety
+// `ct` is NULL or a live handle; `filter` is NULL or readable; `cb` is NULL or a valid
+// function; `count_out` is NULL or writable.
+ipvsct_result ipvsct_conntrack_dump_view(const struct ipvsct_conntrack *ct,
+                                         const struct ipvsct_dump_filter *filter,
+                                         ipvsct_ct_view_cb cb,
+                                         void *user,
+                                         uint64_t *count_out);
+
+// Writes the original-direction tuple to `*out`. IPVSCT_ABSENT if the entry has none
+// (kernel entries always have it), IPVSCT_ERR_DECODE if it is malformed.
+//
+// # Safety
+// `view` is NULL or the pointer passed to the running view callback; `out` is NULL or
+// writable.
+ipvsct_result ipvsct_ct_view_orig(const struct ipvsct_ct_view *view, struct ipvsct_tuple *out);
+
+// Writes the reply-direction tuple to `*out`. IPVSCT_ABSENT if the entry has none,
+// IPVSCT_ERR_DECODE if it is malformed.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_reply(const struct ipvsct_ct_view *view, struct ipvsct_tuple *out);
+
+// Writes the master tuple (of an expected connection) to `*out`. IPVSCT_ABSENT if there
+// is none, IPVSCT_ERR_DECODE if it is malformed.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_master(const struct ipvsct_ct_view *view, struct ipvsct_tuple *out);
+
+// Writes the L4 protocol number (IPPROTO_*, from the original tuple, read without
+// decoding the tuple) to `*out`. IPVSCT_ABSENT without an original tuple.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_proto(const struct ipvsct_ct_view *view, uint8_t *out);
+
+// Writes the address family (AF_INET 2, AF_INET6 10) to `*out`; always IPVSCT_OK.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_family(const struct ipvsct_ct_view *view, uint8_t *out);
+
+// Writes the status bits (IPS_*) to `*out`. IPVSCT_ABSENT if the message has none
+// (`ipvsct_ct_entry.status` is 0 then).
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_status(const struct ipvsct_ct_view *view, uint32_t *out);
+
+// Writes the seconds left before the entry expires to `*out` (0 is a value).
+// IPVSCT_ABSENT if the kernel sent none.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_timeout(const struct ipvsct_ct_view *view, uint32_t *out);
+
+// Writes the connection state as `ipvsct_ct_entry` encodes it: the protocol's state kind
+// (`IPVSCT_STATE_KIND_*`) to `*kind_out` and the state's kernel number to `*state_out`.
+// Always IPVSCT_OK for a well-formed entry (IPVSCT_STATE_KIND_UNKNOWN for a TCP/SCTP/DCCP
+// entry without protocol info); IPVSCT_ERR_DECODE if the protocol info is malformed.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`; `kind_out` and `state_out` are NULL or writable.
+ipvsct_result ipvsct_ct_view_state(const struct ipvsct_ct_view *view,
+                                   uint8_t *kind_out,
+                                   uint8_t *state_out);
+
+// Writes the full timeout of the entry's current state under the policy in force, in
+// seconds, to `*out` (what `ipvsct_ct_entry.state_timeout` holds), computed on demand.
+// IPVSCT_ABSENT if it is unknown (the timeouts could not be read, or the state has none).
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_state_timeout(const struct ipvsct_ct_view *view, uint32_t *out);
+
+// Writes the connection mark to `*out`. IPVSCT_ABSENT if the kernel sent none.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_mark(const struct ipvsct_ct_view *view, uint32_t *out);
+
+// Writes the conntrack zone (CTA_ZONE) to `*out`. IPVSCT_ABSENT if the kernel sent none.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_zone(const struct ipvsct_ct_view *view, uint16_t *out);
+
+// Writes the reference count (CTA_USE) to `*out`. IPVSCT_ABSENT if the kernel sent none.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_use_count(const struct ipvsct_ct_view *view, uint32_t *out);
+
+// Writes the entry id (CTA_ID) to `*out`. IPVSCT_ABSENT if the kernel sent none.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_id(const struct ipvsct_ct_view *view, uint32_t *out);
+
+// Writes the whole entry to `*out`, with its state timeout: exactly the struct
+// `ipvsct_conntrack_dump` passes for it (for callbacks that want everything of some
+// entries). IPVSCT_ERR_DECODE (nothing written) if the entry is malformed.
+//
+// # Safety
+// As for `ipvsct_ct_view_orig`.
+ipvsct_result ipvsct_ct_view_entry(const struct ipvsct_ct_view *view, struct ipvsct_ct_entry *out);
 
 // Creates the entry `*req` describes (IPCTNL_MSG_CT_NEW with NLM_F_CREATE|NLM_F_EXCL).
 // IPVSCT_ERR_KERNEL with errno EEXIST if an entry with the same tuple exists.

@@ -47,6 +47,23 @@ where
     }
 }
 
+/// Records a panic caught outside [`boundary`] (by a caller that runs `catch_unwind`
+/// itself to keep its fast path lean) as the last error: IPVSCT_ERR_PANIC.
+#[cold]
+pub(crate) fn caught_panic(payload: Box<dyn Any + Send>) -> ipvsct_result {
+    set_last(panic_error(payload.as_ref()));
+    ipvsct_result::IPVSCT_ERR_PANIC
+}
+
+/// Records `e` as the last error and returns its code (the error path of a caller that
+/// runs `catch_unwind` itself).
+#[cold]
+pub(crate) fn failed(e: FfiError) -> ipvsct_result {
+    let code = e.code;
+    set_last(e);
+    code
+}
+
 /// Like [`boundary`] but never touches the last error (for the calls that read it).
 pub(crate) fn boundary_keep_error<F>(f: F) -> ipvsct_result
 where

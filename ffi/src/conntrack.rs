@@ -5,8 +5,9 @@ use std::ffi::{c_char, c_int, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use ipvs_conntrack::conntrack::{Conntrack, Dump, StateTimeouts};
+use ipvs_conntrack::conntrack::{Conntrack, Dump, EntryView, StateTimeouts};
 use ipvs_conntrack::socket::SocketOptions;
+use ipvs_conntrack::DecodeError;
 use ipvs_conntrack::Netns;
 
 use crate::boundary::{boundary, boundary_value};
@@ -396,21 +397,27 @@ pub(crate) fn next_entry(
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
-    if ipvsct_ct_entry::fill_from_view(out, &v, timeouts) {
-        return Some(Ok(()));
+    Some(fill_entry(&v, timeouts, out).map_err(Into::into))
+}
+
+/// Fills `*out` with the C form of the entry view `v`, its state timeout joined from
+/// `timeouts`: [`ipvsct_ct_entry::fill_from_view`] where it can, the owned entry (joined
+/// as `Dump` joins it) for the rare entry the view cannot render exactly. `*out` is
+/// unspecified after an error.
+pub(crate) fn fill_entry(
+    v: &EntryView<'_>,
+    timeouts: Option<&StateTimeouts>,
+    out: &mut ipvsct_ct_entry,
+) -> Result<(), DecodeError> {
+    if ipvsct_ct_entry::fill_from_view(out, v, timeouts) {
+        return Ok(());
     }
-    // The rare entry the view cannot render exactly: the owned path, joined as `Dump`
-    // joins it.
-    Some(match v.to_owned() {
-        Ok(mut e) => {
-            if let Some(t) = timeouts {
-                e.state_timeout = t.for_state(e.orig.proto, e.state);
-            }
-            *out = ipvsct_ct_entry::from_core(&e);
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    })
+    let mut e = v.to_owned()?;
+    if let Some(t) = timeouts {
+        e.state_timeout = t.for_state(e.orig.proto, e.state);
+    }
+    *out = ipvsct_ct_entry::from_core(&e);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -191,7 +191,8 @@ pub struct ipvsct_ct_entry {
     pub reserved: [u8; 7],
 }
 
-fn state_parts(s: State) -> (u8, u8) {
+/// The C encoding of a state: (`IPVSCT_STATE_KIND_*`, the state's kernel number).
+pub(crate) fn state_parts(s: State) -> (u8, u8) {
     match s {
         State::Tcp(x) => (IPVSCT_STATE_KIND_TCP, x.value()),
         State::Sctp(x) => (IPVSCT_STATE_KIND_SCTP, x.value()),

@@ -37,6 +37,7 @@ pub mod stats;
 pub mod timeouts;
 pub mod tuple;
 pub mod version;
+pub mod view;
 pub mod write;
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub enum ipvsct_result {
     /// Events were read until none was ready, and at least one was an OVERRUN (the kernel
     /// dropped events): the outputs were written; resynchronise (`ipvsct_events_resync`).
     IPVSCT_OVERRUN_SEEN = 3,
+    /// The value an accessor (`ipvsct_ct_view_*`) was asked for is not in the entry: nothing
+    /// was written. Not a failure: the last error is untouched.
+    IPVSCT_ABSENT = 4,
     /// A required pointer argument was NULL.
     IPVSCT_ERR_NULL_ARGUMENT = -1,
     /// An argument is out of range: bad length, unknown flag bits, bad address family, invalid filter.
@@ -82,11 +85,12 @@ impl ipvsct_result {
     }
 
     /// Every code, for lookups by value.
-    pub(crate) const ALL: [ipvsct_result; 20] = [
+    pub(crate) const ALL: [ipvsct_result; 21] = [
         IPVSCT_OK,
         IPVSCT_DONE,
         IPVSCT_STOPPED,
         IPVSCT_OVERRUN_SEEN,
+        IPVSCT_ABSENT,
         IPVSCT_ERR_NULL_ARGUMENT,
         IPVSCT_ERR_INVALID_ARGUMENT,
         IPVSCT_ERR_BUFFER_TOO_SMALL,
@@ -117,6 +121,7 @@ impl ipvsct_result {
             IPVSCT_DONE => b"IPVSCT_DONE\0",
             IPVSCT_STOPPED => b"IPVSCT_STOPPED\0",
             IPVSCT_OVERRUN_SEEN => b"IPVSCT_OVERRUN_SEEN\0",
+            IPVSCT_ABSENT => b"IPVSCT_ABSENT\0",
             IPVSCT_ERR_NULL_ARGUMENT => b"IPVSCT_ERR_NULL_ARGUMENT\0",
             IPVSCT_ERR_INVALID_ARGUMENT => b"IPVSCT_ERR_INVALID_ARGUMENT\0",
             IPVSCT_ERR_BUFFER_TOO_SMALL => b"IPVSCT_ERR_BUFFER_TOO_SMALL\0",

@@ -21,6 +21,7 @@ STYLE = {
     "rust_owned": ("tab:cyan", "D", "-"),
     "rust_list": ("tab:gray", "x", ":"),
     "c": ("tab:green", "^", "-"),
+    "c_view": ("lime", "1", "-"),
     "py_entries": ("tab:olive", "v", "-"),
     "py_dataframe": ("tab:brown", "<", "-"),
     "conntrack": ("tab:orange", ">", "--"),

@@ -29,6 +29,7 @@ TOOLS = [
     ("rust_owned", "Rust owned dump (Entry)"),
     ("rust_list", "Rust Vec<Entry> (list)"),
     ("c", "C API callback dump"),
+    ("c_view", "C API view callback dump"),
     ("py_entries", "Python Entry iteration"),
     ("py_dataframe", "Python DataFrame"),
     ("conntrack", "conntrack -L > /dev/null"),
@@ -137,6 +138,7 @@ def targets(sizes, res):
             1.8,
         ),
         ratio(f"C callback dump / raw at {n}", "c", 1.05),
+        ratio(f"C view callback dump / raw at {n}", "c_view", 1.05),
         ratio(f"Python Entry iteration / raw at {n}", "py_entries", 1.5),
         ratio(f"Python DataFrame / raw at {n}", "py_dataframe", 2.0),
         # pyroute2 dumps IPv4 only (its default family): compare entries per second.
@@ -150,7 +152,7 @@ def targets(sizes, res):
         ),
     ]
     small, large = res[str(sizes[0])], big
-    for tool in ("rust_view", "rust_owned", "c"):
+    for tool in ("rust_view", "rust_owned", "c", "c_view"):
         a = small.get(tool, {}).get("peak_rss_kib")
         b = large.get(tool, {}).get("peak_rss_kib")
         if a is not None and b is not None and sizes[0] != sizes[-1]:

@@ -16,7 +16,7 @@
 #   SLOW_REPEATS=1       runs of the slow tools (pyroute2) per size
 #   SLOW_MAX=250000      largest size at which the slow tools run
 #   TOOLS="..."          tools to run (default: every available one of
-#                        raw rust_view rust_owned c py_entries py_dataframe conntrack
+#                        raw rust_view rust_owned c c_view py_entries py_dataframe conntrack
 #                        conntrack_xml pyroute2 pyroute2_entries; rust_list on request)
 #   TIMEOUT=900          seconds any one command may run
 #   OUT=dir              where results go (default target/bench/<date>); latest.json and
@@ -81,6 +81,7 @@ if (cd "$repo" && cargo build -q --release -p ipvsct-ffi) 2>"$bench_dir/ffi-buil
     cdump="$bench_dir/cdump"
 else
     unavailable[c]="libipvsct (ffi/) did not build; see $bench_dir/ffi-build.log"
+    unavailable[c_view]="${unavailable[c]}"
 fi
 
 ipvsct_py="${IPVSCT_PYTHON:-$repo/python/.venv/bin/python}"
@@ -103,11 +104,11 @@ if ! [[ -x "$p2_py" ]] || ! "$p2_py" -c 'import pyroute2' 2>/dev/null; then
 fi
 command -v conntrack >/dev/null || unavailable[conntrack]="conntrack-tools not installed (apt-get install -y conntrack)"
 
-default_tools="raw rust_view rust_owned c py_entries py_dataframe conntrack conntrack_xml pyroute2 pyroute2_entries"
+default_tools="raw rust_view rust_owned c c_view py_entries py_dataframe conntrack conntrack_xml pyroute2 pyroute2_entries"
 tools=()
 for t in ${TOOLS:-$default_tools}; do
     case "$t" in
-        c) [[ -n $cdump ]] || continue ;;
+        c|c_view) [[ -n $cdump ]] || continue ;;
         py_entries) [[ -n $ipvsct_py ]] || continue ;;
         py_dataframe) [[ -n $ipvsct_py && -z ${unavailable[py_dataframe]:-} ]] || continue ;;
         conntrack|conntrack_xml) [[ -z ${unavailable[conntrack]:-} ]] || continue ;;
@@ -150,6 +151,7 @@ cmd_of() {
         rust_owned) echo "$bench_dump owned" ;;
         rust_list) echo "$bench_dump list" ;;
         c) echo "$cdump" ;;
+        c_view) echo "$cdump view" ;;
         py_entries) echo "$ipvsct_py $here/pydump.py entries" ;;
         py_dataframe) echo "$ipvsct_py $here/pydump.py dataframe" ;;
         conntrack) echo "conntrack -L" ;;

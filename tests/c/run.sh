@@ -11,7 +11,9 @@
 #      example with pkg-config;
 #   6. as root: makes a network namespace with known traffic, then runs
 #      tests/c/test_kernel.c plain, with ASan and under valgrind, each against a fresh
-#      snapshot of what the Rust API sees (ffi/examples/ct_snapshot.rs); then, each variant
+#      snapshot of what the Rust API sees (ffi/examples/ct_snapshot.rs), and
+#      tests/c/test_view.c (the lazy view dump against the struct dump, entry by entry)
+#      plain, with ASan and under valgrind; then, each variant
 #      in a fresh namespace of its own, tests/c/test_control.c (create/update/delete/flush,
 #      zeroing, a 10 000-entry batch, timeout policies vs `nfct timeout list`) and
 #      tests/c/test_events.c (poll + drain of real traffic's events, overrun, resync);
@@ -192,7 +194,7 @@ EOF
     "$CC" "${cflags[@]}" -o "$out/test_kernel" tests/c/test_kernel.c "${link[@]}"
     "$CC" "${cflags[@]}" "${asan[@]}" -o "$out/test_kernel_asan" tests/c/test_kernel.c \
         "${link[@]}"
-    for t in test_control test_events; do
+    for t in test_control test_events test_view; do
         "$CC" "${cflags[@]}" -o "$out/$t" "tests/c/$t.c" "${link[@]}"
         "$CC" "${cflags[@]}" "${asan[@]}" -o "$out/${t}_asan" "tests/c/$t.c" "${link[@]}"
     done
@@ -213,6 +215,14 @@ EOF
         plain) "$out/test_kernel" "${args[@]}" ;;
         asan) "$out/test_kernel_asan" "${args[@]}" ;;
         valgrind) "${valgrind[@]}" "$out/test_kernel" "${args[@]}" ;;
+        esac
+    done
+    for variant in plain asan valgrind; do
+        echo "-- test_view ($variant)"
+        case $variant in
+        plain) "$out/test_view" --netns "$ns" --min "$new" ;;
+        asan) "$out/test_view_asan" --netns "$ns" --min "$new" ;;
+        valgrind) "${valgrind[@]}" "$out/test_view" --netns "$ns" --min "$new" ;;
         esac
     done
     for variant in plain asan valgrind; do
