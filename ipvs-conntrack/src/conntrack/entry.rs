@@ -1081,4 +1081,35 @@ mod template_tests {
             }
         }
     }
+
+    proptest! {
+        /// The protocol short cut agrees with the checked search whenever it answers.
+        #[test]
+        fn proto_short_cut_agrees_with_checked_search(
+            v6 in any::<bool>(),
+            proto in any::<u8>(),
+            ports in any::<(u16, u16)>(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        ) {
+            let (s, d): (std::net::IpAddr, std::net::IpAddr) = if v6 {
+                ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap())
+            } else {
+                ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap())
+            };
+            let t = Tuple::with_ports(proto, s, ports.0, d, ports.1);
+            let mut b = MessageBuilder::new(0x0100, 0);
+            t.emit(&mut b, CTA_TUPLE_ORIG);
+            let mut msg = b.finish();
+            let len = msg.len();
+            prop_assert_eq!(tuple_proto_fast(&msg[20..]), Some(proto));
+            for (at, x) in flips {
+                msg[20 + at % (len - 20)] = x;
+            }
+            let f = Frames::new(&msg).next().unwrap().unwrap();
+            let a = Attr::at(f.payload, 0, 16, CTA_NAMES).unwrap();
+            if let Some(p) = tuple_proto_fast(a.value()) {
+                prop_assert_eq!(proto_num(&a), Ok(Some(p)));
+            }
+        }
+    }
 }

@@ -186,11 +186,27 @@ fn fields_template(v: &[u8]) -> Option<Fields> {
     }
 }
 
-/// The L4 protocol of a tuple nest in the kernel's usual layout (see [`fields_template`]),
-/// or `None`.
+/// The L4 protocol of a tuple nest whose first attributes are the kernel's address pair
+/// (IPv4 or IPv6) and a protocol nest starting with CTA_PROTO_NUM, or `None`. Only the
+/// headers on the way are read: what the checked search (`proto_num`) reads to get there.
 #[inline]
 pub(crate) fn tuple_proto_fast(v: &[u8]) -> Option<u8> {
-    fields_template(v).map(|f| f.proto)
+    let ip = match word_at(v, 0) & HEADER_MASK {
+        w if w == header_word(20, CTA_TUPLE_IP) => 20,
+        w if w == header_word(44, CTA_TUPLE_IP) => 44,
+        _ => return None,
+    };
+    let hdr = v.get(ip..ip + 4)?;
+    let proto_len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
+    let proto_kind = u16::from_ne_bytes([hdr[2], hdr[3]]) & crate::netlink::attr::NLA_TYPE_MASK;
+    let ok = proto_kind == CTA_TUPLE_PROTO
+        && proto_len >= 12
+        && ip + proto_len <= v.len()
+        && word_at(v, ip + 4) & HEADER_MASK == header_word(5, CTA_PROTO_NUM);
+    if !ok {
+        return None;
+    }
+    v.get(ip + 8).copied()
 }
 
 /// The fast path of [`TupleView::parse`]: `None` for anything it does not decode exactly
