@@ -51,7 +51,9 @@ def main(argv):
                 continue
             xs.append(n)
             ys.append(r["median_wall_secs"])
-            rs.append(r.get("ratio_cpu"))
+            # The decoder's cost (user time beyond raw's, over raw's CPU time) where the
+            # run recorded it: the kernel's share varies from run to run, this does not.
+            rs.append(r.get("ratio_user_added") or r.get("ratio_cpu"))
         if not xs:
             continue
         label = labels.get(tool, tool)
@@ -70,14 +72,16 @@ def main(argv):
     ax2.axhline(1.0, color="black", lw=0.8)
     ax2.axhline(1.10, color="gray", lw=0.8, ls="--")
     ax2.text(sizes[-1], 1.10, "1.10× target (owned)", fontsize=7, va="bottom", ha="right", color="gray")
+    ax2.axhline(1.05, color="gray", lw=0.8, ls=":")
+    ax2.text(sizes[0], 1.05, "1.05× (view, C)", fontsize=7, va="bottom", ha="left", color="gray")
     top = max([max(line.get_ydata()) for line in ax2.get_lines() if len(line.get_ydata()) > 1] + [2.0])
     ax2.set_ylim(0.5, min(top * 1.1, 8.0))
     ax2.set_xscale("log")
     ax2.set_xticks(sizes)
     ax2.set_xticklabels([f"{n // 1000}k" for n in sizes])
     ax2.set_xlabel("entries in the table")
-    ax2.set_ylabel("CPU time × raw recv lower bound (medians)")
-    ax2.set_title("CPU time relative to the kernel's own dump")
+    ax2.set_ylabel("(raw CPU + added user CPU) / raw CPU (medians)")
+    ax2.set_title("Decoder cost relative to the kernel's own dump")
     ax2.grid(True, alpha=0.3)
     ax2.legend(fontsize=8)
     fig.suptitle(
