@@ -6,7 +6,7 @@
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use ipvs_conntrack::conntrack::{EntryView, State, StateTimeouts};
+use ipvs_conntrack::conntrack::{EntryView, State, StateTimeouts, TupleView};
 use ipvs_conntrack::DecodeError;
 
 use crate::boundary::{boundary, caught_panic, failed};
@@ -169,6 +169,24 @@ unsafe fn get<T: Copy>(
     }
 }
 
+/// [`get`] for a tuple accessor of the view, in C form.
+///
+/// # Safety
+/// As for [`get`].
+#[inline(always)]
+unsafe fn get_tuple(
+    view: *const ipvsct_ct_view,
+    out: *mut ipvsct_tuple,
+    pick: for<'a, 'b> fn(&'b EntryView<'a>) -> Result<Option<TupleView<'a>>, DecodeError>,
+) -> ipvsct_result {
+    // SAFETY: forwarded contract.
+    unsafe {
+        get(view, out, |c| {
+            pick(&c.view).map(|t| t.map(|t| ipvsct_tuple::from_view(&t)))
+        })
+    }
+}
+
 /// Writes the original-direction tuple to `*out`. IPVSCT_ABSENT if the entry has none
 /// (kernel entries always have it), IPVSCT_ERR_DECODE if it is malformed.
 ///
@@ -181,13 +199,7 @@ pub unsafe extern "C" fn ipvsct_ct_view_orig(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe {
-        get(view, out, |c| {
-            c.view
-                .orig()
-                .map(|t| t.map(|t| ipvsct_tuple::from_view(&t)))
-        })
-    }
+    unsafe { get_tuple(view, out, |v| v.orig()) }
 }
 
 /// Writes the reply-direction tuple to `*out`. IPVSCT_ABSENT if the entry has none,
@@ -201,13 +213,7 @@ pub unsafe extern "C" fn ipvsct_ct_view_reply(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe {
-        get(view, out, |c| {
-            c.view
-                .reply()
-                .map(|t| t.map(|t| ipvsct_tuple::from_view(&t)))
-        })
-    }
+    unsafe { get_tuple(view, out, |v| v.reply()) }
 }
 
 /// Writes the master tuple (of an expected connection) to `*out`. IPVSCT_ABSENT if there
@@ -221,13 +227,7 @@ pub unsafe extern "C" fn ipvsct_ct_view_master(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe {
-        get(view, out, |c| {
-            c.view
-                .master()
-                .map(|t| t.map(|t| ipvsct_tuple::from_view(&t)))
-        })
-    }
+    unsafe { get_tuple(view, out, |v| v.master()) }
 }
 
 /// Writes the L4 protocol number (IPPROTO_*, from the original tuple, read without
