@@ -338,49 +338,80 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump(
     user: *mut c_void,
     count_out: *mut u64,
 ) -> ipvsct_result {
+    // Each entry is built straight from its view into the receive buffer, into this one
+    // struct: the callback's pointer is valid only during the call (documented on
+    // `ipvsct_ct_entry_cb`), and the next entry overwrites it.
+    let mut e = ipvsct_ct_entry::default();
     boundary(|| {
-        // SAFETY: the caller passes NULL or valid pointers (contract above).
-        let (ct, filter) = unsafe { (in_ref(ct, "ct")?, in_opt(filter)) };
-        // SAFETY: as above.
-        let count_out = (!count_out.is_null())
-            .then(|| unsafe { Out::new(count_out, "count_out") })
-            .transpose()?;
-        let cb = cb.ok_or_else(|| FfiError::null("cb"))?;
-        let (table, filter) = filter.copied().unwrap_or_default().to_core()?;
-        let mut l = ct.lock()?;
-        l.state_timeouts();
-        let mut dump = l.ct.dump_table(table, &filter)?;
-        // The timeouts the dump joins into owned entries (cloned once, not per entry).
-        let timeouts = dump.state_timeouts().cloned();
-        let mut n = 0u64;
-        let mut result = IPVSCT_OK;
-        // Each entry is built straight from its view into the receive buffer, into this
-        // one struct: the callback's pointer is valid only during the call (documented
-        // on `ipvsct_ct_entry_cb`), and the next entry overwrites it.
-        let mut e = ipvsct_ct_entry::default();
-        loop {
-            match next_entry(&mut dump, timeouts.as_ref(), &mut e) {
-                None => break,
-                Some(Ok(())) => {}
-                Some(Err(err)) => {
-                    // Leave the socket clean for the next request (the first error counts).
+        // SAFETY: forwarded contract.
+        unsafe {
+            callback_dump(ct, filter, count_out, cb, |cb, dump, timeouts| {
+                Some(match next_entry(dump, timeouts, &mut e)? {
+                    // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
+                    Ok(()) => Ok(cb(&e, user) != 0),
+                    Err(err) => Err(err),
+                })
+            })
+        }
+    })
+}
+
+/// The common part of the callback dumps: the arguments, the locked handle, the dump and
+/// the timeouts it joins (cloned once), the count, the early stop and errors (the socket
+/// is left clean for the next request). `step` passes one entry to the callback and says
+/// whether it asked to stop; `None` at the end.
+///
+/// # Safety
+/// `ct` is NULL or a live handle; `filter` is NULL or readable; `count_out` is NULL or
+/// writable.
+pub(crate) unsafe fn callback_dump<C: Copy>(
+    ct: *const ipvsct_conntrack,
+    filter: *const ipvsct_dump_filter,
+    count_out: *mut u64,
+    cb: Option<C>,
+    mut step: impl FnMut(
+        C,
+        &mut Dump<'_>,
+        Option<&StateTimeouts>,
+    ) -> Option<Result<bool, ipvs_conntrack::Error>>,
+) -> Result<ipvsct_result, FfiError> {
+    // SAFETY: the caller passes NULL or valid pointers (contract above).
+    let (ct, filter) = unsafe { (in_ref(ct, "ct")?, in_opt(filter)) };
+    // SAFETY: as above.
+    let count_out = (!count_out.is_null())
+        .then(|| unsafe { Out::new(count_out, "count_out") })
+        .transpose()?;
+    let cb = cb.ok_or_else(|| FfiError::null("cb"))?;
+    let (table, filter) = filter.copied().unwrap_or_default().to_core()?;
+    let mut l = ct.lock()?;
+    l.state_timeouts();
+    let mut dump = l.ct.dump_table(table, &filter)?;
+    let timeouts = dump.state_timeouts().cloned();
+    let mut n = 0u64;
+    let mut result = IPVSCT_OK;
+    // Bounded by the number of entries in the kernel's answer.
+    loop {
+        match step(cb, &mut dump, timeouts.as_ref()) {
+            None => break,
+            Some(Ok(stop)) => {
+                n += 1;
+                if stop {
                     let _ = dump.stop();
-                    return Err(err.into());
+                    result = IPVSCT_STOPPED;
+                    break;
                 }
-            };
-            n += 1;
-            // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
-            if unsafe { cb(&e, user) } != 0 {
+            }
+            Some(Err(err)) => {
+                // Leave the socket clean for the next request (the first error counts).
                 let _ = dump.stop();
-                result = IPVSCT_STOPPED;
-                break;
+                return Err(err.into());
             }
         }
-        if let Some(out) = count_out {
-            out.write(n);
-        }
-        Ok(result)
-    })
+    }
+    if let Some(out) = count_out {
+        out.write(n);
+    }
+    Ok(result)
 }
 
 /// Reads the next entry of `dump` into `*out` in C form, with its state timeout from

@@ -10,11 +10,11 @@ use ipvs_conntrack::conntrack::{EntryView, State, StateTimeouts, TupleView};
 use ipvs_conntrack::DecodeError;
 
 use crate::boundary::{boundary, caught_panic, failed};
-use crate::conntrack::{fill_entry, ipvsct_conntrack};
+use crate::conntrack::{callback_dump, fill_entry, ipvsct_conntrack};
 use crate::entry::{ipvsct_ct_entry, state_parts};
 use crate::error::FfiError;
 use crate::filter::ipvsct_dump_filter;
-use crate::ptr::{in_opt, in_ref, Out};
+use crate::ptr::Out;
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
 use crate::tuple::ipvsct_tuple;
@@ -75,50 +75,20 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump_view(
     count_out: *mut u64,
 ) -> ipvsct_result {
     boundary(|| {
-        // SAFETY: the caller passes NULL or valid pointers (contract above).
-        let (ct, filter) = unsafe { (in_ref(ct, "ct")?, in_opt(filter)) };
-        // SAFETY: as above.
-        let count_out = (!count_out.is_null())
-            .then(|| unsafe { Out::new(count_out, "count_out") })
-            .transpose()?;
-        let cb = cb.ok_or_else(|| FfiError::null("cb"))?;
-        let (table, filter) = filter.copied().unwrap_or_default().to_core()?;
-        let mut l = ct.lock()?;
-        l.state_timeouts();
-        let mut dump = l.ct.dump_table(table, &filter)?;
-        // Cloned once per dump, borrowed by every view.
-        let timeouts = dump.state_timeouts().cloned();
-        let mut n = 0u64;
-        let mut result = IPVSCT_OK;
-        loop {
-            let stop = match dump.next_view() {
-                None => break,
-                Some(Ok(view)) => {
-                    let ctx = ViewCtx {
-                        view,
-                        timeouts: timeouts.as_ref(),
-                    };
-                    n += 1;
-                    // SAFETY: `cb` is a valid function (contract); `ctx` outlives the
-                    // call, and the pointer is documented as valid during it only.
-                    unsafe { cb(ctx.as_c(), user) != 0 }
-                }
-                Some(Err(err)) => {
-                    // Leave the socket clean for the next request (the first error counts).
-                    let _ = dump.stop();
-                    return Err(err.into());
-                }
-            };
-            if stop {
-                let _ = dump.stop();
-                result = IPVSCT_STOPPED;
-                break;
-            }
+        // SAFETY: forwarded contract.
+        unsafe {
+            callback_dump(ct, filter, count_out, cb, |cb, dump, timeouts| {
+                Some(match dump.next_view()? {
+                    Ok(view) => {
+                        let ctx = ViewCtx { view, timeouts };
+                        // SAFETY: `cb` is a valid function (contract); `ctx` outlives the
+                        // call, and the pointer is documented as valid during it only.
+                        Ok(cb(ctx.as_c(), user) != 0)
+                    }
+                    Err(err) => Err(err),
+                })
+            })
         }
-        if let Some(out) = count_out {
-            out.write(n);
-        }
-        Ok(result)
     })
 }
 
