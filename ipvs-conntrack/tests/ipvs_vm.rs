@@ -1374,11 +1374,13 @@ fn traffic_stats_rates_and_connections() {
     let s32 = ipvs.service(&tcp).unwrap().stats.unwrap();
     assert_eq!(s32.conns, 20, "32-bit nest agrees");
 
-    // Connections: 20 TCP in TIME_WAIT, 10 UDP, split evenly.
+    // Connections: 20 TCP in TIME_WAIT, 10 UDP, split evenly, and 4 over IPv6. Under TCG a
+    // client now and then retries (a new connection from a new port): the library must
+    // agree with ipvsadm (checked above) and hold at least the scenario's connections.
     let all = assert_connections_match_ipvsadm(&lab, &ipvs);
-    assert_eq!(all.len(), 34);
+    assert!(all.len() >= 34, "{all:#?}");
     let (v6, conns): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.client.is_ipv6());
-    assert_eq!(v6.len(), 4, "{v6:#?}");
+    assert!(v6.len() >= 4, "{v6:#?}");
     for c in &v6 {
         assert_eq!(c.client.ip(), "fd00:1::2".parse::<IpAddr>().unwrap());
         assert_eq!(c.virtual_addr, lab.vip6(80));
@@ -1389,12 +1391,14 @@ fn traffic_stats_rates_and_connections() {
         assert_eq!(c.activity(), Activity::Inactive);
     }
     for d in ipvs.destinations(&tcp6).unwrap() {
-        assert_eq!(
-            (d.af, d.active_conns, d.inactive_conns),
-            (AddressFamily::Inet6, 0, 2)
+        let listed = v6.iter().filter(|c| c.dest == d.socket_addr()).count();
+        assert_eq!((d.af, d.active_conns), (AddressFamily::Inet6, 0));
+        assert!(
+            d.inactive_conns >= 2 && d.inactive_conns as usize == listed,
+            "{d:?}"
         );
     }
-    assert_eq!(conns.len(), 30);
+    assert!(conns.len() >= 30, "{conns:#?}");
     let tw = conns
         .iter()
         .filter(|c| c.state == ConnState::Tcp(TcpState::TimeWait))
@@ -1421,38 +1425,50 @@ fn traffic_stats_rates_and_connections() {
         .all(|c| c.client.ip().to_string() == "10.0.1.2"));
     for (key, per_rs) in [(tcp, 10), (udp, 5)] {
         for d in ipvs.destinations(&key).unwrap() {
-            assert_eq!(
-                (d.active_conns, d.inactive_conns),
-                (0, per_rs),
-                "{key} {}",
-                d.addr
-            );
             let listed = conns.iter().filter(|c| c.dest == d.socket_addr()).count();
-            assert_eq!(listed, per_rs as usize);
+            assert_eq!(d.active_conns, 0, "{key} {}", d.addr);
+            assert!(
+                d.inactive_conns >= per_rs && d.inactive_conns as usize == listed,
+                "{key} {}: {} inactive, {listed} listed",
+                d.addr,
+                d.inactive_conns
+            );
         }
     }
-    let sync: Vec<_> = ipvs
-        .sync_connections()
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let again: Vec<_> = ipvs
-        .connections()
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    // The sync table lists the same connections as the connection table. Read both back to
+    // back until they agree (a late retransmission can add an entry between two reads;
+    // one CI trial under load saw 38 instead of the 34 listed a moment before).
+    let mut tries = 0;
+    let (sync, again) = loop {
+        let sync: Vec<_> = ipvs
+            .sync_connections()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let again: Vec<_> = ipvs
+            .connections()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tries += 1;
+        if sync.len() == again.len() || tries == 10 {
+            break (sync, again);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(
         sync.len(),
-        34,
+        again.len(),
         "sync table {sync:#?}\nnow {again:#?}\nbefore {conns:#?}"
     );
+    assert!(sync.len() >= 34, "sync table {sync:#?}");
     assert!(sync
         .iter()
         .all(|c| c.origin == Some(ipvs_conntrack::ipvs::Origin::Local)));
 
     if ipvsct_bin().is_some() {
         let out = ipvsct(&["ipvs", "--netns", lab.lb.name(), "connections", "--json"]);
-        assert_eq!(out.lines().count(), 34);
+        assert!(out.lines().count() >= 34, "{out}");
         let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
         assert!(
             first["state_timeout"] == 120 || first["state_timeout"] == 300,
