@@ -1628,7 +1628,20 @@ fn classic_inactconn_after_50_requests_drains() {
     })
     .unwrap();
     let held = lab.half_closed(10);
-    let ex = ipvs.explain().unwrap();
+    // The listing and the counters are two reads: let a connection still being set up
+    // settle (bounded) before comparing them.
+    let mut ex = ipvs.explain().unwrap();
+    for _ in 0..20 {
+        if ex.services[0]
+            .dests
+            .iter()
+            .all(|d| d.listed_inactive == d.inactive_conns)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        ex = ipvs.explain().unwrap();
+    }
     let mut fin_wait = 0;
     for d in &ex.services[0].dests {
         for g in d
