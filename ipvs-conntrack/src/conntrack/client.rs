@@ -475,6 +475,6 @@ impl Iterator for Dump<'_> {
             Ok(v) => v,
             Err(e) => return Some(Err(e)),
         };
-        Some(v.build(self.timeouts.as_ref()))
+        v.build(self.timeouts.as_ref())
     }
 }

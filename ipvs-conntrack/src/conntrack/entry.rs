@@ -793,7 +793,12 @@ impl<'a> EntryView<'a> {
 
     /// Builds the owned [`Entry`] (every attribute decoded); `state_timeout` is left `None`.
     pub fn to_owned(&self) -> Result<Entry, DecodeError> {
-        self.build(None)
+        self.build(None).unwrap_or_else(|| Err(self.missing()))
+    }
+
+    /// The error for an entry without its tuples.
+    fn missing(&self) -> DecodeError {
+        DecodeError::new(DecodeErrorKind::Missing, AttrPath::ROOT, self.base)
     }
 
     /// [`EntryView::to_owned`] with `state_timeout` joined from `timeouts`, returned as the
@@ -802,19 +807,26 @@ impl<'a> EntryView<'a> {
     pub(crate) fn build<E: From<DecodeError>>(
         &self,
         timeouts: Option<&StateTimeouts>,
-    ) -> Result<Entry, E> {
-        let missing = || DecodeError::new(DecodeErrorKind::Missing, AttrPath::ROOT, self.base);
-        let orig = self.orig()?.ok_or_else(missing)?;
-        let reply = self.reply()?.ok_or_else(missing)?.to_owned();
+    ) -> Option<Result<Entry, E>> {
+        macro_rules! tri {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(e) => return Some(Err(E::from(e))),
+                }
+            };
+        }
+        let orig = tri!(self.orig().and_then(|t| t.ok_or_else(|| self.missing())));
+        let reply = tri!(self.reply().and_then(|t| t.ok_or_else(|| self.missing()))).to_owned();
         let status = self.status().unwrap_or_default();
-        let protoinfo = self.protoinfo()?;
+        let protoinfo = tri!(self.protoinfo());
         let state = State::derive(orig.proto(), protoinfo.as_ref(), status);
         let state_timeout = timeouts.and_then(|t| t.for_state(orig.proto(), state));
         if self.ix.present & RARE == 0 && !self.ix.has_unknown {
             // The common case: none of the rarely present nests, no unknown attributes.
-            let synproxy = self.synproxy()?;
+            let synproxy = tri!(self.synproxy());
             let orig = orig.to_owned();
-            return Ok(Entry {
+            return Some(Ok(Entry {
                 family: self.family,
                 message: self.message,
                 state,
@@ -847,10 +859,12 @@ impl<'a> EntryView<'a> {
                 status_mask: self.status_mask(),
                 unknown: Vec::new(),
                 unknown_nested: Vec::new(),
-            });
+            }));
         }
-        self.build_general(orig, reply, status, protoinfo, state, state_timeout)
-            .map_err(E::from)
+        Some(
+            self.build_general(orig, reply, status, protoinfo, state, state_timeout)
+                .map_err(E::from),
+        )
     }
 
     /// [`EntryView::build`] for entries with rare nests or unknown attributes.

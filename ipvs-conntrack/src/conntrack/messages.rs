@@ -36,8 +36,27 @@ impl<'a> EntryViews<'a> {
     }
 
     /// The same messages as owned entries (`state_timeout` left `None`).
-    pub fn owned(self) -> impl Iterator<Item = Result<Entry, DecodeError>> + 'a {
-        self.map(|v| v.and_then(|v| v.to_owned()))
+    pub fn owned(self) -> OwnedEntries<'a> {
+        OwnedEntries { views: self }
+    }
+}
+
+/// The entry messages of a buffer as owned entries: [`EntryViews::owned`].
+#[derive(Clone, Debug)]
+pub struct OwnedEntries<'a> {
+    views: EntryViews<'a>,
+}
+
+impl Iterator for OwnedEntries<'_> {
+    type Item = Result<Entry, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.views.next()? {
+            // Built straight into the returned value (an `Entry` is large).
+            Ok(v) => v.build(None),
+            Err(e) => Some(Err(e)),
+        }
     }
 }
 

@@ -34,7 +34,7 @@ pub use expect::{
 };
 pub use filter::{DumpFilter, TupleFilter};
 pub use layout::LayoutCache;
-pub use messages::EntryViews;
+pub use messages::{EntryViews, OwnedEntries};
 pub use policy::{DefaultPolicyRequest, PolicyDeleteRequest, PolicyRequest, PolicyWrite};
 pub use protoinfo::{
     DccpInfo, DccpRole, DccpState, ProtoInfo, SctpInfo, SctpState, TcpFlags, TcpFlagsMask, TcpInfo,
