@@ -431,6 +431,23 @@ fn next_view<'a>(
     reported_intr: &mut bool,
     kernel_filter: bool,
 ) -> Option<Result<EntryView<'a>>> {
+    let frame = match next_frame(ex, layouts, filter, reported_intr, kernel_filter)? {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(EntryView::from_frame_cached(&frame, layouts).map_err(Error::from))
+}
+
+/// One step of a dump: the next matching entry message, the final DUMP_INTR report, or
+/// the end.
+#[inline(always)]
+fn next_frame<'a>(
+    ex: &'a mut Exchange<'_>,
+    layouts: &mut LayoutCache,
+    filter: Option<&DumpFilter>,
+    reported_intr: &mut bool,
+    kernel_filter: bool,
+) -> Option<Result<Frame<'a>>> {
     // Bounded by the number of frames in the answer; each turn consumes one frame.
     let meta = loop {
         let meta = match ex.next_meta() {
@@ -457,24 +474,34 @@ fn next_view<'a>(
             Ok(false) => {}
         }
     };
-    let frame = ex.frame(&meta);
-    Some(EntryView::from_frame_cached(&frame, layouts).map_err(Error::from))
+    Some(Ok(ex.frame(&meta)))
+}
+
+/// The owned entry of a view without a shape (out of line: the shaped path writes its
+/// entry in place).
+#[inline(never)]
+fn build_general(v: &EntryView<'_>, timeouts: Option<&StateTimeouts>) -> Option<Result<Entry>> {
+    v.build(timeouts)
 }
 
 impl Iterator for Dump<'_> {
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Result<Entry>> {
-        let v = match next_view(
+        let frame = match next_frame(
             &mut self.ex,
             &mut self.layouts,
             self.filter.as_ref(),
             &mut self.reported_intr,
             self.kernel_filter,
         )? {
-            Ok(v) => v,
+            Ok(f) => f,
             Err(e) => return Some(Err(e)),
         };
-        v.build(self.timeouts.as_ref())
+        match EntryView::from_frame_shaped(&frame, &mut self.layouts) {
+            Ok((v, Some(shape))) => shape.build(&v, self.timeouts.as_ref()),
+            Ok((v, None)) => build_general(&v, self.timeouts.as_ref()),
+            Err(e) => Some(Err(e.into())),
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use crate::conntrack::layout::LayoutCache;
 use crate::conntrack::protoinfo::{tcp_template, ProtoInfo, TcpState};
+use crate::conntrack::shape::Shape;
 use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
 use crate::conntrack::timeout::StateTimeouts;
@@ -319,25 +320,35 @@ fn synproxy(a: &Attr<'_>, unk: &mut Unknown) -> Result<Synproxy, DecodeError> {
     Ok(s)
 }
 
+/// Header words (by position in the value) of the CTA_SYNPROXY layout the kernel sends.
+const SYNPROXY_TEMPLATE: [(usize, u32); 3] = [
+    (0, header_word(8, CTA_SYNPROXY_ISN)),
+    (8, header_word(8, CTA_SYNPROXY_ITS)),
+    (16, header_word(8, CTA_SYNPROXY_TSOFF)),
+];
+
 /// The CTA_SYNPROXY layout the kernel sends (ISN, ITS, TSOFF), decoded without the general
 /// walk; `None` for any other layout.
 #[inline]
 fn synproxy_template(v: &[u8]) -> Option<Synproxy> {
     let v: &[u8; 24] = v.try_into().ok()?;
+    headers_match(v, &SYNPROXY_TEMPLATE).then(|| synproxy_values(v))
+}
+
+/// Header positions (in the CTA_SYNPROXY value) of the kernel's layout, when `v` has it.
+pub(crate) fn synproxy_form(v: &[u8]) -> Option<Vec<usize>> {
+    synproxy_template(v).map(|_| SYNPROXY_TEMPLATE.iter().map(|&(at, _)| at).collect())
+}
+
+/// The values of a CTA_SYNPROXY value whose headers are those of the kernel's layout.
+#[inline(always)]
+pub(crate) fn synproxy_values(v: &[u8; 24]) -> Synproxy {
     let word = |at: usize| [v[at], v[at + 1], v[at + 2], v[at + 3]];
-    let ok = headers_match(
-        v,
-        &[
-            (0, header_word(8, CTA_SYNPROXY_ISN)),
-            (8, header_word(8, CTA_SYNPROXY_ITS)),
-            (16, header_word(8, CTA_SYNPROXY_TSOFF)),
-        ],
-    );
-    ok.then(|| Synproxy {
+    Synproxy {
         isn: Some(u32::from_be_bytes(word(4))),
         its: Some(u32::from_be_bytes(word(12))),
         tsoff: Some(u32::from_be_bytes(word(20))),
-    })
+    }
 }
 
 /// Decodes a CTA_NAT_SRC / CTA_NAT_DST nest.
@@ -394,11 +405,21 @@ impl<'a> EntryView<'a> {
         Self::from_frame_with(frame, |f, m, b, o| cache.parse_body(f, m, b, o))
     }
 
+    /// [`EntryView::from_frame_cached`], with the shape of the entry's layout when its
+    /// body has one (owned entries are then built from values only).
     #[inline(always)]
-    fn from_frame_with(
+    pub(crate) fn from_frame_shaped<'c>(
         frame: &Frame<'a>,
-        parse: impl FnOnce(u8, MessageInfo, &'a [u8], usize) -> Result<Self, DecodeError>,
-    ) -> Result<Self, DecodeError> {
+        cache: &'c mut LayoutCache,
+    ) -> Result<(Self, Option<&'c Shape>), DecodeError> {
+        Self::from_frame_with(frame, |f, m, b, o| cache.parse_shaped(f, m, b, o))
+    }
+
+    #[inline(always)]
+    fn from_frame_with<T>(
+        frame: &Frame<'a>,
+        parse: impl FnOnce(u8, MessageInfo, &'a [u8], usize) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
         let (subsys, msg) = split_type(frame.header.message_type);
         if subsys != NFNL_SUBSYS_CTNETLINK {
             return Err(DecodeError::new(
@@ -507,6 +528,23 @@ impl<'a> EntryView<'a> {
     /// The index of this view's body.
     pub(crate) fn index(&self) -> Index {
         self.ix
+    }
+
+    /// The body (the attributes after `nfgenmsg`) this view indexes.
+    pub(crate) fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// Where the value of top-level attribute `kind` is in the body, and its length.
+    pub(crate) fn value_span(&self, kind: u16) -> Option<(usize, usize)> {
+        let a = self.attr(kind)?;
+        Some((a.offset().checked_sub(self.base)?, a.value().len()))
+    }
+
+    /// Whether none of the rarely present nests and no unknown attribute is in the entry
+    /// (the entries [`EntryView::build`] makes in one step).
+    pub(crate) fn is_common(&self) -> bool {
+        self.ix.present & RARE == 0 && !self.ix.has_unknown
     }
 
     /// The precise error for the fault the fast scan found at header position `pos`.
@@ -822,7 +860,7 @@ impl<'a> EntryView<'a> {
         let protoinfo = tri!(self.protoinfo());
         let state = State::derive(orig.proto(), protoinfo.as_ref(), status);
         let state_timeout = timeouts.and_then(|t| t.for_state(orig.proto(), state));
-        if self.ix.present & RARE == 0 && !self.ix.has_unknown {
+        if self.is_common() {
             // The common case: none of the rarely present nests, no unknown attributes.
             let synproxy = tri!(self.synproxy());
             let orig = orig.to_owned();

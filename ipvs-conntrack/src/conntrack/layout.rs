@@ -9,6 +9,7 @@
 //! gives the same answer and the index is the same: a hit returns the remembered index.
 
 use crate::conntrack::entry::{EntryView, Family, MessageInfo};
+use crate::conntrack::shape::Shape;
 use crate::error::DecodeError;
 use crate::netlink::attr::{align4, word_at, NLA_HDRLEN};
 
@@ -34,14 +35,29 @@ struct Layout {
 #[derive(Clone, Debug)]
 pub struct LayoutCache {
     ways: [Option<Layout>; WAYS],
+    /// The entry shape of each way's layout, made when an owned entry is first built.
+    shapes: [ShapeSlot; WAYS],
     hits: u64,
     misses: u64,
+}
+
+/// The entry shape of one way's layout.
+#[derive(Clone, Debug, Default)]
+enum ShapeSlot {
+    /// Not made yet.
+    #[default]
+    Untried,
+    /// The layout has no shape (a part without the common form).
+    None,
+    /// The shape.
+    Ready(Box<Shape>),
 }
 
 impl Default for LayoutCache {
     fn default() -> Self {
         LayoutCache {
             ways: [None; WAYS],
+            shapes: Default::default(),
             hits: 0,
             misses: 0,
         }
@@ -95,7 +111,53 @@ impl LayoutCache {
         self.misses += 1;
         let v = EntryView::parse_body(family, message, body, offset)?;
         self.ways[way] = remember(body, &v);
+        self.shapes[way] = ShapeSlot::Untried;
         Ok(v)
+    }
+
+    /// [`LayoutCache::parse_body`], with the shape of the body's layout (made on first use)
+    /// when the body has it: then an owned entry is built from values only. A body that
+    /// matches a remembered shape is not compared again header by header.
+    #[inline]
+    pub(crate) fn parse_shaped<'a>(
+        &mut self,
+        family: u8,
+        message: MessageInfo,
+        body: &'a [u8],
+        offset: usize,
+    ) -> Result<(EntryView<'a>, Option<&Shape>), DecodeError> {
+        let way = (body.len() / 4) % WAYS;
+        // A shape is made from its way's layout and covers every top-level header.
+        let hit = match (&self.shapes[way], &self.ways[way]) {
+            (ShapeSlot::Ready(s), Some(l)) if s.matches(body) => Some(l.index),
+            _ => None,
+        };
+        if let Some(index) = hit {
+            self.hits += 1;
+            let v = EntryView::from_index(Family::from(family), message, body, offset, index);
+            let shape = match &self.shapes[way] {
+                ShapeSlot::Ready(s) => Some(&**s),
+                _ => None,
+            };
+            return Ok((v, shape));
+        }
+        let v = self.parse_body(family, message, body, offset)?;
+        if let ShapeSlot::Untried = self.shapes[way] {
+            // Only for the layout this way remembers, so that a shape always belongs to it.
+            let ours = matches!(&self.ways[way], Some(l) if l.index == v.index()
+                && l.body_len as usize == body.len());
+            if ours {
+                self.shapes[way] = match Shape::of(&v) {
+                    Some(s) => ShapeSlot::Ready(Box::new(s)),
+                    None => ShapeSlot::None,
+                };
+            }
+        }
+        let shape = match &self.shapes[way] {
+            ShapeSlot::Ready(s) if s.matches(body) => Some(&**s),
+            _ => None,
+        };
+        Ok((v, shape))
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::conntrack::entry::{Entry, EntryView};
 use crate::conntrack::layout::LayoutCache;
 use crate::error::DecodeError;
-use crate::netlink::frame::Frames;
+use crate::netlink::frame::{Frame, Frames};
 
 /// Netlink message types below this are control messages (NLMSG_MIN_TYPE).
 const NLMSG_MIN_TYPE: u16 = 16;
@@ -30,6 +30,27 @@ impl<'a> EntryViews<'a> {
         }
     }
 
+    /// Goes on with the messages of `buf`, keeping the layouts remembered so far (for a
+    /// recording kept as one buffer per datagram, as a live dump receives it).
+    pub fn next_buffer(&mut self, buf: &'a [u8]) {
+        self.frames = Frames::new(buf);
+    }
+
+    /// The next entry message (control messages skipped).
+    #[inline(always)]
+    fn next_frame(&mut self) -> Option<Result<Frame<'a>, DecodeError>> {
+        // Bounded by the number of messages in the buffer.
+        loop {
+            let frame = match self.frames.next()? {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            };
+            if frame.header.message_type >= NLMSG_MIN_TYPE {
+                return Some(Ok(frame));
+            }
+        }
+    }
+
     /// The layout cache's statistics so far (hits, misses).
     pub fn layout_stats(&self) -> (u64, u64) {
         (self.layouts.hits(), self.layouts.misses())
@@ -52,12 +73,24 @@ impl Iterator for OwnedEntries<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        match self.views.next()? {
-            // Built straight into the returned value (an `Entry` is large).
-            Ok(v) => v.build(None),
+        let frame = match self.views.next_frame()? {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        // Built straight into the returned value (an `Entry` is large).
+        match EntryView::from_frame_shaped(&frame, &mut self.views.layouts) {
+            Ok((v, Some(shape))) => shape.build(&v, None),
+            Ok((v, None)) => build_general(&v),
             Err(e) => Some(Err(e)),
         }
     }
+}
+
+/// The owned entry of a view without a shape (out of line: the shaped path writes its
+/// entry in place).
+#[inline(never)]
+fn build_general(v: &EntryView<'_>) -> Option<Result<Entry, DecodeError>> {
+    v.build(None)
 }
 
 impl<'a> Iterator for EntryViews<'a> {
@@ -65,16 +98,11 @@ impl<'a> Iterator for EntryViews<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        // Bounded by the number of messages in the buffer.
-        loop {
-            let frame = match self.frames.next()? {
-                Ok(f) => f,
-                Err(e) => return Some(Err(e)),
-            };
-            if frame.header.message_type >= NLMSG_MIN_TYPE {
-                return Some(EntryView::from_frame_cached(&frame, &mut self.layouts));
-            }
-        }
+        let frame = match self.next_frame()? {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(EntryView::from_frame_cached(&frame, &mut self.layouts))
     }
 }
 
@@ -105,6 +133,27 @@ mod tests {
         let mut it = EntryViews::new(&hundred);
         assert!(it.by_ref().all(|v| v.is_ok()));
         assert_eq!(it.layout_stats(), (99, 1));
+    }
+
+    #[test]
+    fn next_buffer_keeps_the_remembered_layouts() {
+        let data = include_bytes!("../../../tests/fixtures/dump_all.bin");
+        let frames: Vec<_> = Frames::new(data)
+            .flatten()
+            .filter(|f| f.header.message_type >= NLMSG_MIN_TYPE)
+            .collect();
+        let len = crate::netlink::attr::align4(frames[0].header.length as usize);
+        let one = &data[frames[0].offset..frames[0].offset + len];
+        let want = Entry::from_frame(&frames[0]).unwrap();
+        let mut it = EntryViews::new(one);
+        assert_eq!(it.next().unwrap().unwrap().to_owned().unwrap(), want);
+        assert!(it.next().is_none());
+        for round in 1..=3u64 {
+            it.next_buffer(one);
+            assert_eq!(it.next().unwrap().unwrap().to_owned().unwrap(), want);
+            assert!(it.next().is_none());
+            assert_eq!(it.layout_stats(), (round, 1));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod policy;
 pub mod protoinfo;
 pub mod request;
+mod shape;
 pub mod state;
 pub mod stats;
 pub mod status;

@@ -228,17 +228,28 @@ pub(crate) fn tcp_template(v: &[u8]) -> Option<TcpInfo> {
     if !headers_match(v, &TCP_TEMPLATE) {
         return None;
     }
+    Some(tcp_values(v))
+}
+
+/// Header positions (in the CTA_PROTOINFO value) of the TCP layout, when `v` has it.
+pub(crate) fn tcp_form(v: &[u8]) -> Option<Vec<usize>> {
+    tcp_template(v).map(|_| TCP_TEMPLATE.iter().map(|&(at, _)| at).collect())
+}
+
+/// The values of a CTA_PROTOINFO value whose headers are those of the TCP layout.
+#[inline(always)]
+pub(crate) fn tcp_values(v: &[u8; 44]) -> TcpInfo {
     let pair = |at: usize| TcpFlagsMask {
         flags: TcpFlags::from_bits_retain(v[at]),
         mask: TcpFlags::from_bits_retain(v[at + 1]),
     };
-    Some(TcpInfo {
+    TcpInfo {
         state: Some(TcpState::from(v[8])),
         wscale_original: Some(v[16]),
         wscale_reply: Some(v[24]),
         flags_original: Some(pair(32)),
         flags_reply: Some(pair(40)),
-    })
+    }
 }
 
 impl ProtoInfo {

@@ -134,27 +134,57 @@ fn bytes<const N: usize>(v: &[u8], at: usize) -> Option<[u8; N]> {
 /// attributes) returns `None` for the general walk.
 #[inline(always)]
 fn fields_ported<const AL: usize>(v: &[u8], src_t: u16, dst_t: u16) -> Option<Fields> {
+    let zone = ported_zone::<AL>(v)?;
+    if !ported_headers_match::<AL>(v, src_t, dst_t, zone) {
+        return None;
+    }
+    ported_values::<AL>(v, zone)
+}
+
+/// Whether a ported layout of `AL`-byte addresses has the zone attribute (`None`: the
+/// length fits neither form).
+#[inline(always)]
+fn ported_zone<const AL: usize>(v: &[u8]) -> Option<bool> {
+    match v.len().checked_sub(4 + 2 * (4 + AL) + 28)? {
+        0 => Some(false),
+        8 => Some(true),
+        _ => None,
+    }
+}
+
+/// The header words (flag bits masked) of the ported layout, by position in the nest value.
+const fn ported_headers<const AL: usize>(src_t: u16, dst_t: u16) -> [(usize, u32); 8] {
     const fn n(x: usize) -> u16 {
         x as u16
     }
     let ip = 4 + 2 * (4 + AL);
+    [
+        (0, header_word(n(ip), CTA_TUPLE_IP)),
+        (4, header_word(n(4 + AL), src_t)),
+        (8 + AL, header_word(n(4 + AL), dst_t)),
+        (ip, header_word(28, CTA_TUPLE_PROTO)),
+        (ip + 4, header_word(5, CTA_PROTO_NUM)),
+        (ip + 12, header_word(6, CTA_PROTO_SRC_PORT)),
+        (ip + 20, header_word(6, CTA_PROTO_DST_PORT)),
+        (ip + 28, header_word(6, CTA_TUPLE_ZONE)),
+    ]
+}
+
+/// Whether the headers of `v` are those of the ported layout (with or without the zone).
+#[inline(always)]
+fn ported_headers_match<const AL: usize>(v: &[u8], src_t: u16, dst_t: u16, zone: bool) -> bool {
+    let h = ported_headers::<AL>(src_t, dst_t);
+    let n = if zone { 8 } else { 7 };
+    h[..n]
+        .iter()
+        .all(|&(at, w)| word_at(v, at) & HEADER_MASK == w)
+}
+
+/// The values of a nest whose headers are those of the ported layout.
+#[inline(always)]
+fn ported_values<const AL: usize>(v: &[u8], zone: bool) -> Option<Fields> {
+    let ip = 4 + 2 * (4 + AL);
     let end = ip + 28;
-    let zone = match v.len().checked_sub(end)? {
-        0 => false,
-        8 => true,
-        _ => return None,
-    };
-    let ok = word_at(v, 0) & HEADER_MASK == header_word(n(ip), CTA_TUPLE_IP)
-        && word_at(v, 4) & HEADER_MASK == header_word(n(4 + AL), src_t)
-        && word_at(v, 8 + AL) & HEADER_MASK == header_word(n(4 + AL), dst_t)
-        && word_at(v, ip) & HEADER_MASK == header_word(28, CTA_TUPLE_PROTO)
-        && word_at(v, ip + 4) & HEADER_MASK == header_word(5, CTA_PROTO_NUM)
-        && word_at(v, ip + 12) & HEADER_MASK == header_word(6, CTA_PROTO_SRC_PORT)
-        && word_at(v, ip + 20) & HEADER_MASK == header_word(6, CTA_PROTO_DST_PORT)
-        && (!zone || word_at(v, end) & HEADER_MASK == header_word(6, CTA_TUPLE_ZONE));
-    if !ok {
-        return None;
-    }
     let addr = |at| -> Option<IpAddr> {
         Some(if AL == 4 {
             IpAddr::from(bytes::<4>(v, at)?)
@@ -174,6 +204,56 @@ fn fields_ported<const AL: usize>(v: &[u8], src_t: u16, dst_t: u16) -> Option<Fi
         icmp_id: None,
         zone: if zone { Some(be16(end + 4)?) } else { None },
     })
+}
+
+/// The form of a tuple nest value in the kernel's ported layout, for an entry shape:
+/// whether its addresses are IPv6, whether it has the zone, and the header positions
+/// (in the value) the template compares; `None` for any other layout.
+pub(crate) fn ported_form(v: &[u8]) -> Option<(bool, bool, Vec<usize>)> {
+    let (v6, zone, h) = match v.len() {
+        48 | 56 => {
+            let zone = ported_zone::<4>(v)?;
+            let ok = ported_headers_match::<4>(v, CTA_IP_V4_SRC, CTA_IP_V4_DST, zone);
+            (false, zone, ok.then(|| ported_headers::<4>(0, 0))?)
+        }
+        72 | 80 => {
+            let zone = ported_zone::<16>(v)?;
+            let ok = ported_headers_match::<16>(v, CTA_IP_V6_SRC, CTA_IP_V6_DST, zone);
+            (true, zone, ok.then(|| ported_headers::<16>(0, 0))?)
+        }
+        _ => return None,
+    };
+    let n = if zone { 8 } else { 7 };
+    Some((v6, zone, h[..n].iter().map(|&(at, _)| at).collect()))
+}
+
+/// The owned tuple of a nest value whose headers are known to be those of the ported
+/// layout (an entry shape matched): values only, no header is read. Values out of range,
+/// which a nest of that layout never has, read as zeros.
+#[inline(always)]
+pub(crate) fn ported_tuple(v: &[u8], v6: bool, zone: bool) -> Tuple {
+    let be16 = |at: usize| bytes::<2>(v, at).map_or(0, u16::from_be_bytes);
+    let al = if v6 { 16 } else { 4 };
+    let ip = 4 + 2 * (4 + al);
+    let addr = |at: usize| -> IpAddr {
+        if v6 {
+            IpAddr::from(bytes::<16>(v, at).unwrap_or([0; 16]))
+        } else {
+            IpAddr::from(bytes::<4>(v, at).unwrap_or([0; 4]))
+        }
+    };
+    Tuple {
+        src: addr(8),
+        dst: addr(12 + al),
+        proto: v.get(ip + 8).copied().unwrap_or(0),
+        src_port: Some(be16(ip + 16)),
+        dst_port: Some(be16(ip + 24)),
+        icmp_type: None,
+        icmp_code: None,
+        icmp_id: None,
+        zone: zone.then(|| be16(ip + 32)),
+        unknown: Vec::new(),
+    }
 }
 
 /// The template fast paths: IPv4 and IPv6 tuples with ports.

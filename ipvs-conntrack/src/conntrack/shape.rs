@@ -1,0 +1,465 @@
+//! Entry shapes: for an entry layout whose every part has the form the kernel usually
+//! sends, where each value sits, so that an owned entry of that layout is built by reading
+//! values only.
+//!
+//! A shape is made once per layout from an entry that the checked decoder indexed and whose
+//! tuples, TCP protocol info and SYN proxy nest the templates accept. It keeps that body's
+//! header words (top-level and nested) under a mask. Another body of the same length whose
+//! masked bytes are equal has the same headers at the same places, so the checked decoder
+//! and the templates would give the same answers: its values are read from the remembered
+//! positions. Anything else (ICMP tuples, SCTP/DCCP info, rare nests, unknown attributes)
+//! has no shape and takes the general path.
+
+use crate::conntrack::entry::{synproxy_form, synproxy_values, Entry, EntryView};
+use crate::conntrack::protoinfo::{tcp_form, tcp_values, ProtoInfo};
+use crate::conntrack::state::State;
+use crate::conntrack::status::Status;
+use crate::conntrack::timeout::StateTimeouts;
+use crate::conntrack::tuple::{ported_form, ported_tuple, Tuple};
+use crate::conntrack::wire::*;
+use crate::netlink::attr::{align4, NLA_HDRLEN};
+
+/// A tuple nest in the ported layout: where its value is, and its form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TupleAt {
+    at: u16,
+    len: u16,
+    v6: bool,
+    zone: bool,
+}
+
+impl TupleAt {
+    #[inline(always)]
+    fn tuple(&self, body: &[u8]) -> Tuple {
+        let at = usize::from(self.at);
+        let v = body.get(at..at + usize::from(self.len)).unwrap_or_default();
+        ported_tuple(v, self.v6, self.zone)
+    }
+}
+
+/// The scalar attributes an entry of the common form may carry, in [`Shape::scalars`] order.
+const SCALARS: [u16; 10] = [
+    CTA_STATUS,
+    CTA_TIMEOUT,
+    CTA_MARK,
+    CTA_MARK_MASK,
+    CTA_USE,
+    CTA_ID,
+    CTA_SECMARK,
+    CTA_ZONE,
+    CTA_STATUS_MASK,
+    CTA_TIMESTAMP_EVENT,
+];
+
+/// Where the values of one entry layout are (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Body length.
+    len: usize,
+    /// Per whole block of the body: the remembered header bytes (0 elsewhere) and the mask
+    /// (0xff on header bytes, 0 on values and padding).
+    blocks: Box<[Block]>,
+    /// The same for the body's last [`BLOCK`] bytes, when the body is not whole blocks.
+    tail: Option<Block>,
+    /// The mask over the whole body (for the tests).
+    #[cfg(test)]
+    mask: Vec<u8>,
+    orig: TupleAt,
+    reply: TupleAt,
+    /// Value position of CTA_PROTOINFO in the TCP layout (0: absent).
+    tcp: u16,
+    /// Value position of CTA_SYNPROXY in the kernel's layout (0: absent).
+    synproxy: u16,
+    /// Value position of each of [`SCALARS`] (0: absent; a value is never at 0).
+    scalars: [u16; SCALARS.len()],
+}
+
+/// Bytes compared per step (two vector registers).
+const BLOCK: usize = 32;
+
+/// Remembered bytes and mask of one block.
+type Block = ([u8; BLOCK], [u8; BLOCK]);
+
+/// Ors the masked difference of one block into `acc` (which stays zero while the header
+/// bytes are equal).
+#[inline(always)]
+fn gather(acc: &mut [u8; BLOCK], b: &[u8], w: &[u8; BLOCK], m: &[u8; BLOCK]) {
+    match <&[u8; BLOCK]>::try_from(b) {
+        Ok(b) => {
+            for i in 0..BLOCK {
+                acc[i] |= (b[i] ^ w[i]) & m[i];
+            }
+        }
+        Err(_) => acc[0] = 1,
+    }
+}
+
+/// The `N` bytes at `at` of `body`; zeros if out of range, which a body that matches its
+/// shape never is (every position was checked against the shape's length when it was made).
+#[inline(always)]
+fn bytes<const N: usize>(body: &[u8], at: usize) -> [u8; N] {
+    body.get(at..at + N)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; N])
+}
+
+impl Shape {
+    /// The shape of `v`'s layout, if every part of `v` has the common form.
+    #[cold]
+    pub(crate) fn of(v: &EntryView<'_>) -> Option<Shape> {
+        if !v.is_common() {
+            return None;
+        }
+        let body = v.body();
+        let mut headers: Vec<usize> = Vec::new();
+        // Every top-level header (the index relies on all of them).
+        let mut pos = 0;
+        while pos + NLA_HDRLEN <= body.len() {
+            headers.push(pos);
+            let len = usize::from(u16::from_ne_bytes([body[pos], body[pos + 1]]));
+            if len < NLA_HDRLEN {
+                return None;
+            }
+            pos += align4(len);
+        }
+        let tuple = |kind: u16, headers: &mut Vec<usize>| -> Option<TupleAt> {
+            let (at, len) = v.value_span(kind)?;
+            let (v6, zone, hs) = ported_form(body.get(at..at + len)?)?;
+            headers.extend(hs.iter().map(|h| at + h));
+            Some(TupleAt {
+                at: u16::try_from(at).ok()?,
+                len: u16::try_from(len).ok()?,
+                v6,
+                zone,
+            })
+        };
+        let orig = tuple(CTA_TUPLE_ORIG, &mut headers)?;
+        let reply = tuple(CTA_TUPLE_REPLY, &mut headers)?;
+        let nested = |kind: u16,
+                      form: fn(&[u8]) -> Option<Vec<usize>>,
+                      headers: &mut Vec<usize>|
+         -> Option<u16> {
+            match v.value_span(kind) {
+                None => Some(0),
+                Some((at, len)) => {
+                    let hs = form(body.get(at..at + len)?)?;
+                    headers.extend(hs.iter().map(|h| at + h));
+                    u16::try_from(at).ok()
+                }
+            }
+        };
+        let tcp = nested(CTA_PROTOINFO, tcp_form, &mut headers)?;
+        let synproxy = nested(CTA_SYNPROXY, synproxy_form, &mut headers)?;
+        let mut scalars = [0u16; SCALARS.len()];
+        for (slot, kind) in scalars.iter_mut().zip(SCALARS) {
+            if let Some((at, _)) = v.value_span(kind) {
+                *slot = u16::try_from(at).ok()?;
+            }
+        }
+        if body.len() < BLOCK {
+            return None;
+        }
+        let mut mask = vec![0u8; body.len()];
+        for h in headers {
+            mask.get_mut(h..h + NLA_HDRLEN)?.fill(0xff);
+        }
+        let block = |at: usize| -> Option<Block> {
+            let (mut w, mut m) = ([0u8; BLOCK], [0u8; BLOCK]);
+            m.copy_from_slice(mask.get(at..at + BLOCK)?);
+            for i in 0..BLOCK {
+                w[i] = body[at + i] & m[i];
+            }
+            Some((w, m))
+        };
+        let blocks = (0..body.len() / BLOCK)
+            .map(|i| block(i * BLOCK))
+            .collect::<Option<_>>()?;
+        let tail = match body.len() % BLOCK {
+            0 => None,
+            _ => Some(block(body.len() - BLOCK)?),
+        };
+        Some(Shape {
+            len: body.len(),
+            blocks,
+            tail,
+            #[cfg(test)]
+            mask,
+            orig,
+            reply,
+            tcp,
+            synproxy,
+            scalars,
+        })
+    }
+
+    /// Whether `body` has this shape's headers (and length).
+    #[inline]
+    pub(crate) fn matches(&self, body: &[u8]) -> bool {
+        if body.len() != self.len {
+            return false;
+        }
+        // Differences are gathered lane by lane and looked at once, at the end.
+        let mut acc = [0u8; BLOCK];
+        for (b, (w, m)) in body.chunks_exact(BLOCK).zip(self.blocks.iter()) {
+            gather(&mut acc, b, w, m);
+        }
+        // The last, partial block is compared as the body's last whole block (the bytes
+        // it shares with the block before are compared twice).
+        if let Some((w, m)) = &self.tail {
+            match body.len().checked_sub(BLOCK).and_then(|at| body.get(at..)) {
+                Some(b) => gather(&mut acc, b, w, m),
+                None => return false,
+            }
+        }
+        acc == [0u8; BLOCK]
+    }
+
+    #[inline(always)]
+    fn be32(body: &[u8], at: u16) -> Option<u32> {
+        (at != 0).then(|| u32::from_be_bytes(bytes(body, usize::from(at))))
+    }
+
+    /// The owned entry of `v`, whose body [`Shape::matches`] this shape, with its state
+    /// timeout from `timeouts` (always `Some`: the form of the iterators' items, so that
+    /// the large entry is written once, in place).
+    #[inline(always)]
+    pub(crate) fn build<E>(
+        &self,
+        v: &EntryView<'_>,
+        timeouts: Option<&StateTimeouts>,
+    ) -> Option<Result<Entry, E>> {
+        let body = v.body();
+        let orig = self.orig.tuple(body);
+        let reply = self.reply.tuple(body);
+        let protoinfo = (self.tcp != 0).then(|| ProtoInfo {
+            tcp: Some(tcp_values(&bytes(body, usize::from(self.tcp)))),
+            ..ProtoInfo::default()
+        });
+        let synproxy =
+            (self.synproxy != 0).then(|| synproxy_values(&bytes(body, usize::from(self.synproxy))));
+        let [status, timeout, mark, mark_mask, use_count, id, secmark, zone, status_mask, event_time] =
+            self.scalars;
+        let status = Self::be32(body, status).map_or(Status::empty(), Status::from_bits_retain);
+        let state = State::derive(orig.proto, protoinfo.as_ref(), status);
+        let state_timeout = timeouts.and_then(|t| t.for_state(orig.proto, state));
+        let zone = (zone != 0).then(|| u16::from_be_bytes(bytes(body, usize::from(zone))));
+        let event_time =
+            (event_time != 0).then(|| u64::from_be_bytes(bytes(body, usize::from(event_time))));
+        Some(Ok(Entry {
+            family: v.family(),
+            message: v.message(),
+            state,
+            orig,
+            reply,
+            master: None,
+            status,
+            protoinfo,
+            helper: None,
+            nat_src: None,
+            nat_dst: None,
+            timeout: Self::be32(body, timeout),
+            state_timeout,
+            mark: Self::be32(body, mark),
+            mark_mask: Self::be32(body, mark_mask),
+            counters_orig: None,
+            counters_reply: None,
+            use_count: Self::be32(body, use_count),
+            id: Self::be32(body, id),
+            seq_adj_orig: None,
+            seq_adj_reply: None,
+            secmark: Self::be32(body, secmark),
+            zone,
+            secctx: None,
+            timestamp: None,
+            event_time,
+            labels: None,
+            labels_mask: None,
+            synproxy,
+            status_mask: Self::be32(body, status_mask),
+            unknown: Vec::new(),
+            unknown_nested: Vec::new(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::entry::MessageInfo;
+    use crate::conntrack::messages::EntryViews;
+    use crate::netlink::frame::Frames;
+    use crate::netlink::nfnetlink::NFGENMSG_LEN;
+    use proptest::prelude::*;
+
+    /// Entries the batched write path created (TCP/IPv4 with SYN proxy, UDP, TCP/IPv6),
+    /// dumped by kernel 6.18 (`dump_fill.bin`, see tests/fixtures/README.md).
+    const FILL: &[u8] = include_bytes!("../../../tests/fixtures/dump_fill.bin");
+    /// Real traffic with accounting and timestamps on (`dump_all.bin`).
+    const ALL: &[u8] = include_bytes!("../../../tests/fixtures/dump_all.bin");
+    /// Entries `conntrack -I` created with a zone, a tuple zone (IPv6 UDP) and ICMP.
+    const ZONES: &[u8] = include_bytes!("../../../tests/fixtures/dump_created_zones.bin");
+
+    /// The entries of the recordings that have a shape.
+    fn shaped() -> Vec<(u8, Vec<u8>)> {
+        let mut out = bodies(FILL);
+        out.extend(
+            bodies(ZONES)
+                .into_iter()
+                .filter(|(f, b)| Shape::of(&view(*f, b).unwrap()).is_some()),
+        );
+        out
+    }
+
+    /// (family, body) of each entry message of a recording.
+    fn bodies(data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        Frames::new(data)
+            .flatten()
+            .filter(|f| f.header.message_type >= 16 && f.payload.len() > NFGENMSG_LEN)
+            .map(|f| (f.payload[0], f.payload[NFGENMSG_LEN..].to_vec()))
+            .collect()
+    }
+
+    fn info() -> MessageInfo {
+        MessageInfo {
+            msg: 0,
+            flags: 2,
+            res_id: 0,
+        }
+    }
+
+    fn view(family: u8, body: &[u8]) -> Result<EntryView<'_>, crate::error::DecodeError> {
+        EntryView::parse_body(family, info(), body, 20)
+    }
+
+    #[test]
+    fn recorded_fill_entries_have_shapes_that_build_the_checked_entry() {
+        let all = bodies(FILL);
+        assert_eq!(all.len(), 40);
+        let mut shapes: Vec<Shape> = Vec::new();
+        for (family, body) in &all {
+            let v = view(*family, body).unwrap();
+            let s = Shape::of(&v).expect("every entry of the fill has a shape");
+            assert!(s.matches(body));
+            let built: Entry = s.build::<()>(&v, None).unwrap().unwrap();
+            assert_eq!(built, v.to_owned().unwrap());
+            assert!(built.synproxy.is_some() || built.orig.proto != 6 || *family == 10);
+            if !shapes.contains(&s) {
+                shapes.push(s);
+            }
+        }
+        // TCP/IPv4, UDP/IPv4 and TCP/IPv6 layouts; each shape matches only its own kind.
+        assert!(shapes.len() >= 3, "{} shapes", shapes.len());
+        for s in &shapes {
+            let n = all.iter().filter(|(_, b)| s.matches(b)).count();
+            assert!(n >= 1 && n < all.len());
+        }
+    }
+
+    #[test]
+    fn zones_have_shapes_and_icmp_has_none() {
+        let all = bodies(ZONES);
+        assert_eq!(all.len(), 3);
+        let mut zones = 0;
+        for (family, body) in &all {
+            let v = view(*family, body).unwrap();
+            let e = v.to_owned().unwrap();
+            match Shape::of(&v) {
+                Some(s) => {
+                    assert!(s.matches(body));
+                    let built: Entry = s.build::<()>(&v, None).unwrap().unwrap();
+                    assert_eq!(built, e);
+                    zones += usize::from(e.zone == Some(7)) + usize::from(e.orig.zone == Some(9));
+                }
+                None => assert_eq!(e.orig.proto, 1, "only the ICMP entry has no shape"),
+            }
+        }
+        assert_eq!(zones, 2, "the entry zone and the tuple zone were built");
+    }
+
+    #[test]
+    fn entries_with_rare_nests_have_no_shape() {
+        let all = bodies(ALL);
+        assert!(all.len() >= 10);
+        for (family, body) in &all {
+            let v = view(*family, body).unwrap();
+            if !v.is_common() {
+                assert!(Shape::of(&v).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn owned_iteration_with_shapes_equals_plain_decoding() {
+        for data in [FILL, ALL, ZONES] {
+            let twice = [data, data].concat();
+            let plain: Vec<Entry> = Frames::new(&twice)
+                .flatten()
+                .filter(|f| f.header.message_type >= 16)
+                .map(|f| Entry::from_frame(&f).unwrap())
+                .collect();
+            let owned: Vec<Entry> = EntryViews::new(&twice)
+                .owned()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(owned, plain);
+        }
+    }
+
+    /// Positions of the bytes a shape compares (its mask).
+    fn header_bytes(s: &Shape) -> Vec<usize> {
+        (0..s.len).filter(|&i| s.mask[i] != 0).collect()
+    }
+
+    proptest! {
+        /// Any bytes: a body that matches a shape is indexed like the shape's layout and
+        /// its shaped entry is the one the checked decoder builds.
+        #[test]
+        fn a_matching_body_builds_what_the_checked_decoder_builds(
+            pick in any::<usize>(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+            on_headers in any::<bool>(),
+        ) {
+            let all = shaped();
+            let (family, body) = &all[pick % all.len()];
+            let v = view(*family, body).unwrap();
+            let s = Shape::of(&v).unwrap();
+            let heads = header_bytes(&s);
+            let mut m = body.clone();
+            for (at, x) in flips {
+                // Half the cases change header bytes, half anywhere.
+                let i = if on_headers { heads[at % heads.len()] } else { at % m.len() };
+                m[i] = x;
+            }
+            if s.matches(&m) {
+                let checked = view(*family, &m).expect("a matching body indexes");
+                prop_assert_eq!(checked.index(), v.index());
+                let want = checked.to_owned().expect("a matching body decodes");
+                let got: Entry = s.build::<()>(&checked, None).unwrap().unwrap();
+                prop_assert_eq!(got, want);
+            } else {
+                prop_assert!(heads.iter().any(|&i| m[i] != body[i]));
+            }
+        }
+
+        /// Values changed anywhere outside the headers always match, and build exactly.
+        #[test]
+        fn changed_values_keep_the_shape(
+            pick in any::<usize>(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..12),
+        ) {
+            let all = shaped();
+            let (family, body) = &all[pick % all.len()];
+            let v = view(*family, body).unwrap();
+            let s = Shape::of(&v).unwrap();
+            let values: Vec<usize> = (0..s.len).filter(|&i| s.mask[i] == 0).collect();
+            let mut m = body.clone();
+            for (at, x) in flips {
+                m[values[at % values.len()]] = x;
+            }
+            prop_assert!(s.matches(&m));
+            let checked = view(*family, &m).unwrap();
+            let got: Entry = s.build::<()>(&checked, None).unwrap().unwrap();
+            prop_assert_eq!(got, checked.to_owned().unwrap());
+        }
+    }
+}
