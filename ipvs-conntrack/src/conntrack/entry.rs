@@ -259,6 +259,59 @@ const RARE: u32 = {
     m
 };
 
+/// The rare nests an entry shape covers: accounting and timestamps, when they are on.
+const SHAPED_RARE: u32 =
+    (1 << CTA_COUNTERS_ORIG) | (1 << CTA_COUNTERS_REPLY) | (1 << CTA_TIMESTAMP);
+
+/// Header words (by position in the value) of the CTA_COUNTERS_* layout the kernel sends
+/// (`ctnetlink_dump_counters`: 64-bit packets then bytes, no padding on x86-64).
+const COUNTERS_TEMPLATE: [(usize, u32); 2] = [
+    (0, header_word(12, CTA_COUNTERS_PACKETS)),
+    (12, header_word(12, CTA_COUNTERS_BYTES)),
+];
+
+/// Header words of the CTA_TIMESTAMP layout the kernel sends: start, and stop when set.
+const TIMESTAMP_TEMPLATE: [(usize, u32); 2] = [
+    (0, header_word(12, CTA_TIMESTAMP_START)),
+    (12, header_word(12, CTA_TIMESTAMP_STOP)),
+];
+
+/// Header positions (in the value) of the kernel's CTA_COUNTERS_* layout, when `v` has it.
+pub(crate) fn counters_form(v: &[u8]) -> Option<Vec<usize>> {
+    (v.len() == 24 && headers_match(v, &COUNTERS_TEMPLATE)).then(|| vec![0, 12])
+}
+
+/// The values of a CTA_COUNTERS_* value in the kernel's layout.
+#[inline(always)]
+pub(crate) fn counters_values(v: &[u8; 24]) -> Counters {
+    let be64 = |at: usize| {
+        u64::from_be_bytes([
+            v[at],
+            v[at + 1],
+            v[at + 2],
+            v[at + 3],
+            v[at + 4],
+            v[at + 5],
+            v[at + 6],
+            v[at + 7],
+        ])
+    };
+    Counters {
+        packets: be64(4),
+        bytes: be64(16),
+    }
+}
+
+/// Header positions (in the value) of the kernel's CTA_TIMESTAMP layout (start, or start
+/// and stop), when `v` has it.
+pub(crate) fn timestamp_form(v: &[u8]) -> Option<Vec<usize>> {
+    match v.len() {
+        12 => headers_match(v, &TIMESTAMP_TEMPLATE[..1]).then(|| vec![0]),
+        24 => headers_match(v, &TIMESTAMP_TEMPLATE).then(|| vec![0, 12]),
+        _ => None,
+    }
+}
+
 /// Where nest decoders put attributes they do not know: (parent attribute type, attribute).
 type Unknown = Vec<(u16, RawAttr)>;
 
@@ -545,6 +598,12 @@ impl<'a> EntryView<'a> {
     /// (the entries [`EntryView::build`] makes in one step).
     pub(crate) fn is_common(&self) -> bool {
         self.ix.present & RARE == 0 && !self.ix.has_unknown
+    }
+
+    /// Whether the entry has no unknown attribute and no rare nest but the counters and the
+    /// timestamp (the entries an entry shape may cover).
+    pub(crate) fn is_shapeable(&self) -> bool {
+        self.ix.present & RARE & !SHAPED_RARE == 0 && !self.ix.has_unknown
     }
 
     /// The precise error for the fault the fast scan found at header position `pos`.
