@@ -188,26 +188,17 @@ fn remember(body: &[u8], v: &EntryView<'_>) -> Option<Layout> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::frame::Frames;
-    use crate::netlink::nfnetlink::NFGENMSG_LEN;
     use proptest::prelude::*;
+
+    use crate::conntrack::test_bodies::info;
 
     /// Entry bodies (after nfgenmsg) of a recorded dump (kernel 6.18, `dump_all.bin`).
     fn recorded_bodies() -> Vec<Vec<u8>> {
         let data = include_bytes!("../../../tests/fixtures/dump_all.bin");
-        Frames::new(data)
-            .flatten()
-            .filter(|f| f.header.message_type >= 16 && f.payload.len() > NFGENMSG_LEN)
-            .map(|f| f.payload[NFGENMSG_LEN..].to_vec())
+        crate::conntrack::test_bodies::bodies(data)
+            .into_iter()
+            .map(|(_, b)| b)
             .collect()
-    }
-
-    fn info() -> MessageInfo {
-        MessageInfo {
-            msg: 0,
-            flags: 2,
-            res_id: 0,
-        }
     }
 
     /// The cached and the uncached index of `body`, which must agree.

@@ -12,6 +12,8 @@ pub mod policy;
 pub mod protoinfo;
 pub mod request;
 mod shape;
+#[cfg(test)]
+mod test_bodies;
 pub mod state;
 pub mod stats;
 pub mod status;

@@ -334,10 +334,9 @@ impl Shape {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conntrack::entry::MessageInfo;
     use crate::conntrack::messages::EntryViews;
+    use crate::conntrack::test_bodies::{bodies, info};
     use crate::netlink::frame::Frames;
-    use crate::netlink::nfnetlink::NFGENMSG_LEN;
     use proptest::prelude::*;
 
     /// Entries the batched write path created (TCP/IPv4 with SYN proxy, UDP, TCP/IPv6),
@@ -359,23 +358,6 @@ mod tests {
             );
         }
         out
-    }
-
-    /// (family, body) of each entry message of a recording.
-    fn bodies(data: &[u8]) -> Vec<(u8, Vec<u8>)> {
-        Frames::new(data)
-            .flatten()
-            .filter(|f| f.header.message_type >= 16 && f.payload.len() > NFGENMSG_LEN)
-            .map(|f| (f.payload[0], f.payload[NFGENMSG_LEN..].to_vec()))
-            .collect()
-    }
-
-    fn info() -> MessageInfo {
-        MessageInfo {
-            msg: 0,
-            flags: 2,
-            res_id: 0,
-        }
     }
 
     fn view(family: u8, body: &[u8]) -> Result<EntryView<'_>, crate::error::DecodeError> {
