@@ -12,11 +12,11 @@ pub mod policy;
 pub mod protoinfo;
 pub mod request;
 mod shape;
-#[cfg(test)]
-mod test_bodies;
 pub mod state;
 pub mod stats;
 pub mod status;
+#[cfg(test)]
+mod test_bodies;
 pub mod timeout;
 pub mod tuple;
 pub mod wire;
