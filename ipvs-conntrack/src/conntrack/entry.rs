@@ -14,6 +14,7 @@ use crate::conntrack::tuple::{
 };
 use crate::conntrack::wire::*;
 use crate::error::{AttrPath, DecodeError, DecodeErrorKind};
+use crate::netlink::attr::HeaderPositions;
 use crate::netlink::attr::{
     align4, for_each_attr, header_word, headers_match, Attr, Attrs, RawAttr, NLA_HDRLEN,
     NLA_TYPE_MASK,
@@ -192,6 +193,22 @@ pub struct EntryView<'a> {
     body: &'a [u8],
     base: usize,
     ix: Index,
+    /// Value positions known from the layout's shape (all 0 when the view has none).
+    known: Known,
+}
+
+/// Value positions of a view whose body matched its layout's shape: the parts there are
+/// in the kernel's usual form, so their values are read without looking at headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Known {
+    /// Value position of CTA_TUPLE_ORIG in the ported form (0: not known).
+    pub(crate) orig: u16,
+    /// Its length, and whether its addresses are IPv6 and it has the zone.
+    pub(crate) orig_len: u16,
+    pub(crate) orig_v6: bool,
+    pub(crate) orig_zone: bool,
+    /// Value position of CTA_PROTOINFO in TCP's layout (0: not known or absent).
+    pub(crate) tcp: u16,
 }
 
 /// Where the attributes of an entry body are: what [`EntryView::parse_body`] computes.
@@ -277,8 +294,9 @@ const TIMESTAMP_TEMPLATE: [(usize, u32); 2] = [
 ];
 
 /// Header positions (in the value) of the kernel's CTA_COUNTERS_* layout, when `v` has it.
-pub(crate) fn counters_form(v: &[u8]) -> Option<Vec<usize>> {
-    (v.len() == 24 && headers_match(v, &COUNTERS_TEMPLATE)).then(|| vec![0, 12])
+pub(crate) fn counters_form(v: &[u8]) -> Option<HeaderPositions> {
+    (v.len() == 24 && headers_match(v, &COUNTERS_TEMPLATE))
+        .then(|| HeaderPositions::of(&COUNTERS_TEMPLATE, 2))
 }
 
 /// The values of a CTA_COUNTERS_* value in the kernel's layout.
@@ -304,12 +322,13 @@ pub(crate) fn counters_values(v: &[u8; 24]) -> Counters {
 
 /// Header positions (in the value) of the kernel's CTA_TIMESTAMP layout (start, or start
 /// and stop), when `v` has it.
-pub(crate) fn timestamp_form(v: &[u8]) -> Option<Vec<usize>> {
-    match v.len() {
-        12 => headers_match(v, &TIMESTAMP_TEMPLATE[..1]).then(|| vec![0]),
-        24 => headers_match(v, &TIMESTAMP_TEMPLATE).then(|| vec![0, 12]),
-        _ => None,
-    }
+pub(crate) fn timestamp_form(v: &[u8]) -> Option<HeaderPositions> {
+    let n = match v.len() {
+        12 => 1,
+        24 => 2,
+        _ => return None,
+    };
+    headers_match(v, &TIMESTAMP_TEMPLATE[..n]).then(|| HeaderPositions::of(&TIMESTAMP_TEMPLATE, n))
 }
 
 /// Where nest decoders put attributes they do not know: (parent attribute type, attribute).
@@ -389,8 +408,8 @@ fn synproxy_template(v: &[u8]) -> Option<Synproxy> {
 }
 
 /// Header positions (in the CTA_SYNPROXY value) of the kernel's layout, when `v` has it.
-pub(crate) fn synproxy_form(v: &[u8]) -> Option<Vec<usize>> {
-    synproxy_template(v).map(|_| SYNPROXY_TEMPLATE.iter().map(|&(at, _)| at).collect())
+pub(crate) fn synproxy_form(v: &[u8]) -> Option<HeaderPositions> {
+    synproxy_template(v).map(|_| HeaderPositions::of(&SYNPROXY_TEMPLATE, 3))
 }
 
 /// The values of a CTA_SYNPROXY value whose headers are those of the kernel's layout.
@@ -455,7 +474,9 @@ impl<'a> EntryView<'a> {
         frame: &Frame<'a>,
         cache: &mut LayoutCache,
     ) -> Result<Self, DecodeError> {
-        Self::from_frame_with(frame, |f, m, b, o| cache.parse_body(f, m, b, o))
+        Self::from_frame_with(frame, |f, m, b, o| {
+            cache.parse_shaped::<true>(f, m, b, o).map(|(v, _)| v)
+        })
     }
 
     /// [`EntryView::from_frame_cached`], with the shape of the entry's layout when its
@@ -465,7 +486,7 @@ impl<'a> EntryView<'a> {
         frame: &Frame<'a>,
         cache: &'c mut LayoutCache,
     ) -> Result<(Self, Option<&'c Shape>), DecodeError> {
-        Self::from_frame_with(frame, |f, m, b, o| cache.parse_shaped(f, m, b, o))
+        Self::from_frame_with(frame, |f, m, b, o| cache.parse_shaped::<false>(f, m, b, o))
     }
 
     #[inline(always)]
@@ -516,6 +537,7 @@ impl<'a> EntryView<'a> {
                 present: 0,
                 has_unknown: false,
             },
+            known: Known::default(),
         };
         if body.len() > MAX_ENTRY_BODY {
             return Err(DecodeError::new(
@@ -575,7 +597,15 @@ impl<'a> EntryView<'a> {
             body,
             base: offset,
             ix,
+            known: Known::default(),
         }
+    }
+
+    /// The same view, with value positions its layout's shape guarantees.
+    #[inline(always)]
+    pub(crate) fn with_known(mut self, known: Known) -> Self {
+        self.known = known;
+        self
     }
 
     /// The index of this view's body.
@@ -768,6 +798,11 @@ impl<'a> EntryView<'a> {
     /// A tuple nest: the template path inline, the general one out of line.
     #[inline(always)]
     fn tuple(&self, kind: u16) -> Result<Option<TupleView<'a>>, DecodeError> {
+        if kind == CTA_TUPLE_ORIG && self.known.orig != 0 {
+            if let Some(t) = self.known_orig() {
+                return Ok(Some(t));
+            }
+        }
         match self.attr(kind) {
             None => Ok(None),
             Some(a) => match TupleView::from_template(&a) {
@@ -775,6 +810,15 @@ impl<'a> EntryView<'a> {
                 None => self.tuple_general(kind),
             },
         }
+    }
+
+    /// The original tuple at its known position (the shape matched, so no header is read).
+    #[inline(always)]
+    fn known_orig(&self) -> Option<TupleView<'a>> {
+        let k = self.known;
+        let at = usize::from(k.orig);
+        let value = self.body.get(at..at + usize::from(k.orig_len))?;
+        TupleView::from_known(value, self.base + at, k.orig_v6, k.orig_zone)
     }
 
     #[inline(never)]
@@ -843,6 +887,11 @@ impl<'a> EntryView<'a> {
 
     /// The L4 protocol number from the original tuple, read without decoding the tuple.
     pub fn proto(&self) -> Result<Option<u8>, DecodeError> {
+        if self.known.orig != 0 {
+            if let Some(t) = self.known_orig() {
+                return Ok(Some(t.proto()));
+            }
+        }
         if let Some(p) = self
             .attr(CTA_TUPLE_ORIG)
             .and_then(|a| tuple_proto_fast(a.value()))
@@ -858,6 +907,14 @@ impl<'a> EntryView<'a> {
         let proto = self.proto()?.unwrap_or(0);
         let status = self.status().unwrap_or_default();
         let info = match proto {
+            IPPROTO_TCP if self.known.tcp != 0 => {
+                // TCP's layout is known: the state byte is the first value.
+                let at = usize::from(self.known.tcp) + 8;
+                if let Some(&b) = self.body.get(at) {
+                    return Ok(State::Tcp(TcpState::from(b)));
+                }
+                return Ok(State::Unknown);
+            }
             IPPROTO_TCP => {
                 if let Some(t) = self
                     .attr(CTA_PROTOINFO)

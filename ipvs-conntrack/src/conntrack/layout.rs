@@ -118,8 +118,8 @@ impl LayoutCache {
     /// [`LayoutCache::parse_body`], with the shape of the body's layout (made on first use)
     /// when the body has it: then an owned entry is built from values only. A body that
     /// matches a remembered shape is not compared again header by header.
-    #[inline]
-    pub(crate) fn parse_shaped<'a>(
+    #[inline(always)]
+    pub(crate) fn parse_shaped<'a, const KNOWN: bool>(
         &mut self,
         family: u8,
         message: MessageInfo,
@@ -134,13 +134,29 @@ impl LayoutCache {
         };
         if let Some(index) = hit {
             self.hits += 1;
-            let v = EntryView::from_index(Family::from(family), message, body, offset, index);
             let shape = match &self.shapes[way] {
                 ShapeSlot::Ready(s) => Some(&**s),
                 _ => None,
             };
+            let mut v = EntryView::from_index(Family::from(family), message, body, offset, index);
+            if KNOWN {
+                v = v.with_known(shape.map(|s| s.known()).unwrap_or_default());
+            }
             return Ok((v, shape));
         }
+        self.parse_unshaped(family, message, body, offset)
+    }
+
+    /// [`LayoutCache::parse_shaped`] for a body that does not match its way's shape.
+    #[inline(never)]
+    fn parse_unshaped<'a>(
+        &mut self,
+        family: u8,
+        message: MessageInfo,
+        body: &'a [u8],
+        offset: usize,
+    ) -> Result<(EntryView<'a>, Option<&Shape>), DecodeError> {
+        let way = (body.len() / 4) % WAYS;
         let v = self.parse_body(family, message, body, offset)?;
         if let ShapeSlot::Untried = self.shapes[way] {
             // Only for the layout this way remembers, so that a shape always belongs to it.
@@ -157,6 +173,7 @@ impl LayoutCache {
             ShapeSlot::Ready(s) if s.matches(body) => Some(&**s),
             _ => None,
         };
+        let v = v.with_known(shape.map(|s| s.known()).unwrap_or_default());
         Ok((v, shape))
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::conntrack::wire::*;
 use crate::error::DecodeError;
+use crate::netlink::attr::HeaderPositions;
 use crate::netlink::attr::{for_each_attr, header_word, headers_match, Attr, RawAttr};
 use crate::netlink::emit::MessageBuilder;
 use crate::open_enum::open_enum;
@@ -232,8 +233,8 @@ pub(crate) fn tcp_template(v: &[u8]) -> Option<TcpInfo> {
 }
 
 /// Header positions (in the CTA_PROTOINFO value) of the TCP layout, when `v` has it.
-pub(crate) fn tcp_form(v: &[u8]) -> Option<Vec<usize>> {
-    tcp_template(v).map(|_| TCP_TEMPLATE.iter().map(|&(at, _)| at).collect())
+pub(crate) fn tcp_form(v: &[u8]) -> Option<HeaderPositions> {
+    tcp_template(v).map(|_| HeaderPositions::of(&TCP_TEMPLATE, TCP_TEMPLATE.len()))
 }
 
 /// The values of a CTA_PROTOINFO value whose headers are those of the TCP layout.

@@ -12,7 +12,7 @@
 
 use crate::conntrack::entry::{
     counters_form, counters_values, synproxy_form, synproxy_values, timestamp_form, Entry,
-    EntryView, Timestamp,
+    EntryView, Known, Timestamp,
 };
 use crate::conntrack::protoinfo::{tcp_form, tcp_values, ProtoInfo};
 use crate::conntrack::state::State;
@@ -20,7 +20,7 @@ use crate::conntrack::status::Status;
 use crate::conntrack::timeout::StateTimeouts;
 use crate::conntrack::tuple::{ported_form, ported_tuple, Tuple};
 use crate::conntrack::wire::*;
-use crate::netlink::attr::{align4, NLA_HDRLEN};
+use crate::netlink::attr::{align4, HeaderPositions, NLA_HDRLEN};
 
 /// A tuple nest in the ported layout: where its value is, and its form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,21 +120,29 @@ impl Shape {
             return None;
         }
         let body = v.body();
-        let mut headers: Vec<usize> = Vec::new();
+        if body.len() < BLOCK {
+            return None;
+        }
+        // 0xff on every header byte the checked decoder and the templates rely on.
+        let mut mask = vec![0u8; body.len()];
+        let mut mark = |h: usize| -> Option<()> {
+            mask.get_mut(h..h + NLA_HDRLEN)?.fill(0xff);
+            Some(())
+        };
         // Every top-level header (the index relies on all of them).
         let mut pos = 0;
         while pos + NLA_HDRLEN <= body.len() {
-            headers.push(pos);
+            mark(pos)?;
             let len = usize::from(u16::from_ne_bytes([body[pos], body[pos + 1]]));
             if len < NLA_HDRLEN {
                 return None;
             }
             pos += align4(len);
         }
-        let tuple = |kind: u16, headers: &mut Vec<usize>| -> Option<TupleAt> {
+        let mut tuple = |kind: u16| -> Option<TupleAt> {
             let (at, len) = v.value_span(kind)?;
             let (v6, zone, hs) = ported_form(body.get(at..at + len)?)?;
-            headers.extend(hs.iter().map(|h| at + h));
+            hs.iter().try_for_each(|h| mark(at + h))?;
             Some(TupleAt {
                 at: u16::try_from(at).ok()?,
                 len: u16::try_from(len).ok()?,
@@ -142,28 +150,25 @@ impl Shape {
                 zone,
             })
         };
-        let orig = tuple(CTA_TUPLE_ORIG, &mut headers)?;
-        let reply = tuple(CTA_TUPLE_REPLY, &mut headers)?;
-        let nested = |kind: u16,
-                      form: fn(&[u8]) -> Option<Vec<usize>>,
-                      headers: &mut Vec<usize>|
-         -> Option<u16> {
+        let orig = tuple(CTA_TUPLE_ORIG)?;
+        let reply = tuple(CTA_TUPLE_REPLY)?;
+        let mut nested = |kind: u16, form: fn(&[u8]) -> Option<HeaderPositions>| -> Option<u16> {
             match v.value_span(kind) {
                 None => Some(0),
                 Some((at, len)) => {
                     let hs = form(body.get(at..at + len)?)?;
-                    headers.extend(hs.iter().map(|h| at + h));
+                    hs.iter().try_for_each(|h| mark(at + h))?;
                     u16::try_from(at).ok()
                 }
             }
         };
-        let tcp = nested(CTA_PROTOINFO, tcp_form, &mut headers)?;
-        let synproxy = nested(CTA_SYNPROXY, synproxy_form, &mut headers)?;
+        let tcp = nested(CTA_PROTOINFO, tcp_form)?;
+        let synproxy = nested(CTA_SYNPROXY, synproxy_form)?;
         let counters = [
-            nested(CTA_COUNTERS_ORIG, counters_form, &mut headers)?,
-            nested(CTA_COUNTERS_REPLY, counters_form, &mut headers)?,
+            nested(CTA_COUNTERS_ORIG, counters_form)?,
+            nested(CTA_COUNTERS_REPLY, counters_form)?,
         ];
-        let timestamp = nested(CTA_TIMESTAMP, timestamp_form, &mut headers)?;
+        let timestamp = nested(CTA_TIMESTAMP, timestamp_form)?;
         let timestamp_stop = v
             .value_span(CTA_TIMESTAMP)
             .is_some_and(|(_, len)| len == 24);
@@ -175,8 +180,7 @@ impl Shape {
         }
         // Every value position the builder reads is inside the body.
         let inside = |at: u16, n: usize| usize::from(at) + n <= body.len();
-        let ok = body.len() >= BLOCK
-            && inside(orig.at, usize::from(orig.len))
+        let ok = inside(orig.at, usize::from(orig.len))
             && inside(reply.at, usize::from(reply.len))
             && inside(tcp, 44)
             && inside(synproxy, 24)
@@ -194,10 +198,6 @@ impl Shape {
             });
         if !ok {
             return None;
-        }
-        let mut mask = vec![0u8; body.len()];
-        for h in headers {
-            mask.get_mut(h..h + NLA_HDRLEN)?.fill(0xff);
         }
         let block = |at: usize| -> Option<Block> {
             let (mut w, mut m) = ([0u8; BLOCK], [0u8; BLOCK]);
@@ -229,6 +229,18 @@ impl Shape {
             timestamp_stop,
             scalars,
         })
+    }
+
+    /// The value positions a view of a matching body may read without headers.
+    #[inline(always)]
+    pub(crate) fn known(&self) -> Known {
+        Known {
+            orig: self.orig.at,
+            orig_len: self.orig.len,
+            orig_v6: self.orig.v6,
+            orig_zone: self.orig.zone,
+            tcp: self.tcp,
+        }
     }
 
     /// Whether `body` has this shape's headers (and length).
@@ -504,6 +516,14 @@ mod tests {
             if s.matches(&m) {
                 let checked = view(*family, &m).expect("a matching body indexes");
                 prop_assert_eq!(checked.index(), v.index());
+                // A view reading values at the shape's positions answers like the checked one.
+                let known = checked.with_known(s.known());
+                prop_assert_eq!(
+                    known.orig().unwrap().map(|t| t.to_owned()),
+                    checked.orig().unwrap().map(|t| t.to_owned())
+                );
+                prop_assert_eq!(known.proto(), checked.proto());
+                prop_assert_eq!(known.state(), checked.state());
                 let want = checked.to_owned().expect("a matching body decodes");
                 let got: Entry = s.build::<()>(&checked, None).unwrap().unwrap();
                 prop_assert_eq!(got, want);
@@ -529,6 +549,12 @@ mod tests {
             }
             prop_assert!(s.matches(&m));
             let checked = view(*family, &m).unwrap();
+            let known = checked.with_known(s.known());
+            prop_assert_eq!(
+                known.orig().unwrap().map(|t| t.to_owned()),
+                checked.orig().unwrap().map(|t| t.to_owned())
+            );
+            prop_assert_eq!(known.state(), checked.state());
             let got: Entry = s.build::<()>(&checked, None).unwrap().unwrap();
             prop_assert_eq!(got, checked.to_owned().unwrap());
         }

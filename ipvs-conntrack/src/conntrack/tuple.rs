@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use crate::conntrack::wire::*;
 use crate::error::{DecodeError, DecodeErrorKind};
+use crate::netlink::attr::HeaderPositions;
 use crate::netlink::attr::{for_each_attr, header_word, walk, word_at, Attr, RawAttr, HEADER_MASK};
 use crate::netlink::emit::MessageBuilder;
 
@@ -209,7 +210,7 @@ fn ported_values<const AL: usize>(v: &[u8], zone: bool) -> Option<Fields> {
 /// The form of a tuple nest value in the kernel's ported layout, for an entry shape:
 /// whether its addresses are IPv6, whether it has the zone, and the header positions
 /// (in the value) the template compares; `None` for any other layout.
-pub(crate) fn ported_form(v: &[u8]) -> Option<(bool, bool, Vec<usize>)> {
+pub(crate) fn ported_form(v: &[u8]) -> Option<(bool, bool, HeaderPositions)> {
     let (v6, zone, h) = match v.len() {
         48 | 56 => {
             let zone = ported_zone::<4>(v)?;
@@ -224,7 +225,7 @@ pub(crate) fn ported_form(v: &[u8]) -> Option<(bool, bool, Vec<usize>)> {
         _ => return None,
     };
     let n = if zone { 8 } else { 7 };
-    Some((v6, zone, h[..n].iter().map(|&(at, _)| at).collect()))
+    Some((v6, zone, HeaderPositions::of(&h, n)))
 }
 
 /// The owned tuple of a nest value whose headers are known to be those of the ported
@@ -346,6 +347,23 @@ fn fields_fast(nest: &[u8]) -> Option<Fields> {
 }
 
 impl<'a> TupleView<'a> {
+    /// The tuple of a nest value known to be in the ported layout (an entry shape matched):
+    /// values only, no header is read.
+    #[inline(always)]
+    pub(crate) fn from_known(value: &'a [u8], offset: usize, v6: bool, zone: bool) -> Option<Self> {
+        let f = if v6 {
+            ported_values::<16>(value, zone)?
+        } else {
+            ported_values::<4>(value, zone)?
+        };
+        Some(TupleView {
+            f,
+            value,
+            offset,
+            has_unknown: false,
+        })
+    }
+
     /// Parses and checks a CTA_TUPLE_* nest.
     #[inline]
     pub fn parse(nest: &Attr<'a>) -> Result<Self, DecodeError> {

@@ -334,6 +334,30 @@ pub(crate) fn word_at(v: &[u8], at: usize) -> u32 {
         .map_or(0, u32::from_ne_bytes)
 }
 
+/// Header positions (up to 8) of a template layout, as template checks report them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderPositions {
+    at: [usize; 8],
+    n: usize,
+}
+
+impl HeaderPositions {
+    /// The positions of the first `n` (at most 8) of `template`'s headers.
+    pub(crate) fn of(template: &[(usize, u32)], n: usize) -> Self {
+        let mut at = [0usize; 8];
+        let n = n.min(template.len()).min(8);
+        for (slot, &(pos, _)) in at.iter_mut().zip(&template[..n]) {
+            *slot = pos;
+        }
+        HeaderPositions { at, n }
+    }
+
+    /// The positions.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.at[..self.n].iter().copied()
+    }
+}
+
 /// Whether every `(offset, header)` of `want` is the header at that offset of `v`.
 #[inline(always)]
 pub(crate) fn headers_match(v: &[u8], want: &[(usize, u32)]) -> bool {
