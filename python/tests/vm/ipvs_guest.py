@@ -606,6 +606,25 @@ def mmss(text: str) -> int:
     return int(m) * 60 + int(s)
 
 
+AGREE_TRIES = 20
+AGREE_PAUSE = 0.2
+
+
+def retry_pause(what: str) -> None:
+    """Notes a retry of two reads that did not agree (in the log), then waits."""
+    print(f"retrying: {what}")
+    time.sleep(AGREE_PAUSE)
+
+
+def conn_key_row(r: List[str]) -> Tuple[str, str, str, str, str]:
+    """An ``ipvsadm -Lnc`` row without its expiry (it ticks between two reads)."""
+    return (r[0], r[3], r[4], r[5], r[2])
+
+
+def conn_key(c: ipvsct.IpvsConnection) -> Tuple[str, str, str, str, str]:
+    return (c.protocol, endpoint(*c.client), endpoint(*c.virtual_addr), endpoint(*c.dest), c.state)
+
+
 def test_traffic_connections_and_stats() -> None:
     ipvs = ipvsct.Ipvs()
     svc = f"tcp:{VIP}:80"
@@ -617,10 +636,18 @@ def test_traffic_connections_and_stats() -> None:
     assert sorted(set(answers)) == ["hello from rs1\n", "hello from rs2\n"], answers
     assert answers.count("hello from rs1\n") == REQUESTS // 2
 
-    # Connections: every entry ipvsadm lists, with the same state and expiry.
-    rows = conn_rows()
-    conns = ipvs.connections()
-    assert len(conns) == len(rows) == REQUESTS, (conns, rows)
+    # Connections: every entry ipvsadm lists, with the same state and expiry. The library
+    # and ipvsadm are two reads: read them back to back, again (bounded) until they list
+    # the same entries, as a closing connection can change state between them. There is
+    # an entry for each request at least (TIME_WAIT lasts 120 s).
+    for _ in range(AGREE_TRIES):
+        conns = ipvs.connections()
+        rows = conn_rows()
+        if sorted(conn_key(c) for c in conns) == sorted(conn_key_row(r) for r in rows):
+            break
+        retry_pause("connections() and ipvsadm -Lnc differ")
+    assert sorted(conn_key(c) for c in conns) == sorted(conn_key_row(r) for r in rows), (conns, rows)
+    assert len(conns) == len(rows) >= REQUESTS, (conns, rows)
     want = {(r[0], r[3], r[4], r[5]): (r[2], mmss(r[1])) for r in rows}
     for c in conns:
         k = (c.protocol, endpoint(*c.client), endpoint(*c.virtual_addr), endpoint(*c.dest))
@@ -632,20 +659,40 @@ def test_traffic_connections_and_stats() -> None:
     assert not want
     assert {endpoint(*c.dest) for c in conns} == {f"{rs}:80" for rs in RS}
     assert {c.state for c in conns} <= {"TIME_WAIT", "FIN_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK"}, conns
+    time_wait = sum(1 for c in conns if c.state == "TIME_WAIT")
 
-    # Destinations: the kernel's InActConn is the number of entries listed per destination.
-    plain = listing("--exact")[f"TCP {VIP}:80"][1]
-    for d in ipvs.destinations(svc):
-        ep = endpoint(d.addr, d.port)
-        assert [d.active_conns, d.inactive_conns] == [int(x) for x in plain[ep][2:4]], (ep, plain[ep])
-        assert d.active_conns + d.inactive_conns == REQUESTS // 2, ep
-    ex = ipvs.explain()
+    # Destinations: the counters as ipvsadm -Ln shows them (read right after; retried,
+    # bounded, until the two agree), at least each server's half of the requests.
+    def counters() -> List[Tuple[str, List[int]]]:
+        return sorted((endpoint(d.addr, d.port), [d.active_conns, d.inactive_conns])
+                      for d in ipvs.destinations(svc))
+
+    def adm_counters() -> List[Tuple[str, List[int]]]:
+        plain = listing("--exact")[f"TCP {VIP}:80"][1]
+        return sorted((ep, [int(x) for x in w[2:4]]) for ep, w in plain.items())
+
+    for _ in range(AGREE_TRIES):
+        lib, theirs = counters(), adm_counters()
+        if lib == theirs:
+            break
+        retry_pause("destination counters and ipvsadm -Ln differ")
+    assert lib == theirs, (lib, theirs)
+    for ep, (active, inactive) in lib:
+        assert active + inactive >= REQUESTS // 2, (ep, active, inactive)
+    # explain(): the entries listed per destination equal the counters read with them
+    # (one call; again, bounded, until they agree).
+    for _ in range(AGREE_TRIES):
+        ex = ipvs.explain()
+        if all((dr.listed_active, dr.listed_inactive) == (dr.active_conns, dr.inactive_conns)
+               for rep in ex.services for dr in rep.dests):
+            break
+        retry_pause("explain(): listing and counters differ")
     (rep,) = ex.services
     assert str(rep.service) == f"TCP {VIP}:80" and rep.scheduler == "rr"
     for dr in rep.dests:
-        assert dr.listed_inactive + dr.listed_active == REQUESTS // 2, dr
         assert (dr.listed_active, dr.listed_inactive) == (dr.active_conns, dr.inactive_conns), dr
-        assert sum(g.count for g in dr.states) == REQUESTS // 2, dr
+        assert dr.listed_inactive + dr.listed_active >= REQUESTS // 2, dr
+        assert sum(g.count for g in dr.states) == dr.listed_inactive + dr.listed_active, dr
 
     # Stats: the kernel copies the per-CPU counters every 2 s; wait until ipvsadm shows every
     # connection and two reads agree, then ipvsct must give the same numbers.
@@ -653,18 +700,31 @@ def test_traffic_connections_and_stats() -> None:
         a = listing("--stats", "--exact")[f"TCP {VIP}:80"][0]
         time.sleep(2.2)
         b = listing("--stats", "--exact")[f"TCP {VIP}:80"][0]
-        return a == b and int(b[-5]) == REQUESTS
+        return a == b and int(b[-5]) >= REQUESTS
 
     wait_for("the IPVS counters to settle", settled, 20)
-    assert compare_with_ipvsadm(ipvs) == 2
+    # ipvsadm's listings and the library's are read at different moments: the live
+    # counters (an entry can still expire) may differ, so the whole comparison is read
+    # again (bounded) until it passes; every field is compared exactly.
+    for attempt in range(5):
+        try:
+            assert compare_with_ipvsadm(ipvs) == 2
+            break
+        except AssertionError:
+            if attempt == 4:
+                raise
+            retry_pause("compare_with_ipvsadm()")
     s = ipvs.service(svc)
     assert s is not None and s.stats64 is not None
     st = s.stats64
-    assert st.conns == REQUESTS and st.inpkts >= 5 * REQUESTS and st.outpkts >= 4 * REQUESTS, st
+    assert st.conns >= REQUESTS and st.inpkts >= 5 * REQUESTS and st.outpkts >= 4 * REQUESTS, st
     assert st.inbytes > st.inpkts * 40 and st.outbytes > st.outpkts * 40, st
-    per_dest = [x.stats64 for x in ipvs.destinations(svc)]
-    assert sum(x.conns for x in per_dest if x is not None) == REQUESTS
+    dests = ipvs.destinations(svc)
+    per_dest = [x.stats64 for x in dests]
+    assert sum(x.conns for x in per_dest if x is not None) == st.conns
     assert sum(x.inbytes for x in per_dest if x is not None) == st.inbytes
+    # No entry without a connection the service counted.
+    assert sum(d.active_conns + d.inactive_conns for d in dests) <= st.conns, (dests, st)
 
     # Rates decay towards 0 once the traffic has stopped: what ipvsct reads lies between two
     # ipvsadm reads around it.
@@ -681,8 +741,15 @@ def test_traffic_connections_and_stats() -> None:
     assert [int(x) for x in z[0][-5:]] == [0, 0, 0, 0, 0], z
     s = ipvs.service(svc)
     assert s is not None and stat_fields(s.stats64) == [0, 0, 0, 0, 0]
-    # ...and the connection entries are still there.
-    assert len(ipvs.connections()) == REQUESTS
+    # ...and the connection entries are still there: as many as the destinations' counters
+    # read right after (bounded retries), at least the TIME_WAIT ones listed before.
+    for _ in range(AGREE_TRIES):
+        left = ipvs.connections()
+        counted = sum(d.active_conns + d.inactive_conns for d in ipvs.destinations(svc))
+        if len(left) == counted:
+            break
+        retry_pause("connections() and the counters differ")
+    assert len(left) == counted >= time_wait >= 1, (left, counted, time_wait)
 
 
 def test_dataframe_without_pandas() -> None:

@@ -6,7 +6,9 @@
 #  1. loads every IPVS scheduler module the kernel ships (and the SIP persistence engine),
 #  2. runs every test of ipvs_vm (they are #[ignore]d on the host) in parallel; each
 #     test works in network namespaces of its own (the demo/capacity tests start late, see below),
-#  3. leaves the log in /results/ipvs_vm.log and recorded fixtures in /results/fixtures.
+#  3. leaves the log in /results/ipvs_vm.log (with what each test printed, e.g. the reads
+#     it had to retry because two sources disagreed) and recorded fixtures in
+#     /results/fixtures.
 # Exit status: the test binary's.
 # shellcheck disable=SC3040 # busybox sh has pipefail
 set -u
@@ -44,7 +46,10 @@ start=$(cut -d' ' -f1 /proc/uptime)
 # Two phases, overlapped. The tests of `ipvsct demo` and `ipvsct capacity` load the guest
 # (five namespaces, dozens of processes, traffic), which makes the timing-sensitive tests
 # flaky under TCG; they start once every other test but the long classic scenario has
-# finished, and run while that one waits ~2 minutes for TIME_WAIT to drain.
+# finished, and run while that one waits ~2 minutes for TIME_WAIT to drain. They run one
+# at a time: the kernel's connection table is shared by every namespace, and a listing of
+# /proc/net/ip_vs_conn repeats or skips entries when another namespace adds or removes
+# entries during the read (the demo prints its listing once and cannot read it again).
 T=/payload/ipvs_vm
 # shellcheck disable=SC2086 # the filter is a list of words
 tests=$($T --ignored --list ${IPVSCT_VM_TEST_FILTER:-} 2>/dev/null | sed -n 's/: test$//p')
@@ -55,7 +60,7 @@ rc1=0 rc2=0
 : >"$R/ipvs_vm-1.log"
 if [ -n "$early" ]; then
     # shellcheck disable=SC2086
-    $T --ignored --test-threads=8 --exact $early >"$R/ipvs_vm-1.log" 2>&1 &
+    $T --ignored --test-threads=8 --show-output --exact $early >"$R/ipvs_vm-1.log" 2>&1 &
     p1=$!
     # Bounded by the guest watchdog; ends when phase 1 ends at the latest.
     while kill -0 "$p1" 2>/dev/null; do
@@ -67,7 +72,7 @@ fi
 if [ -n "$late" ]; then
     echo "ipvs guest: starting the demo/capacity tests at $(cut -d' ' -f1 /proc/uptime) s"
     # shellcheck disable=SC2086
-    $T --ignored --test-threads=8 --exact $late >"$R/ipvs_vm-2.log" 2>&1
+    $T --ignored --test-threads=1 --show-output --exact $late >"$R/ipvs_vm-2.log" 2>&1
     rc2=$?
 fi
 if [ -n "$early" ]; then

@@ -71,6 +71,8 @@ rc=0
 # --- report ---------------------------------------------------------------------------
 if [[ -f "$out/ipvs_vm.log" ]]; then
     grep -E '^test |^test result|panicked|SKIPPED' "$out/ipvs_vm.log" >&2 || true
+    # Reads retried until two sources agreed (bounded; a test fails if they never do).
+    grep -h '^retrying: ' "$out/ipvs_vm.log" | sort | uniq -c | sed 's/^/[ipvs-vm] /' >&2 || true
     if ((rc != 0)); then
         log "----- ipvs_vm.log (failures) -----"
         sed -n '/^failures:/,$p' "$out/ipvs_vm.log" | head -n 200 >&2
