@@ -303,6 +303,12 @@ impl Ipvs {
     }
 
     /// Streams this namespace's connection table (`/proc/net/ip_vs_conn`).
+    ///
+    /// The kernel does not give a consistent snapshot: one table holds every namespace's
+    /// connections and each `read` walks it again from the start, counting entries, so
+    /// while other namespaces add or remove connections a listing can show an entry twice
+    /// or miss one (as `ipvsadm -Lnc` can, which reads the same file). Compare two reads,
+    /// or the listing with the counters read right after, when exact numbers matter.
     pub fn connections(&self) -> Result<ConnReader<BufReader<File>>> {
         open_table(&self.netns, ConnTable::Conn)
     }

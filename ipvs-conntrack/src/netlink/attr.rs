@@ -47,6 +47,7 @@ pub struct Attr<'a> {
 impl<'a> Attr<'a> {
     /// Rebuilds the attribute whose header starts at `pos` in `buf` (whose first byte is at
     /// absolute offset `base`); `None` if the header or value does not fit.
+    #[inline]
     pub(crate) fn at(buf: &'a [u8], pos: usize, base: usize, names: Names) -> Option<Attr<'a>> {
         let hdr = buf.get(pos..pos.checked_add(NLA_HDRLEN)?)?;
         let len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
