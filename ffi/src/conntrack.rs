@@ -21,6 +21,7 @@ use crate::result::ipvsct_result::*;
 use crate::stats::{ipvsct_ct_cpu_stats, ipvsct_ct_global_stats};
 use crate::timeouts::ipvsct_ct_timeouts;
 use crate::tuple::ipvsct_tuple;
+use crate::view_fast::{self, TimeoutTable};
 
 /// A client for the conntrack table of one network namespace (opaque).
 ///
@@ -345,34 +346,47 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump(
     boundary(|| {
         // SAFETY: forwarded contract.
         unsafe {
-            callback_dump(ct, filter, count_out, cb, |cb, dump, timeouts| {
-                Some(match next_entry(dump, timeouts, &mut e)? {
-                    // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
-                    Ok(()) => Ok(cb(&e, user) != 0),
-                    Err(err) => Err(err),
-                })
-            })
+            callback_dump(
+                ct,
+                filter,
+                count_out,
+                cb,
+                // The timeouts the dump joins as tables, built once per dump.
+                |timeouts| timeouts.map(TimeoutTable::new),
+                |cb, dump, timeouts, table| {
+                    Some(
+                        match next_entry(dump, timeouts, table.as_deref(), &mut e)? {
+                            // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
+                            Ok(()) => Ok(cb(&e, user) != 0),
+                            Err(err) => Err(err),
+                        },
+                    )
+                },
+            )
         }
     })
 }
 
 /// The common part of the callback dumps: the arguments, the locked handle, the dump and
 /// the timeouts it joins (cloned once), the count, the early stop and errors (the socket
-/// is left clean for the next request). `step` passes one entry to the callback and says
-/// whether it asked to stop; `None` at the end.
+/// is left clean for the next request). `prepare` makes what the dump's steps share from
+/// those timeouts (once, before the first entry); `step` passes one entry to the callback
+/// and says whether it asked to stop; `None` at the end.
 ///
 /// # Safety
 /// `ct` is NULL or a live handle; `filter` is NULL or readable; `count_out` is NULL or
 /// writable.
-pub(crate) unsafe fn callback_dump<C: Copy>(
+pub(crate) unsafe fn callback_dump<C: Copy, S>(
     ct: *const ipvsct_conntrack,
     filter: *const ipvsct_dump_filter,
     count_out: *mut u64,
     cb: Option<C>,
+    prepare: impl FnOnce(Option<&StateTimeouts>) -> S,
     mut step: impl FnMut(
         C,
         &mut Dump<'_>,
         Option<&StateTimeouts>,
+        &S,
     ) -> Option<Result<bool, ipvs_conntrack::Error>>,
 ) -> Result<ipvsct_result, FfiError> {
     // SAFETY: the caller passes NULL or valid pointers (contract above).
@@ -387,11 +401,12 @@ pub(crate) unsafe fn callback_dump<C: Copy>(
     l.state_timeouts();
     let mut dump = l.ct.dump_table(table, &filter)?;
     let timeouts = dump.state_timeouts().cloned();
+    let shared = prepare(timeouts.as_ref());
     let mut n = 0u64;
     let mut result = IPVSCT_OK;
     // Bounded by the number of entries in the kernel's answer.
     loop {
-        match step(cb, &mut dump, timeouts.as_ref()) {
+        match step(cb, &mut dump, timeouts.as_ref(), &shared) {
             None => break,
             Some(Ok(stop)) => {
                 n += 1;
@@ -415,27 +430,45 @@ pub(crate) unsafe fn callback_dump<C: Copy>(
 }
 
 /// Reads the next entry of `dump` into `*out` in C form, with its state timeout from
-/// `timeouts` (the dump's own, see [`Dump::state_timeouts`]): the same value, error or
-/// end as `dump.next()` followed by `ipvsct_ct_entry::from_core`, built from the entry
-/// view where it can be (see [`ipvsct_ct_entry::from_view`]). `*out` is unspecified
-/// after an error or the end.
+/// `timeouts` (the dump's own, see [`Dump::state_timeouts`]; `table` made from them, if
+/// the caller has it): the same value, error or end as `dump.next()` followed by
+/// `ipvsct_ct_entry::from_core`, built from the entry view where it can be (see
+/// [`fill_entry`]). `*out` is unspecified after an error or the end.
 pub(crate) fn next_entry(
     dump: &mut Dump<'_>,
     timeouts: Option<&StateTimeouts>,
+    table: Option<&TimeoutTable>,
     out: &mut ipvsct_ct_entry,
 ) -> Option<Result<(), ipvs_conntrack::Error>> {
-    let v = match dump.next_view()? {
-        Ok(v) => v,
-        Err(e) => return Some(Err(e)),
-    };
-    Some(fill_entry(&v, timeouts, out).map_err(Into::into))
+    // Matched by reference: the view stays where `next_view` put it.
+    let next = dump.next_view()?;
+    Some(match &next {
+        Ok(v) => fill_entry(v, timeouts, table, out).map_err(Into::into),
+        // The error, moved out.
+        Err(_) => next.map(|_| ()),
+    })
 }
 
 /// Fills `*out` with the C form of the entry view `v`, its state timeout joined from
-/// `timeouts`: [`ipvsct_ct_entry::fill_from_view`] where it can, the owned entry (joined
-/// as `Dump` joins it) for the rare entry the view cannot render exactly. `*out` is
-/// unspecified after an error.
+/// `timeouts` (or `table`, made from them): straight from the bytes for the kernel's
+/// usual layouts ([`view_fast::fill_entry`]), else [`ipvsct_ct_entry::fill_from_view`]
+/// where it can, else the owned entry (joined as `Dump` joins it) for the rare entry the
+/// view cannot render exactly. `*out` is unspecified after an error.
 pub(crate) fn fill_entry(
+    v: &EntryView<'_>,
+    timeouts: Option<&StateTimeouts>,
+    table: Option<&TimeoutTable>,
+    out: &mut ipvsct_ct_entry,
+) -> Result<(), DecodeError> {
+    if view_fast::fill_entry(out, v, timeouts, table) {
+        return Ok(());
+    }
+    fill_entry_slow(v, timeouts, out)
+}
+
+/// The general paths of [`fill_entry`] (out of line: the fast path stays small).
+#[inline(never)]
+fn fill_entry_slow(
     v: &EntryView<'_>,
     timeouts: Option<&StateTimeouts>,
     out: &mut ipvsct_ct_entry,

@@ -87,7 +87,7 @@ pub unsafe extern "C" fn ipvsct_dump_next(
         let mut live = dump.conn.resume(state);
         // Built from the entry view, written straight to `*out` (see `next_entry`).
         let mut e = ipvsct_ct_entry::default();
-        let item = next_entry(&mut live, dump.timeouts.as_ref(), &mut e);
+        let item = next_entry(&mut live, dump.timeouts.as_ref(), None, &mut e);
         if item.is_some() {
             dump.state = Some(live.suspend());
         }

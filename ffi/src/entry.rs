@@ -10,13 +10,14 @@ use ipvs_conntrack::conntrack::{
 use ipvs_conntrack::conntrack::wire::{
     CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_HELP, CTA_LABELS_MASK, CTA_MARK_MASK, CTA_NAT_DST,
     CTA_NAT_SRC, CTA_SECCTX, CTA_SEQ_ADJ_ORIG, CTA_SEQ_ADJ_REPLY, CTA_STATUS_MASK, CTA_SYNPROXY,
-    CTA_TIMESTAMP, CTA_TUPLE_MASTER,
+    CTA_TIMESTAMP, CTA_TUPLE_MASTER, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY,
 };
 use ipvs_conntrack::DecodeError;
 
 use crate::cstr;
 use crate::timeouts::IPVSCT_TIMEOUT_UNSET;
 use crate::tuple::ipvsct_tuple;
+use crate::view_fast;
 
 /// Size of `ipvsct_ct_entry.state_name` (bytes, including the NUL).
 pub const IPVSCT_STATE_NAME_LEN: usize = 24;
@@ -381,13 +382,21 @@ impl ipvsct_ct_entry {
         if present_kinds & OWNED_ONLY != 0 {
             return None;
         }
-        let (orig, proto, orig_more) = match v.orig() {
-            Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.proto(), t.has_unknown()),
-            _ => return None,
+        // Tuples of the kernel's usual layout straight from their bytes (no unknown
+        // attributes in them), any other through the core's tuple view.
+        let (orig, proto, orig_more) = match view_fast::tuple(view_fast::value(v, CTA_TUPLE_ORIG)) {
+            Some(t) => (t, t.proto, false),
+            None => match v.orig() {
+                Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.proto(), t.has_unknown()),
+                _ => return None,
+            },
         };
-        let (reply, reply_more) = match v.reply() {
-            Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.has_unknown()),
-            _ => return None,
+        let (reply, reply_more) = match view_fast::tuple(view_fast::value(v, CTA_TUPLE_REPLY)) {
+            Some(t) => (t, false),
+            None => match v.reply() {
+                Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.has_unknown()),
+                _ => return None,
+            },
         };
         let status = v.status().unwrap_or_default();
         let protoinfo = v.protoinfo().ok()?;
@@ -412,7 +421,9 @@ impl ipvsct_ct_entry {
             held_elsewhere |= has(CTA_SEQ_ADJ_ORIG) && present(v.seq_adj_orig())?;
             held_elsewhere |= has(CTA_SEQ_ADJ_REPLY) && present(v.seq_adj_reply())?;
             held_elsewhere |= has(CTA_SECCTX) && present(v.secctx())?;
-            held_elsewhere |= has(CTA_SYNPROXY) && present(v.synproxy())?;
+            held_elsewhere |= has(CTA_SYNPROXY)
+                && (view_fast::synproxy(view_fast::value(v, CTA_SYNPROXY))
+                    || present(v.synproxy())?);
         }
         let more = held_elsewhere
             || orig_more

@@ -38,6 +38,7 @@ pub mod timeouts;
 pub mod tuple;
 pub mod version;
 pub mod view;
+mod view_fast;
 pub mod write;
 
 #[cfg(test)]

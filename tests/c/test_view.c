@@ -81,6 +81,10 @@ static const ipvsct_ct_entry *find(struct compare *c, const ipvsct_ct_entry *e)
 static int compare_cb(const ipvsct_ct_view *view, void *user)
 {
     struct compare *c = (struct compare *)user;
+    /* The state timeout read before anything else (the library then reads the protocol
+     * itself; read after ipvsct_ct_view_orig below, it reuses what that decoded). */
+    uint32_t st_first = 0xdeadbeef;
+    int32_t rc_first = ipvsct_ct_view_state_timeout(view, &st_first);
     ipvsct_ct_entry e;
     memset(&e, 0x5a, sizeof e);
     int32_t rc = ipvsct_ct_view_entry(view, &e);
@@ -135,6 +139,8 @@ static int compare_cb(const ipvsct_ct_view *view, void *user)
     c->state_timeouts += rc == IPVSCT_OK;
     check_u32(c, "state_timeout", rc, v, !!(e.fields & IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT),
               e.state_timeout);
+    check_u32(c, "state_timeout (read first)", rc_first, st_first,
+              !!(e.fields & IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT), e.state_timeout);
     v = 0xdeadbeef;
     rc = ipvsct_ct_view_mark(view, &v);
     c->marks += rc == IPVSCT_OK && v != 0;
