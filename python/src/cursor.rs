@@ -122,6 +122,9 @@ impl Cursor {
 
     /// Like [`Cursor::step_views`], with owned entries (state timeouts joined).
     pub fn step_entries(&mut self, max: usize, mut sink: impl FnMut(CoreEntry)) -> Step {
+        if self.local.is_none() {
+            return self.step_owned(max, sink);
+        }
         self.step_views(max, |v, t| {
             let mut e = v.to_owned()?;
             if let Some(t) = t {
@@ -130,6 +133,36 @@ impl Cursor {
             sink(e);
             Ok(())
         })
+    }
+}
+
+impl Cursor {
+    /// [`Cursor::step_entries`] without a user-space filter: the dump's own owned entries
+    /// (built from values only where the layout's shape allows, state timeouts joined).
+    fn step_owned(&mut self, max: usize, mut sink: impl FnMut(CoreEntry)) -> Step {
+        let Some(state) = self.state.take() else {
+            return Step::End;
+        };
+        let mut dump = self.ct.resume(state);
+        let mut passed = 0;
+        let outcome = loop {
+            if passed >= max {
+                break Step::Progress;
+            }
+            match dump.next() {
+                None => break Step::End,
+                Some(Ok(e)) => {
+                    sink(e);
+                    passed += 1;
+                }
+                Some(Err(Error::Timeout { .. })) => break Step::Waiting(passed),
+                Some(Err(e)) => break Step::Failed(e),
+            }
+        };
+        if matches!(outcome, Step::Progress | Step::Waiting(_)) {
+            self.state = Some(dump.suspend());
+        }
+        outcome
     }
 }
 

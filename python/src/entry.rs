@@ -4,6 +4,7 @@
 //! made when read.
 
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use ipvs_conntrack::conntrack::protoinfo as core_pi;
 use ipvs_conntrack::conntrack::tuple::{proto_from_name, proto_name, IPPROTO_ICMP, IPPROTO_ICMPV6};
@@ -487,20 +488,57 @@ impl PartialEq for Entry {
     }
 }
 
+/// Number of slots of [`STATE_TIMEOUT_INTS`] (a power of two).
+const STATE_TIMEOUT_SLOTS: usize = 16;
+
+/// Python ints of recent state timeouts, by slot (direct-mapped on the value): the state
+/// timeouts of a dump take few values (one per protocol state under the policy in
+/// force), so entries share their int objects instead of each making one.
+static STATE_TIMEOUT_INTS: Mutex<[IntSlot; STATE_TIMEOUT_SLOTS]> =
+    Mutex::new([const { None }; STATE_TIMEOUT_SLOTS]);
+
+/// A slot of [`STATE_TIMEOUT_INTS`]: a value and its Python int.
+type IntSlot = Option<(u32, Py<PyAny>)>;
+
+/// The Python int of a state timeout (None if absent), shared with recent entries.
+fn state_timeout_int(py: Python<'_>, v: Option<u32>) -> PyResult<Py<PyAny>> {
+    let Some(v) = v else {
+        return Ok(py.None());
+    };
+    let slot =
+        (v.wrapping_mul(0x9e37_79b1) >> (32 - STATE_TIMEOUT_SLOTS.trailing_zeros())) as usize;
+    // Nothing is dropped and no Python code runs under the lock (a dropped object could
+    // run Python code that comes back here).
+    {
+        let cache = STATE_TIMEOUT_INTS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Some((k, o))) = cache.get(slot) {
+            if *k == v {
+                return Ok(o.clone_ref(py));
+            }
+        }
+    }
+    let o = v.into_pyobject(py)?.into_any().unbind();
+    let _evicted = {
+        let mut cache = STATE_TIMEOUT_INTS.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get_mut(slot)
+            .and_then(|s| s.replace((v, o.clone_ref(py))))
+    };
+    Ok(o)
+}
+
 impl Entry {
     /// The Python entry of a decoded entry.
     pub fn new(py: Python<'_>, inner: Box<CoreEntry>) -> PyResult<Entry> {
-        let opt_int = |v: Option<u32>| -> PyResult<Py<PyAny>> {
-            Ok(match v {
-                Some(v) => v.into_pyobject(py)?.into_any().unbind(),
-                None => py.None(),
-            })
+        let timeout = match inner.timeout {
+            Some(v) => v.into_pyobject(py)?.into_any().unbind(),
+            None => py.None(),
         };
         Ok(Entry {
             orig: Py::new(py, Tuple::from(&inner.orig))?,
             state: enums::state(py, inner.state)?.map_or_else(|| py.None(), Bound::unbind),
-            timeout: opt_int(inner.timeout)?,
-            state_timeout: opt_int(inner.state_timeout)?,
+            timeout,
+            state_timeout: state_timeout_int(py, inner.state_timeout)?,
             inner,
         })
     }

@@ -298,7 +298,10 @@ def test_fixture_dir_is_the_shared_one() -> None:
 def test_decoded_objects_are_the_standard_ones() -> None:
     """Addresses (made without calling the ipaddress constructor), cached enum members and
     the Entry's member attributes behave exactly like freshly built standard objects."""
+    import copy
     import ipaddress
+    import pickle
+    import weakref
 
     entries = [e for e in ipvsct.decode(fixture("dump_all")) if isinstance(e, ipvsct.Entry)]
     seen = 0
@@ -310,6 +313,8 @@ def test_decoded_objects_are_the_standard_ones() -> None:
                 assert a == want and hash(a) == hash(want) and repr(a) == repr(want)
                 assert int(a) == int(want) and a.packed == want.packed
                 assert a.is_private == want.is_private
+                assert pickle.loads(pickle.dumps(a)) == want and copy.copy(a) == want
+                assert weakref.ref(a)() is a and not hasattr(a, "__dict__")
                 if isinstance(a, ipaddress.IPv6Address):
                     assert isinstance(want, ipaddress.IPv6Address) and a.scope_id is None
                     assert a.ipv4_mapped == want.ipv4_mapped

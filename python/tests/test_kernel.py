@@ -97,6 +97,10 @@ def test_dump_matches_conntrack_xml(netns: Namespace) -> None:
     assert tw.state == ipvsct.TcpState.TIME_WAIT and tw.state_timeout == t.tcp.time_wait
     gre = next(e for e in entries if e.proto == 47)
     assert gre.state_timeout == t.gre.unreplied
+    # Every entry has the state timeout of its protocol and state, in both paths (entries
+    # share the int objects of equal state timeouts).
+    for e in entries + streamed:
+        assert e.state_timeout == t.for_state(e.proto, e.state), e
 
 
 def normalize_py(e: ipvsct.Entry) -> Dict[str, Any]:
