@@ -1,8 +1,12 @@
 //! Conntrack entries: every frame of the input through `EntryView::from_frame`, every
-//! accessor of the view, `to_owned`, and the dump filter. Seeds: tests/fixtures/dump_*.bin, get_*.bin.
+//! accessor of the view, `to_owned`, and the dump filter; then the input twice over through
+//! the layout cache and entry shapes (`EntryViews`, `EntryViews::owned`), which must agree
+//! with the uncached decoders. Seeds: tests/fixtures/dump_*.bin, get_*.bin.
 #![no_main]
 
-use ipvs_conntrack::conntrack::{DumpFilter, Entry, EntryView, Family, Status};
+use ipvs_conntrack::conntrack::{
+    DumpFilter, Entry, EntryView, EntryViews, Family, Status, Tuple, TupleView,
+};
 use ipvs_conntrack::netlink::Frames;
 use libfuzzer_sys::fuzz_target;
 
@@ -101,4 +105,41 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    cached_agrees(data);
 });
+
+/// The original tuple of a view, owned (for comparisons).
+fn orig_of(v: &EntryView<'_>) -> Option<Option<Tuple>> {
+    v.orig().ok().map(|t| t.map(|t: TupleView<'_>| t.to_owned()))
+}
+
+/// The input twice over (so the second copy meets a remembered layout and shape), decoded
+/// through the layout cache, agrees entry by entry with the uncached decoders.
+fn cached_agrees(data: &[u8]) {
+    let twice = [data, data].concat();
+    let mut plain = Vec::new();
+    // Bounded by the input length; stops where `Frames` and `EntryViews` stop.
+    for frame in Frames::new(&twice) {
+        let Ok(frame) = frame else { break };
+        if frame.header.message_type >= 16 {
+            plain.push(frame);
+        }
+    }
+    let views: Vec<_> = EntryViews::new(&twice).take(plain.len()).collect();
+    let owned: Vec<_> = EntryViews::new(&twice).owned().take(plain.len()).collect();
+    for ((frame, view), entry) in plain.iter().zip(&views).zip(&owned) {
+        let checked = EntryView::from_frame(frame);
+        assert_eq!(view.is_ok(), checked.is_ok(), "cached and plain views disagree");
+        if let (Ok(v), Ok(c)) = (view, &checked) {
+            assert_eq!(orig_of(v), orig_of(c));
+            assert_eq!(v.proto(), c.proto());
+            assert_eq!(v.state(), c.state());
+            assert_eq!(v.timeout(), c.timeout());
+        }
+        match (entry, Entry::from_frame(frame)) {
+            (Ok(a), Ok(b)) => assert_eq!(a, &b, "shaped and plain entries differ"),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("owned results differ: {a:?} vs {b:?}"),
+        }
+    }
+}
