@@ -157,8 +157,11 @@ impl LayoutCache {
         offset: usize,
     ) -> Result<(EntryView<'a>, Option<&Shape>), DecodeError> {
         let way = (body.len() / 4) % WAYS;
+        let hits = self.hits;
         let v = self.parse_body(family, message, body, offset)?;
-        if let ShapeSlot::Untried = self.shapes[way] {
+        // A shape is made once the layout repeats (a remembered layout was hit), so that a
+        // buffer of one or two entries (an event datagram) does not pay for it.
+        if self.hits > hits && matches!(self.shapes[way], ShapeSlot::Untried) {
             // Only for the layout this way remembers, so that a shape always belongs to it.
             let ours = matches!(&self.ways[way], Some(l) if l.index == v.index()
                 && l.body_len as usize == body.len());
