@@ -168,23 +168,36 @@ fn touch(v: &EntryView<'_>) -> u64 {
         + u64::from(v.state().ok() == Some(State::Tcp(TcpState::Established)))
 }
 
-/// Decodes every entry as a view (layout cache per datagram stream) and touches it.
+/// Decodes every entry as a view and touches it: one [`EntryViews`] over the datagrams in
+/// turn (`next_buffer`), so the layout cache lives for the whole recording, as it does for
+/// a live dump or event stream.
 fn decode_views(datagrams: &[Vec<u8>]) -> u64 {
     let mut sum = 0u64;
+    let Some(first) = datagrams.first() else {
+        return 0;
+    };
+    let mut views = EntryViews::new(first);
     for d in datagrams {
-        for v in EntryViews::new(d).flatten() {
+        views.next_buffer(d);
+        for v in views.by_ref().flatten() {
             sum += touch(&v);
         }
     }
     sum
 }
 
-/// Decodes every entry into an owned [`Entry`] (layout cache).
+/// Decodes every entry into an owned [`Entry`] (layout cache and shapes for the whole
+/// recording, as [`decode_views`]).
 fn decode_owned(datagrams: &[Vec<u8>]) -> u64 {
     let mut sum = 0u64;
+    let Some(first) = datagrams.first() else {
+        return 0;
+    };
+    let mut owned = EntryViews::new(first).owned();
     for d in datagrams {
+        owned.next_buffer(d);
         // Not `.flatten()`: that adapter moves each (large) entry once more.
-        for e in EntryViews::new(d).owned() {
+        for e in owned.by_ref() {
             match e {
                 Ok(e) => {
                     sum += u64::from(e.timeout.unwrap_or(0));

@@ -68,6 +68,14 @@ pub struct OwnedEntries<'a> {
     views: EntryViews<'a>,
 }
 
+impl<'a> OwnedEntries<'a> {
+    /// Goes on with the messages of `buf`, keeping the remembered layouts and shapes
+    /// ([`EntryViews::next_buffer`]).
+    pub fn next_buffer(&mut self, buf: &'a [u8]) {
+        self.views.next_buffer(buf);
+    }
+}
+
 impl Iterator for OwnedEntries<'_> {
     type Item = Result<Entry, DecodeError>;
 
