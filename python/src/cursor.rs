@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ipvs_conntrack::conntrack::timeout::StateTimeouts;
 use ipvs_conntrack::conntrack::{
-    Conntrack as CoreConntrack, DumpFilter, DumpState, Entry as CoreEntry, EntryView, Table,
+    Conntrack as CoreConntrack, Dump, DumpFilter, DumpState, Entry as CoreEntry, EntryView, Table,
 };
 use ipvs_conntrack::socket::{SocketOptions, DEFAULT_SO_RCVBUF};
 use ipvs_conntrack::{Error, Netns};
@@ -83,6 +83,54 @@ impl Cursor {
         max: usize,
         mut sink: impl FnMut(&EntryView<'_>, Option<&StateTimeouts>) -> Result<(), Error>,
     ) -> Step {
+        let local = self.local.take();
+        let outcome = self.step_with(max, |dump, timeouts| {
+            let v = match dump.next_view()? {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Some(f) = &local {
+                match f.matches(&v) {
+                    Ok(true) => {}
+                    Ok(false) => return Some(Ok(false)),
+                    Err(e) => return Some(Err(e.into())),
+                }
+            }
+            Some(sink(&v, timeouts).map(|()| true))
+        });
+        self.local = local;
+        outcome
+    }
+
+    /// Like [`Cursor::step_views`], with owned entries (state timeouts joined).
+    pub fn step_entries(&mut self, max: usize, mut sink: impl FnMut(CoreEntry)) -> Step {
+        if self.local.is_some() {
+            return self.step_views(max, |v, t| {
+                let mut e = v.to_owned()?;
+                if let Some(t) = t {
+                    e.state_timeout = t.for_state(e.orig.proto, e.state);
+                }
+                sink(e);
+                Ok(())
+            });
+        }
+        // Without a user-space filter: the dump's own owned entries (built from values
+        // only where the layout's shape allows, state timeouts joined).
+        self.step_with(max, |dump, _| {
+            Some(dump.next()?.map(|e| {
+                sink(e);
+                true
+            }))
+        })
+    }
+
+    /// Runs `one` for at most `max` entries of the dump: it reads the next entry and says
+    /// whether it was passed on (`Ok(false)`: filtered out); a receive timeout pauses.
+    fn step_with(
+        &mut self,
+        max: usize,
+        mut one: impl FnMut(&mut Dump<'_>, Option<&StateTimeouts>) -> Option<Result<bool, Error>>,
+    ) -> Step {
         let Some(state) = self.state.take() else {
             return Step::End;
         };
@@ -94,66 +142,11 @@ impl Cursor {
             if seen >= max {
                 break Step::Progress;
             }
-            match dump.next_view() {
+            match one(&mut dump, timeouts.as_ref()) {
                 None => break Step::End,
-                Some(Ok(v)) => {
+                Some(Ok(p)) => {
                     seen += 1;
-                    if let Some(f) = &self.local {
-                        match f.matches(&v) {
-                            Ok(true) => {}
-                            Ok(false) => continue,
-                            Err(e) => break Step::Failed(e.into()),
-                        }
-                    }
-                    if let Err(e) = sink(&v, timeouts.as_ref()) {
-                        break Step::Failed(e);
-                    }
-                    passed += 1;
-                }
-                Some(Err(Error::Timeout { .. })) => break Step::Waiting(passed),
-                Some(Err(e)) => break Step::Failed(e),
-            }
-        };
-        if matches!(outcome, Step::Progress | Step::Waiting(_)) {
-            self.state = Some(dump.suspend());
-        }
-        outcome
-    }
-
-    /// Like [`Cursor::step_views`], with owned entries (state timeouts joined).
-    pub fn step_entries(&mut self, max: usize, mut sink: impl FnMut(CoreEntry)) -> Step {
-        if self.local.is_none() {
-            return self.step_owned(max, sink);
-        }
-        self.step_views(max, |v, t| {
-            let mut e = v.to_owned()?;
-            if let Some(t) = t {
-                e.state_timeout = t.for_state(e.orig.proto, e.state);
-            }
-            sink(e);
-            Ok(())
-        })
-    }
-}
-
-impl Cursor {
-    /// [`Cursor::step_entries`] without a user-space filter: the dump's own owned entries
-    /// (built from values only where the layout's shape allows, state timeouts joined).
-    fn step_owned(&mut self, max: usize, mut sink: impl FnMut(CoreEntry)) -> Step {
-        let Some(state) = self.state.take() else {
-            return Step::End;
-        };
-        let mut dump = self.ct.resume(state);
-        let mut passed = 0;
-        let outcome = loop {
-            if passed >= max {
-                break Step::Progress;
-            }
-            match dump.next() {
-                None => break Step::End,
-                Some(Ok(e)) => {
-                    sink(e);
-                    passed += 1;
+                    passed += usize::from(p);
                 }
                 Some(Err(Error::Timeout { .. })) => break Step::Waiting(passed),
                 Some(Err(e)) => break Step::Failed(e),
