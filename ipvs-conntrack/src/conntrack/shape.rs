@@ -1,14 +1,14 @@
 //! Entry shapes: for an entry layout whose every part has the form the kernel usually
-//! sends, where each value sits, so that an owned entry of that layout is built by reading
-//! values only.
+//! sends, where each value sits, so that an entry of that layout is read from its values
+//! only (owned entries built in place, views' tuple, protocol and TCP state).
 //!
-//! A shape is made once per layout from an entry that the checked decoder indexed and whose
-//! tuples, TCP protocol info and SYN proxy nest the templates accept. It keeps that body's
-//! header words (top-level and nested) under a mask. Another body of the same length whose
-//! masked bytes are equal has the same headers at the same places, so the checked decoder
-//! and the templates would give the same answers: its values are read from the remembered
-//! positions. Anything else (ICMP tuples, SCTP/DCCP info, rare nests, unknown attributes)
-//! has no shape and takes the general path.
+//! A shape is made once a layout repeats, from an entry that the checked decoder indexed
+//! and whose tuples, TCP protocol info, SYN proxy, counters and timestamp nests have the
+//! kernel's layouts. It keeps that body's header bytes (top-level and nested) under a mask.
+//! Another body of the same length whose masked bytes are equal has the same headers at the
+//! same places, so the checked decoder and the templates would give the same answers: its
+//! values are read from the remembered positions. Anything else (ICMP tuples, SCTP/DCCP
+//! info, other rare nests, unknown attributes) has no shape and takes the general path.
 
 use crate::conntrack::entry::{
     counters_form, counters_values, synproxy_form, synproxy_values, timestamp_form, Entry,
