@@ -346,47 +346,36 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump(
     boundary(|| {
         // SAFETY: forwarded contract.
         unsafe {
-            callback_dump(
-                ct,
-                filter,
-                count_out,
-                cb,
-                // The timeouts the dump joins as tables, built once per dump.
-                |timeouts| timeouts.map(TimeoutTable::new),
-                |cb, dump, timeouts, table| {
-                    Some(
-                        match next_entry(dump, timeouts, table.as_deref(), &mut e)? {
-                            // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
-                            Ok(()) => Ok(cb(&e, user) != 0),
-                            Err(err) => Err(err),
-                        },
-                    )
-                },
-            )
+            callback_dump(ct, filter, count_out, cb, |cb, dump, timeouts, table| {
+                Some(match next_entry(dump, timeouts, table, &mut e)? {
+                    // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
+                    Ok(()) => Ok(cb(&e, user) != 0),
+                    Err(err) => Err(err),
+                })
+            })
         }
     })
 }
 
 /// The common part of the callback dumps: the arguments, the locked handle, the dump and
 /// the timeouts it joins (cloned once), the count, the early stop and errors (the socket
-/// is left clean for the next request). `prepare` makes what the dump's steps share from
-/// those timeouts (once, before the first entry); `step` passes one entry to the callback
-/// and says whether it asked to stop; `None` at the end.
+/// is left clean for the next request), and those timeouts as lookup tables (built once);
+/// `step` passes one entry to the callback and says whether it asked to stop; `None` at
+/// the end.
 ///
 /// # Safety
 /// `ct` is NULL or a live handle; `filter` is NULL or readable; `count_out` is NULL or
 /// writable.
-pub(crate) unsafe fn callback_dump<C: Copy, S>(
+pub(crate) unsafe fn callback_dump<C: Copy>(
     ct: *const ipvsct_conntrack,
     filter: *const ipvsct_dump_filter,
     count_out: *mut u64,
     cb: Option<C>,
-    prepare: impl FnOnce(Option<&StateTimeouts>) -> S,
     mut step: impl FnMut(
         C,
         &mut Dump<'_>,
         Option<&StateTimeouts>,
-        &S,
+        Option<&TimeoutTable>,
     ) -> Option<Result<bool, ipvs_conntrack::Error>>,
 ) -> Result<ipvsct_result, FfiError> {
     // SAFETY: the caller passes NULL or valid pointers (contract above).
@@ -401,12 +390,13 @@ pub(crate) unsafe fn callback_dump<C: Copy, S>(
     l.state_timeouts();
     let mut dump = l.ct.dump_table(table, &filter)?;
     let timeouts = dump.state_timeouts().cloned();
-    let shared = prepare(timeouts.as_ref());
+    // The timeouts the dump joins, also as tables for the common protocols (once per dump).
+    let tables = timeouts.as_ref().map(TimeoutTable::new);
     let mut n = 0u64;
     let mut result = IPVSCT_OK;
     // Bounded by the number of entries in the kernel's answer.
     loop {
-        match step(cb, &mut dump, timeouts.as_ref(), &shared) {
+        match step(cb, &mut dump, timeouts.as_ref(), tables.as_deref()) {
             None => break,
             Some(Ok(stop)) => {
                 n += 1;

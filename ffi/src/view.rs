@@ -115,28 +115,20 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump_view(
     boundary(|| {
         // SAFETY: forwarded contract.
         unsafe {
-            callback_dump(
-                ct,
-                filter,
-                count_out,
-                cb,
-                // The timeouts the dump joins as tables, built once per dump.
-                |timeouts| timeouts.map(TimeoutTable::new),
-                |cb, dump, timeouts, table| {
-                    // Matched by reference: the view stays where `next_view` put it.
-                    let next = dump.next_view()?;
-                    Some(match &next {
-                        Ok(view) => {
-                            let ctx = ViewCtx::new(view, timeouts, table.as_deref());
-                            // SAFETY: `cb` is a valid function (contract); `ctx` outlives the
-                            // call, and the pointer is documented as valid during it only.
-                            Ok(cb(ctx.as_c(), user) != 0)
-                        }
-                        // The error, moved out.
-                        Err(_) => next.map(|_| false),
-                    })
-                },
-            )
+            callback_dump(ct, filter, count_out, cb, |cb, dump, timeouts, table| {
+                // Matched by reference: the view stays where `next_view` put it.
+                let next = dump.next_view()?;
+                Some(match &next {
+                    Ok(view) => {
+                        let ctx = ViewCtx::new(view, timeouts, table);
+                        // SAFETY: `cb` is a valid function (contract); `ctx` outlives the
+                        // call, and the pointer is documented as valid during it only.
+                        Ok(cb(ctx.as_c(), user) != 0)
+                    }
+                    // The error, moved out.
+                    Err(_) => next.map(|_| false),
+                })
+            })
         }
     })
 }
