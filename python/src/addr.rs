@@ -26,6 +26,75 @@ static FAST: PyOnceLock<Option<Fast>> = PyOnceLock::new();
 struct Fast {
     v4: Py<PyType>,
     v6: Py<PyType>,
+    /// The slot descriptors `IPv4Address._ip`, `IPv6Address._ip` and
+    /// `IPv6Address._scope_id`, with the function that sets a slot (`None` if the
+    /// interpreter does not give it: then `setattr` is used).
+    slots: Option<Slots>,
+}
+
+/// Slot descriptors of the address classes and their setter (see [`Fast`]).
+struct Slots {
+    v4_ip: Py<PyAny>,
+    v6_ip: Py<PyAny>,
+    v6_scope_id: Py<PyAny>,
+    set: pyo3::ffi::descrsetfunc,
+}
+
+impl Slots {
+    /// The descriptors, if they are slot members of one type whose setter the interpreter
+    /// gives (`PyType_GetSlot` on a static type needs Python 3.10).
+    fn load(v4: &Bound<'_, PyType>, v6: &Bound<'_, PyType>) -> Option<Slots> {
+        let py = v4.py();
+        let get = |t: &Bound<'_, PyType>, name: &str| -> Option<Py<PyAny>> {
+            t.getattr(intern!(py, "__dict__"))
+                .ok()?
+                .get_item(name)
+                .ok()
+                .map(Bound::unbind)
+        };
+        let (v4_ip, v6_ip, v6_scope_id) = (get(v4, "_ip")?, get(v6, "_ip")?, get(v6, "_scope_id")?);
+        let kind = v4_ip.bind(py).get_type();
+        let same = v6_ip.bind(py).get_type().is(&kind) && v6_scope_id.bind(py).get_type().is(&kind);
+        if !same || kind.name().ok()?.to_cow().ok()? != "member_descriptor" {
+            return None;
+        }
+        // SAFETY: `kind` is a live type object; PyType_GetSlot returns the slot's function
+        // pointer or NULL (with an exception set on interpreters that refuse static types,
+        // which is cleared here).
+        let f =
+            unsafe { pyo3::ffi::PyType_GetSlot(kind.as_type_ptr(), pyo3::ffi::Py_tp_descr_set) };
+        if f.is_null() {
+            let _ = PyErr::take(py);
+            return None;
+        }
+        // SAFETY: the Py_tp_descr_set slot of a type holds a `descrsetfunc`.
+        let set =
+            unsafe { std::mem::transmute::<*mut std::ffi::c_void, pyo3::ffi::descrsetfunc>(f) };
+        Some(Slots {
+            v4_ip,
+            v6_ip,
+            v6_scope_id,
+            set,
+        })
+    }
+
+    /// `descr.__set__(o, value)`.
+    fn set(
+        &self,
+        descr: &Py<PyAny>,
+        o: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        // SAFETY: `set` is the descriptor type's setter, called with live objects as it
+        // expects (descriptor, instance, new value); it returns 0, or -1 with an exception
+        // set, and does not steal references.
+        let r = unsafe { (self.set)(descr.as_ptr(), o.as_ptr(), value.as_ptr()) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(PyErr::fetch(o.py()))
+        }
+    }
 }
 
 /// The cache slot of an address (a multiplicative hash of its bits).
@@ -48,15 +117,12 @@ fn slow<'py>(py: Python<'py>, a: IpAddr) -> PyResult<Bound<'py, PyAny>> {
 impl Fast {
     fn load(py: Python<'_>) -> PyResult<Fast> {
         let ipaddress = py.import("ipaddress")?;
+        let v4 = ipaddress.getattr("IPv4Address")?.cast_into::<PyType>()?;
+        let v6 = ipaddress.getattr("IPv6Address")?.cast_into::<PyType>()?;
         Ok(Fast {
-            v4: ipaddress
-                .getattr("IPv4Address")?
-                .cast_into::<PyType>()?
-                .unbind(),
-            v6: ipaddress
-                .getattr("IPv6Address")?
-                .cast_into::<PyType>()?
-                .unbind(),
+            slots: Slots::load(&v4, &v6),
+            v4: v4.unbind(),
+            v6: v6.unbind(),
         })
     }
 
@@ -73,13 +139,24 @@ impl Fast {
     }
 
     fn make<'py>(&self, py: Python<'py>, a: IpAddr) -> PyResult<Bound<'py, PyAny>> {
-        match a {
-            IpAddr::V4(v4) => {
+        match (a, &self.slots) {
+            (IpAddr::V4(v4), Some(s)) => {
+                let o = Self::alloc(py, &self.v4)?;
+                s.set(&s.v4_ip, &o, u32::from(v4).into_pyobject(py)?.as_any())?;
+                Ok(o)
+            }
+            (IpAddr::V6(v6), Some(s)) => {
+                let o = Self::alloc(py, &self.v6)?;
+                s.set(&s.v6_ip, &o, u128::from(v6).into_pyobject(py)?.as_any())?;
+                s.set(&s.v6_scope_id, &o, py.None().bind(py))?;
+                Ok(o)
+            }
+            (IpAddr::V4(v4), None) => {
                 let o = Self::alloc(py, &self.v4)?;
                 o.setattr(intern!(py, "_ip"), u32::from(v4))?;
                 Ok(o)
             }
-            IpAddr::V6(v6) => {
+            (IpAddr::V6(v6), None) => {
                 let o = Self::alloc(py, &self.v6)?;
                 o.setattr(intern!(py, "_ip"), u128::from(v6))?;
                 o.setattr(intern!(py, "_scope_id"), py.None())?;

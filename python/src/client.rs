@@ -26,6 +26,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use crate::columns::Columns;
 use crate::cursor::{run_to_end, Cursor, Step, STEP};
 use crate::entry::{Entry, Tuple};
+use crate::entry_pool::PooledEntry;
 use crate::errors::{exceptions, timeout_error, to_py};
 use crate::events::{self, EventArgs, EventIterator};
 use crate::expect::{self, ExpectArgs, Expectation};
@@ -795,14 +796,14 @@ struct IterState {
     cursor: Option<Cursor>,
     /// Entries received and not yet returned (at most one step's worth), boxed once
     /// when decoded (the Python `Entry` keeps the box).
-    buf: VecDeque<Box<CoreEntry>>,
+    buf: VecDeque<PooledEntry>,
     /// The error that ended the dump, raised once `buf` is empty.
     failed: Option<Error>,
 }
 
 /// What one `__next__` attempt found.
 enum Next {
-    Entry(Box<CoreEntry>),
+    Entry(PooledEntry),
     /// Nothing to return yet, the dump goes on; `true` if the kernel sent nothing within the poll time.
     Again(bool),
     End,
@@ -822,7 +823,7 @@ impl IterState {
             return Next::End;
         };
         let buf = &mut self.buf;
-        let step = cursor.step_entries(STEP, |e| buf.push_back(Box::new(e)));
+        let step = cursor.step_entries(STEP, |e| buf.push_back(PooledEntry::new(e)));
         let waiting = matches!(step, Step::Waiting(_));
         match step {
             Step::End => self.cursor = None,

@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 
 use crate::entry::Entry;
+use crate::entry_pool::PooledEntry;
 use crate::errors::to_py;
 use crate::expect::Expectation;
 use crate::ipvs_values::{body_to_py, GenlFamily};
@@ -32,7 +33,7 @@ use crate::values::{CpuStats, GlobalStats};
 
 /// One decoded message.
 enum Item {
-    Entry(Box<CoreEntry>),
+    Entry(PooledEntry),
     Global(CoreGlobal),
     Cpu(CoreCpuStats),
     Policy(CorePolicy),
@@ -96,7 +97,7 @@ fn decode_all(
                 if let Some(t) = timeouts {
                     e.state_timeout = t.for_state(e.orig.proto, e.state);
                 }
-                Item::Entry(Box::new(e))
+                Item::Entry(PooledEntry::new(e))
             }
             (NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS) => {
                 Item::Global(CoreGlobal::from_frame(&frame)?)

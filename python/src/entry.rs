@@ -15,6 +15,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::IntoPyObjectExt;
 
 use crate::addr;
+use crate::entry_pool::PooledEntry;
 use crate::enums;
 use crate::values::{
     py_repr, raw_dicts, raw_list, Counters, Helper, MessageInfo, NatRange, RawAttr, SeqAdj,
@@ -478,13 +479,13 @@ pub struct Entry {
     #[pyo3(get)]
     state_timeout: Py<PyAny>,
     /// The decoded entry (every other attribute is made from it).
-    pub(crate) inner: Box<CoreEntry>,
+    pub(crate) inner: PooledEntry,
 }
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
         // The Python-object fields are made from `inner`.
-        self.inner == other.inner
+        *self.inner == *other.inner
     }
 }
 
@@ -529,7 +530,7 @@ fn state_timeout_int(py: Python<'_>, v: Option<u32>) -> PyResult<Py<PyAny>> {
 
 impl Entry {
     /// The Python entry of a decoded entry.
-    pub fn new(py: Python<'_>, inner: Box<CoreEntry>) -> PyResult<Entry> {
+    pub fn new(py: Python<'_>, inner: PooledEntry) -> PyResult<Entry> {
         let timeout = match inner.timeout {
             Some(v) => v.into_pyobject(py)?.into_any().unbind(),
             None => py.None(),
@@ -545,7 +546,7 @@ impl Entry {
 
     /// [`Entry::new`] of an entry by value.
     pub fn from_core(py: Python<'_>, inner: CoreEntry) -> PyResult<Entry> {
-        Entry::new(py, Box::new(inner))
+        Entry::new(py, PooledEntry::new(inner))
     }
 }
 

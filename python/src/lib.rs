@@ -17,6 +17,7 @@ mod columns;
 mod cursor;
 mod decode;
 mod entry;
+mod entry_pool;
 mod enums;
 mod errors;
 mod events;

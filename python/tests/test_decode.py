@@ -343,3 +343,19 @@ def test_decoded_objects_are_the_standard_ones() -> None:
     assert seen == 4 * len(entries) and any(
         isinstance(e.orig.src, ipaddress.IPv6Address) for e in entries
     )
+
+
+def test_entries_keep_their_values_while_others_come_and_go() -> None:
+    """Entries are kept in recycled boxes: many decodings, some entries kept and most
+    dropped, must leave every kept entry equal to a fresh decoding of the same bytes."""
+    data = fixture("dump_all")
+    fresh = [e.to_dict() for e in ipvsct.decode(data) if isinstance(e, ipvsct.Entry)]
+    assert len(fresh) == 16
+    kept: List[ipvsct.Entry] = []
+    for round_ in range(200):
+        entries = [e for e in ipvsct.decode(data) if isinstance(e, ipvsct.Entry)]
+        kept.append(entries[round_ % len(entries)])
+        del entries
+    assert len(kept) == 200
+    for i, e in enumerate(kept):
+        assert e.to_dict() == fresh[i % len(fresh)], i
