@@ -10,7 +10,7 @@ use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
 use crate::conntrack::timeout::StateTimeouts;
 use crate::conntrack::tuple::{
-    tuple_proto_fast, Tuple, TupleView, IPPROTO_DCCP, IPPROTO_SCTP, IPPROTO_TCP,
+    ported_proto, tuple_proto_fast, Tuple, TupleView, IPPROTO_DCCP, IPPROTO_SCTP, IPPROTO_TCP,
 };
 use crate::conntrack::wire::*;
 use crate::error::{AttrPath, DecodeError, DecodeErrorKind};
@@ -200,6 +200,7 @@ pub struct EntryView<'a> {
 /// Value positions of a view whose body matched its layout's shape: the parts there are
 /// in the kernel's usual form, so their values are read without looking at headers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(align(8))]
 pub(crate) struct Known {
     /// Value position of CTA_TUPLE_ORIG in the ported form (0: not known).
     pub(crate) orig: u16,
@@ -213,6 +214,7 @@ pub(crate) struct Known {
 
 /// Where the attributes of an entry body are: what [`EntryView::parse_body`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(align(8))]
 pub(crate) struct Index {
     /// Header position / 4 + 1 of each known attribute in `body` (0 = absent).
     slots: [u16; 32],
@@ -888,8 +890,10 @@ impl<'a> EntryView<'a> {
     /// The L4 protocol number from the original tuple, read without decoding the tuple.
     pub fn proto(&self) -> Result<Option<u8>, DecodeError> {
         if self.known.orig != 0 {
-            if let Some(t) = self.known_orig() {
-                return Ok(Some(t.proto()));
+            let at = usize::from(self.known.orig);
+            let value = self.body.get(at..at + usize::from(self.known.orig_len));
+            if let Some(p) = value.and_then(|v| ported_proto(v, self.known.orig_v6)) {
+                return Ok(Some(p));
             }
         }
         if let Some(p) = self
@@ -905,16 +909,16 @@ impl<'a> EntryView<'a> {
     /// only what it needs (for TCP only the state byte).
     pub fn state(&self) -> Result<State, DecodeError> {
         let proto = self.proto()?.unwrap_or(0);
+        if proto == IPPROTO_TCP && self.known.tcp != 0 {
+            // TCP's layout is known: the state byte is the first value.
+            let at = usize::from(self.known.tcp) + 8;
+            return Ok(self
+                .body
+                .get(at)
+                .map_or(State::Unknown, |&b| State::Tcp(TcpState::from(b))));
+        }
         let status = self.status().unwrap_or_default();
         let info = match proto {
-            IPPROTO_TCP if self.known.tcp != 0 => {
-                // TCP's layout is known: the state byte is the first value.
-                let at = usize::from(self.known.tcp) + 8;
-                if let Some(&b) = self.body.get(at) {
-                    return Ok(State::Tcp(TcpState::from(b)));
-                }
-                return Ok(State::Unknown);
-            }
             IPPROTO_TCP => {
                 if let Some(t) = self
                     .attr(CTA_PROTOINFO)

@@ -228,6 +228,20 @@ pub(crate) fn ported_form(v: &[u8]) -> Option<(bool, bool, HeaderPositions)> {
     Some((v6, zone, HeaderPositions::of(&h, n)))
 }
 
+/// Position of the CTA_PROTO_NUM value in a tuple nest of the ported layout.
+#[inline(always)]
+const fn ported_proto_at(v6: bool) -> usize {
+    let al = if v6 { 16 } else { 4 };
+    4 + 2 * (4 + al) + 8
+}
+
+/// The L4 protocol of a tuple nest value whose headers are known to be those of the
+/// ported layout (see [`ported_tuple`]).
+#[inline(always)]
+pub(crate) fn ported_proto(v: &[u8], v6: bool) -> Option<u8> {
+    v.get(ported_proto_at(v6)).copied()
+}
+
 /// The owned tuple of a nest value whose headers are known to be those of the ported
 /// layout (an entry shape matched): values only, no header is read. Values out of range,
 /// which a nest of that layout never has, read as zeros.
@@ -246,7 +260,7 @@ pub(crate) fn ported_tuple(v: &[u8], v6: bool, zone: bool) -> Tuple {
     Tuple {
         src: addr(8),
         dst: addr(12 + al),
-        proto: v.get(ip + 8).copied().unwrap_or(0),
+        proto: ported_proto(v, v6).unwrap_or(0),
         src_port: Some(be16(ip + 16)),
         dst_port: Some(be16(ip + 24)),
         icmp_type: None,
