@@ -43,6 +43,23 @@ impl ipvsct_addr {
         }
     }
 
+    /// Writes the C form of `ip` to `*out` ([`Self::from_ip`], in place).
+    #[inline(always)]
+    pub(crate) fn fill_from_ip(out: &mut Self, ip: &IpAddr) {
+        out.reserved = 0;
+        match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                out.family = IPVSCT_AF_INET;
+                out.addr = [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            }
+            IpAddr::V6(v6) => {
+                out.family = IPVSCT_AF_INET6;
+                out.addr = v6.octets();
+            }
+        }
+    }
+
     /// The address, or an invalid-argument error naming `what` for an unknown family.
     pub(crate) fn to_ip(self, what: &str) -> Result<IpAddr, FfiError> {
         match self.family {

@@ -21,7 +21,6 @@ use crate::result::ipvsct_result::*;
 use crate::stats::{ipvsct_ct_cpu_stats, ipvsct_ct_global_stats};
 use crate::timeouts::ipvsct_ct_timeouts;
 use crate::tuple::ipvsct_tuple;
-use crate::view_fast::{self, TimeoutTable};
 
 /// A client for the conntrack table of one network namespace (opaque).
 ///
@@ -339,15 +338,15 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump(
     user: *mut c_void,
     count_out: *mut u64,
 ) -> ipvsct_result {
-    // Each entry is built straight from its view into the receive buffer, into this one
-    // struct: the callback's pointer is valid only during the call (documented on
+    // Each entry is converted from the core's owned entry into this one struct: the
+    // callback's pointer is valid only during the call (documented on
     // `ipvsct_ct_entry_cb`), and the next entry overwrites it.
     let mut e = ipvsct_ct_entry::default();
     boundary(|| {
         // SAFETY: forwarded contract.
         unsafe {
-            callback_dump(ct, filter, count_out, cb, |cb, dump, timeouts, table| {
-                Some(match next_entry(dump, timeouts, table, &mut e)? {
+            callback_dump(ct, filter, count_out, cb, |cb, dump, _| {
+                Some(match next_entry(dump, &mut e)? {
                     // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
                     Ok(()) => Ok(cb(&e, user) != 0),
                     Err(err) => Err(err),
@@ -359,9 +358,8 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump(
 
 /// The common part of the callback dumps: the arguments, the locked handle, the dump and
 /// the timeouts it joins (cloned once), the count, the early stop and errors (the socket
-/// is left clean for the next request), and those timeouts as lookup tables (built once);
-/// `step` passes one entry to the callback and says whether it asked to stop; `None` at
-/// the end.
+/// is left clean for the next request); `step` passes one entry to the callback and says
+/// whether it asked to stop; `None` at the end.
 ///
 /// # Safety
 /// `ct` is NULL or a live handle; `filter` is NULL or readable; `count_out` is NULL or
@@ -375,7 +373,6 @@ pub(crate) unsafe fn callback_dump<C: Copy>(
         C,
         &mut Dump<'_>,
         Option<&StateTimeouts>,
-        Option<&TimeoutTable>,
     ) -> Option<Result<bool, ipvs_conntrack::Error>>,
 ) -> Result<ipvsct_result, FfiError> {
     // SAFETY: the caller passes NULL or valid pointers (contract above).
@@ -390,13 +387,11 @@ pub(crate) unsafe fn callback_dump<C: Copy>(
     l.state_timeouts();
     let mut dump = l.ct.dump_table(table, &filter)?;
     let timeouts = dump.state_timeouts().cloned();
-    // The timeouts the dump joins, also as tables for the common protocols (once per dump).
-    let tables = timeouts.as_ref().map(TimeoutTable::new);
     let mut n = 0u64;
     let mut result = IPVSCT_OK;
     // Bounded by the number of entries in the kernel's answer.
     loop {
-        match step(cb, &mut dump, timeouts.as_ref(), tables.as_deref()) {
+        match step(cb, &mut dump, timeouts.as_ref()) {
             None => break,
             Some(Ok(stop)) => {
                 n += 1;
@@ -419,46 +414,36 @@ pub(crate) unsafe fn callback_dump<C: Copy>(
     Ok(result)
 }
 
-/// Reads the next entry of `dump` into `*out` in C form, with its state timeout from
-/// `timeouts` (the dump's own, see [`Dump::state_timeouts`]; `table` made from them, if
-/// the caller has it): the same value, error or end as `dump.next()` followed by
-/// `ipvsct_ct_entry::from_core`, built from the entry view where it can be (see
-/// [`fill_entry`]). `*out` is unspecified after an error or the end.
+/// Reads the next entry of `dump` into `*out` in C form, with the state timeout the dump
+/// joins ([`Dump::state_timeouts`]): the same value, error or end as `dump.next()`
+/// followed by `ipvsct_ct_entry::from_core`. The core builds the owned entry (in place,
+/// from the values alone when its layout has an entry shape); it is converted into `*out`
+/// without an intermediate struct. `*out` is unspecified after an error or the end.
+#[inline]
 pub(crate) fn next_entry(
     dump: &mut Dump<'_>,
-    timeouts: Option<&StateTimeouts>,
-    table: Option<&TimeoutTable>,
     out: &mut ipvsct_ct_entry,
 ) -> Option<Result<(), ipvs_conntrack::Error>> {
-    // Matched by reference: the view stays where `next_view` put it.
-    let next = dump.next_view()?;
-    Some(match &next {
-        Ok(v) => fill_entry(v, timeouts, table, out).map_err(Into::into),
+    // Matched by reference, the option too: the entry stays where `next` built it (it
+    // is large; `?` would move it).
+    let next = dump.next();
+    match &next {
+        None => None,
+        Some(Ok(e)) => {
+            ipvsct_ct_entry::fill_from_core(out, e);
+            Some(Ok(()))
+        }
         // The error, moved out.
-        Err(_) => next.map(|_| ()),
-    })
+        Some(Err(_)) => next.map(|r| r.map(|_| ())),
+    }
 }
 
 /// Fills `*out` with the C form of the entry view `v`, its state timeout joined from
-/// `timeouts` (or `table`, made from them): straight from the bytes for the kernel's
-/// usual layouts ([`view_fast::fill_entry`]), else [`ipvsct_ct_entry::fill_from_view`]
-/// where it can, else the owned entry (joined as `Dump` joins it) for the rare entry the
-/// view cannot render exactly. `*out` is unspecified after an error.
+/// `timeouts`: [`ipvsct_ct_entry::fill_from_view`] where it can, else the owned entry
+/// (joined as `Dump` joins it) for the rare entry the view cannot render exactly. The
+/// same struct as `from_core` of the joined owned entry. `*out` is unspecified after an
+/// error.
 pub(crate) fn fill_entry(
-    v: &EntryView<'_>,
-    timeouts: Option<&StateTimeouts>,
-    table: Option<&TimeoutTable>,
-    out: &mut ipvsct_ct_entry,
-) -> Result<(), DecodeError> {
-    if view_fast::fill_entry(out, v, timeouts, table) {
-        return Ok(());
-    }
-    fill_entry_slow(v, timeouts, out)
-}
-
-/// The general paths of [`fill_entry`] (out of line: the fast path stays small).
-#[inline(never)]
-fn fill_entry_slow(
     v: &EntryView<'_>,
     timeouts: Option<&StateTimeouts>,
     out: &mut ipvsct_ct_entry,
@@ -470,7 +455,7 @@ fn fill_entry_slow(
     if let Some(t) = timeouts {
         e.state_timeout = t.for_state(e.orig.proto, e.state);
     }
-    *out = ipvsct_ct_entry::from_core(&e);
+    ipvsct_ct_entry::fill_from_core(out, &e);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The dump iterator (`ipvsct_dump`): a live, streaming dump on its own socket, read one
 //! entry at a time with `ipvsct_dump_next`.
 
-use ipvs_conntrack::conntrack::{Conntrack, DumpState, StateTimeouts};
+use ipvs_conntrack::conntrack::{Conntrack, DumpState};
 
 use crate::boundary::{boundary, boundary_value};
 use crate::conntrack::{ipvsct_conntrack, next_entry};
@@ -18,10 +18,9 @@ use crate::result::ipvsct_result::*;
 /// does not borrow the `ipvsct_conntrack` that made it, which may be used or freed meanwhile.
 pub struct ipvsct_dump {
     conn: Conntrack,
-    /// The position in the kernel's answer; `None` once the dump is over.
+    /// The position in the kernel's answer (with the state timeouts it joins); `None`
+    /// once the dump is over.
     state: Option<DumpState>,
-    /// The state timeouts the dump joins (its own, cloned once at the start).
-    timeouts: Option<StateTimeouts>,
 }
 
 /// Starts a streaming dump of the table (or `filter`'s part of it; NULL for everything)
@@ -49,13 +48,10 @@ pub unsafe extern "C" fn ipvsct_dump_new(
         if let Some(t) = timeouts {
             conn.set_state_timeouts(t);
         }
-        let dump = conn.dump_table(table, &filter)?;
-        let timeouts = dump.state_timeouts().cloned();
-        let state = dump.suspend();
+        let state = conn.dump_table(table, &filter)?.suspend();
         out.write(Box::into_raw(Box::new(ipvsct_dump {
             conn,
             state: Some(state),
-            timeouts,
         })));
         Ok(IPVSCT_OK)
     })
@@ -85,9 +81,10 @@ pub unsafe extern "C" fn ipvsct_dump_next(
         };
         // Only this iterator sends on `conn`, so the suspended dump is intact.
         let mut live = dump.conn.resume(state);
-        // Built from the entry view, written straight to `*out` (see `next_entry`).
+        // The core's owned entry in C form, with the dump's state timeouts (see
+        // `next_entry`).
         let mut e = ipvsct_ct_entry::default();
-        let item = next_entry(&mut live, dump.timeouts.as_ref(), None, &mut e);
+        let item = next_entry(&mut live, &mut e);
         if item.is_some() {
             dump.state = Some(live.suspend());
         }

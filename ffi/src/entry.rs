@@ -2,22 +2,23 @@
 //! timestamps, labels, helper and the per-protocol details agents read.
 
 use std::ffi::c_char;
+use std::sync::OnceLock;
 
 use ipvs_conntrack::conntrack::{
-    Counters, Entry, EntryView, MessageInfo, ProtoInfo, State, StateTimeouts, Timestamp,
+    Counters, DccpState, Entry, EntryView, MessageInfo, ProtoInfo, SctpState, State, StateTimeouts,
+    TcpState, Timestamp, UdpState,
 };
 
 use ipvs_conntrack::conntrack::wire::{
     CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_HELP, CTA_LABELS_MASK, CTA_MARK_MASK, CTA_NAT_DST,
     CTA_NAT_SRC, CTA_SECCTX, CTA_SEQ_ADJ_ORIG, CTA_SEQ_ADJ_REPLY, CTA_STATUS_MASK, CTA_SYNPROXY,
-    CTA_TIMESTAMP, CTA_TUPLE_MASTER, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY,
+    CTA_TIMESTAMP, CTA_TUPLE_MASTER,
 };
 use ipvs_conntrack::DecodeError;
 
 use crate::cstr;
 use crate::timeouts::IPVSCT_TIMEOUT_UNSET;
 use crate::tuple::ipvsct_tuple;
-use crate::view_fast;
 
 /// Size of `ipvsct_ct_entry.state_name` (bytes, including the NUL).
 pub const IPVSCT_STATE_NAME_LEN: usize = 24;
@@ -193,6 +194,7 @@ pub struct ipvsct_ct_entry {
 }
 
 /// The C encoding of a state: (`IPVSCT_STATE_KIND_*`, the state's kernel number).
+#[inline(always)]
 pub(crate) fn state_parts(s: State) -> (u8, u8) {
     match s {
         State::Tcp(x) => (IPVSCT_STATE_KIND_TCP, x.value()),
@@ -203,6 +205,52 @@ pub(crate) fn state_parts(s: State) -> (u8, u8) {
         State::Icmp => (IPVSCT_STATE_KIND_ICMP, 0),
         State::Generic => (IPVSCT_STATE_KIND_GENERIC, 0),
         State::Unknown => (IPVSCT_STATE_KIND_UNKNOWN, 0),
+    }
+}
+
+/// The state that [`state_parts`] encodes as (`kind`, `num`).
+fn state_of(kind: u8, num: u8) -> State {
+    match kind {
+        IPVSCT_STATE_KIND_TCP => State::Tcp(TcpState::from(num)),
+        IPVSCT_STATE_KIND_SCTP => State::Sctp(SctpState::from(num)),
+        IPVSCT_STATE_KIND_DCCP => State::Dccp(DccpState::from(num)),
+        IPVSCT_STATE_KIND_UDP => State::Udp(UdpState::from(num)),
+        IPVSCT_STATE_KIND_GRE => State::Gre(UdpState::from(num)),
+        IPVSCT_STATE_KIND_ICMP => State::Icmp,
+        IPVSCT_STATE_KIND_GENERIC => State::Generic,
+        _ => State::Unknown,
+    }
+}
+
+/// A state's name in C form, and whether it was cut.
+type StateName = ([c_char; IPVSCT_STATE_NAME_LEN], bool);
+
+/// State numbers below this have their C name in [`STATE_NAMES`].
+const NAMED_STATES: usize = 16;
+
+/// The C name of every state [`state_parts`] encodes as (kind, number below
+/// [`NAMED_STATES`]), made once from the core's names (`State::name`): a struct dump
+/// copies it instead of measuring and copying the string for every entry.
+static STATE_NAMES: OnceLock<[[StateName; NAMED_STATES]; 8]> = OnceLock::new();
+
+/// The C name of state `s`, which [`state_parts`] encodes as (`kind`, `num`).
+#[inline(always)]
+fn state_name(s: State, kind: u8, num: u8) -> StateName {
+    let table = STATE_NAMES.get_or_init(|| {
+        let mut t = [[([0; IPVSCT_STATE_NAME_LEN], false); NAMED_STATES]; 8];
+        for (kind, row) in (0u8..).zip(t.iter_mut()) {
+            for (num, slot) in (0u8..).zip(row.iter_mut()) {
+                *slot = cstr::fixed(state_of(kind, num).name().unwrap_or(""));
+            }
+        }
+        t
+    });
+    match table
+        .get(usize::from(kind))
+        .and_then(|row| row.get(usize::from(num)))
+    {
+        Some(n) => *n,
+        None => cstr::fixed(s.name().unwrap_or("")),
     }
 }
 
@@ -245,8 +293,9 @@ fn unset_if_absent(v: u32, src: Option<u32>) -> u32 {
     }
 }
 
-/// What both sources of an entry (an owned [`Entry`], an [`EntryView`]) hand to
-/// [`ipvsct_ct_entry::assemble`], the one place the C struct is filled.
+/// What an [`EntryView`] hands to [`ipvsct_ct_entry::assemble_into`] (owned entries
+/// are written by [`ipvsct_ct_entry::fill_from_core`]; `view_tests` and `shape_tests`
+/// require both to give the same struct).
 struct Parts<'a> {
     family: u8,
     message: MessageInfo,
@@ -290,7 +339,61 @@ fn label_words(bits: impl Iterator<Item = u16>) -> ([u32; IPVSCT_LABEL_WORDS], b
 impl ipvsct_ct_entry {
     /// The C form of an owned entry.
     pub(crate) fn from_core(e: &Entry) -> Self {
-        let more = !e.unknown.is_empty()
+        let mut c = Self::default();
+        Self::fill_from_core(&mut c, e);
+        c
+    }
+
+    /// Fills every field of `*out` with the C form of an owned entry, in place (on the
+    /// dump path `*out` is the struct handed to the callback; nothing is built elsewhere
+    /// and copied). The same struct as [`Self::assemble_into`] makes of the entry's
+    /// parts, written field by field: this runs once per entry of a struct dump.
+    #[inline]
+    pub(crate) fn fill_from_core(out: &mut Self, e: &Entry) {
+        // Every field is written: the pattern binds them all (no `..`), and an unused
+        // binding would fail the build (warnings are errors in CI).
+        let ipvsct_ct_entry {
+            counters_orig: out_counters_orig,
+            counters_reply: out_counters_reply,
+            timestamp_start: out_timestamp_start,
+            timestamp_stop: out_timestamp_stop,
+            dccp_handshake_seq: out_dccp_handshake_seq,
+            event_time: out_event_time,
+            orig: out_orig,
+            reply: out_reply,
+            master: out_master,
+            status: out_status,
+            timeout: out_timeout,
+            state_timeout: out_state_timeout,
+            mark: out_mark,
+            use_count: out_use_count,
+            id: out_id,
+            secmark: out_secmark,
+            sctp_vtag_orig: out_sctp_vtag_orig,
+            sctp_vtag_reply: out_sctp_vtag_reply,
+            labels: out_labels,
+            zone: out_zone,
+            nlmsg_flags: out_nlmsg_flags,
+            res_id: out_res_id,
+            family: out_family,
+            msg_type: out_msg_type,
+            state_kind: out_state_kind,
+            state: out_state,
+            tcp_wscale_orig: out_tcp_wscale_orig,
+            tcp_wscale_reply: out_tcp_wscale_reply,
+            tcp_flags_orig: out_tcp_flags_orig,
+            tcp_flags_orig_mask: out_tcp_flags_orig_mask,
+            tcp_flags_reply: out_tcp_flags_reply,
+            tcp_flags_reply_mask: out_tcp_flags_reply_mask,
+            dccp_role: out_dccp_role,
+            state_name: out_state_name,
+            helper: out_helper,
+            reserved: out_reserved,
+            fields: out_fields,
+        } = out;
+        // CTA_SYNPROXY first: every entry made over ctnetlink carries it.
+        let more = e.synproxy.is_some()
+            || !e.unknown.is_empty()
             || !e.orig.unknown.is_empty()
             || !e.reply.unknown.is_empty()
             || !e.unknown_nested.is_empty()
@@ -298,7 +401,6 @@ impl ipvsct_ct_entry {
             || e.protoinfo.as_ref().is_some_and(|p| !p.unknown.is_empty())
             || e.seq_adj_orig.is_some()
             || e.seq_adj_reply.is_some()
-            || e.synproxy.is_some()
             || e.secctx.is_some()
             || e.nat_src.is_some()
             || e.nat_dst.is_some()
@@ -306,35 +408,120 @@ impl ipvsct_ct_entry {
             || e.mark_mask.is_some()
             || e.status_mask.is_some()
             || e.helper.as_ref().is_some_and(|h| !h.info.is_empty());
-        let mut c = Self::default();
-        Self::assemble_into(
-            &mut c,
-            Parts {
-                family: e.family.value(),
-                message: e.message,
-                state: e.state,
-                orig: ipvsct_tuple::from_core(&e.orig),
-                reply: ipvsct_tuple::from_core(&e.reply),
-                master: e.master.as_ref().map(ipvsct_tuple::from_core),
-                status: e.status.bits(),
-                protoinfo: e.protoinfo.as_ref(),
-                helper: e.helper.as_ref().map(|h| h.name.as_str()),
-                labels: e.labels.as_ref().map(|l| label_words(l.0.iter().copied())),
-                more,
-                timeout: e.timeout,
-                state_timeout: e.state_timeout,
-                mark: e.mark,
-                use_count: e.use_count,
-                id: e.id,
-                secmark: e.secmark,
-                zone: e.zone,
-                counters_orig: e.counters_orig,
-                counters_reply: e.counters_reply,
-                timestamp: e.timestamp,
-                event_time: e.event_time,
-            },
+        let mut f = if more { IPVSCT_CT_ENTRY_HAS_MORE } else { 0 };
+        let (state_kind, state) = state_parts(e.state);
+        let (name, cut_state) = state_name(e.state, state_kind, state);
+        *out_state_name = name;
+        let cut_helper = match &e.helper {
+            Some(h) => {
+                f |= IPVSCT_CT_ENTRY_HAS_HELPER;
+                cstr::fill(out_helper, &h.name)
+            }
+            None => {
+                *out_helper = [0; IPVSCT_HELPER_NAME_LEN];
+                false
+            }
+        };
+        let cut_labels = match &e.labels {
+            Some(l) => {
+                f |= IPVSCT_CT_ENTRY_HAS_LABELS;
+                let (words, cut) = label_words(l.0.iter().copied());
+                *out_labels = words;
+                cut
+            }
+            None => {
+                *out_labels = [0; IPVSCT_LABEL_WORDS];
+                false
+            }
+        };
+        if cut_state || cut_helper || cut_labels {
+            f |= IPVSCT_CT_ENTRY_TRUNCATED;
+        }
+        let p = e.protoinfo.as_ref();
+        let tcp = p.and_then(|p| p.tcp.as_ref());
+        let sctp = p.and_then(|p| p.sctp.as_ref());
+        let dccp = p.and_then(|p| p.dccp.as_ref());
+        let flags_orig = tcp.and_then(|t| t.flags_original);
+        let flags_reply = tcp.and_then(|t| t.flags_reply);
+        if flags_orig.is_some() {
+            f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_ORIG;
+        }
+        if flags_reply.is_some() {
+            f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_REPLY;
+        }
+        *out_counters_orig =
+            take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_ORIG, e.counters_orig).into();
+        *out_counters_reply =
+            take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_REPLY, e.counters_reply).into();
+        let ts = e.timestamp.unwrap_or_default();
+        *out_timestamp_start = take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMESTAMP_START, ts.start);
+        *out_timestamp_stop = take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMESTAMP_STOP, ts.stop);
+        *out_dccp_handshake_seq = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ,
+            dccp.and_then(|d| d.handshake_seq),
         );
-        c
+        *out_event_time = take(&mut f, IPVSCT_CT_ENTRY_HAS_EVENT_TIME, e.event_time);
+        ipvsct_tuple::fill_from_core(out_orig, &e.orig);
+        ipvsct_tuple::fill_from_core(out_reply, &e.reply);
+        match &e.master {
+            Some(m) => {
+                f |= IPVSCT_CT_ENTRY_HAS_MASTER;
+                ipvsct_tuple::fill_from_core(out_master, m);
+            }
+            None => *out_master = ipvsct_tuple::default(),
+        }
+        *out_status = e.status.bits();
+        *out_timeout = e.timeout.unwrap_or(IPVSCT_TIMEOUT_UNSET);
+        if e.timeout.is_some() {
+            f |= IPVSCT_CT_ENTRY_HAS_TIMEOUT;
+        }
+        *out_state_timeout = e.state_timeout.unwrap_or(IPVSCT_TIMEOUT_UNSET);
+        if e.state_timeout.is_some() {
+            f |= IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT;
+        }
+        *out_mark = take(&mut f, IPVSCT_CT_ENTRY_HAS_MARK, e.mark);
+        *out_use_count = take(&mut f, IPVSCT_CT_ENTRY_HAS_USE, e.use_count);
+        *out_id = take(&mut f, IPVSCT_CT_ENTRY_HAS_ID, e.id);
+        *out_secmark = take(&mut f, IPVSCT_CT_ENTRY_HAS_SECMARK, e.secmark);
+        *out_sctp_vtag_orig = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_ORIG,
+            sctp.and_then(|s| s.vtag_original),
+        );
+        *out_sctp_vtag_reply = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_REPLY,
+            sctp.and_then(|s| s.vtag_reply),
+        );
+        *out_zone = take(&mut f, IPVSCT_CT_ENTRY_HAS_ZONE, e.zone);
+        *out_nlmsg_flags = e.message.flags;
+        *out_res_id = e.message.res_id;
+        *out_family = e.family.value();
+        *out_msg_type = e.message.msg;
+        *out_state_kind = state_kind;
+        *out_state = state;
+        *out_tcp_wscale_orig = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_ORIG,
+            tcp.and_then(|t| t.wscale_original),
+        );
+        *out_tcp_wscale_reply = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_REPLY,
+            tcp.and_then(|t| t.wscale_reply),
+        );
+        *out_tcp_flags_orig = flags_orig.map_or(0, |x| x.flags.bits());
+        *out_tcp_flags_orig_mask = flags_orig.map_or(0, |x| x.mask.bits());
+        *out_tcp_flags_reply = flags_reply.map_or(0, |x| x.flags.bits());
+        *out_tcp_flags_reply_mask = flags_reply.map_or(0, |x| x.mask.bits());
+        *out_dccp_role = take(
+            &mut f,
+            IPVSCT_CT_ENTRY_HAS_DCCP_ROLE,
+            dccp.and_then(|d| d.role).map(|r| r.value()),
+        );
+        *out_reserved = [0; 7];
+        *out_fields = f;
     }
 
     /// [`Self::fill_from_view`] into a new struct (`None` where that returns false).
@@ -382,21 +569,15 @@ impl ipvsct_ct_entry {
         if present_kinds & OWNED_ONLY != 0 {
             return None;
         }
-        // Tuples of the kernel's usual layout straight from their bytes (no unknown
-        // attributes in them), any other through the core's tuple view.
-        let (orig, proto, orig_more) = match view_fast::tuple(view_fast::value(v, CTA_TUPLE_ORIG)) {
-            Some(t) => (t, t.proto, false),
-            None => match v.orig() {
-                Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.proto(), t.has_unknown()),
-                _ => return None,
-            },
+        // The core's tuple views (from the shape's known positions or the templates where
+        // the layout allows, the checked decoder otherwise).
+        let (orig, proto, orig_more) = match v.orig() {
+            Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.proto(), t.has_unknown()),
+            _ => return None,
         };
-        let (reply, reply_more) = match view_fast::tuple(view_fast::value(v, CTA_TUPLE_REPLY)) {
-            Some(t) => (t, false),
-            None => match v.reply() {
-                Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.has_unknown()),
-                _ => return None,
-            },
+        let (reply, reply_more) = match v.reply() {
+            Ok(Some(t)) => (ipvsct_tuple::from_view(&t), t.has_unknown()),
+            _ => return None,
         };
         let status = v.status().unwrap_or_default();
         let protoinfo = v.protoinfo().ok()?;
@@ -421,9 +602,7 @@ impl ipvsct_ct_entry {
             held_elsewhere |= has(CTA_SEQ_ADJ_ORIG) && present(v.seq_adj_orig())?;
             held_elsewhere |= has(CTA_SEQ_ADJ_REPLY) && present(v.seq_adj_reply())?;
             held_elsewhere |= has(CTA_SECCTX) && present(v.secctx())?;
-            held_elsewhere |= has(CTA_SYNPROXY)
-                && (view_fast::synproxy(view_fast::value(v, CTA_SYNPROXY))
-                    || present(v.synproxy())?);
+            held_elsewhere |= has(CTA_SYNPROXY) && present(v.synproxy())?;
         }
         let more = held_elsewhere
             || orig_more
@@ -463,8 +642,8 @@ impl ipvsct_ct_entry {
         Some(())
     }
 
-    /// Fills every field of `e` from either source (in place: on the dump path `e` is
-    /// the struct handed to the callback, so nothing is built elsewhere and copied).
+    /// Fills every field of `e` from the parts of a view (in place: nothing is built
+    /// elsewhere and copied).
     #[inline(always)]
     fn assemble_into(e: &mut Self, p: Parts<'_>) {
         // Every field is written: the pattern binds them all (no `..`), and an unused
@@ -666,6 +845,31 @@ mod tests {
         let bytes = b.finish();
         let frame = Frames::new(&bytes).next().unwrap().unwrap();
         Entry::from_frame(&frame).unwrap()
+    }
+
+    #[test]
+    fn state_name_table_holds_the_core_names() {
+        let mut checked = 0;
+        for kind in 0..=8u8 {
+            for num in 0..=u8::MAX {
+                let s = state_of(kind, num);
+                let (k, n) = state_parts(s);
+                if (k, n) != (kind, num) {
+                    // Kinds without numbered states encode as number 0 only.
+                    continue;
+                }
+                assert_eq!(
+                    state_name(s, k, n),
+                    cstr::fixed(s.name().unwrap_or("")),
+                    "{s:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 4 * 256, "{checked}");
+        let (name, cut) = state_name(State::Tcp(TcpState::from(3)), IPVSCT_STATE_KIND_TCP, 3);
+        let text: Vec<u8> = name[..12].iter().map(|b| *b as u8).collect();
+        assert_eq!((text.as_slice(), cut), (&b"ESTABLISHED\0"[..], false));
     }
 
     #[test]

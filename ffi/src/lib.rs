@@ -38,10 +38,11 @@ pub mod timeouts;
 pub mod tuple;
 pub mod version;
 pub mod view;
-mod view_fast;
 pub mod write;
 
 #[cfg(test)]
 mod layout_tests;
+#[cfg(test)]
+mod shape_tests;
 #[cfg(test)]
 mod view_tests;

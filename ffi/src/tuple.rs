@@ -81,52 +81,94 @@ fn opt<T: Copy + Default>(fields: &mut u32, bit: u32, v: Option<T>) -> T {
 impl ipvsct_tuple {
     /// The C form of a tuple (unknown attributes are not carried).
     pub(crate) fn from_core(t: &Tuple) -> Self {
-        Self::from_fields(TupleFields {
-            src: t.src,
-            dst: t.dst,
-            proto: t.proto,
-            src_port: t.src_port,
-            dst_port: t.dst_port,
-            icmp_type: t.icmp_type,
-            icmp_code: t.icmp_code,
-            icmp_id: t.icmp_id,
-            zone: t.zone,
-        })
+        let mut out = Self::default();
+        Self::fill_from_core(&mut out, t);
+        out
+    }
+
+    /// Writes the C form of a tuple to `*out` ([`Self::from_core`], in place: entries
+    /// hold three tuples and the dump path fills them where the callback reads them).
+    #[inline(always)]
+    pub(crate) fn fill_from_core(out: &mut Self, t: &Tuple) {
+        Self::fill_fields(
+            out,
+            TupleFields {
+                src: t.src,
+                dst: t.dst,
+                proto: t.proto,
+                src_port: t.src_port,
+                dst_port: t.dst_port,
+                icmp_type: t.icmp_type,
+                icmp_code: t.icmp_code,
+                icmp_id: t.icmp_id,
+                zone: t.zone,
+            },
+        );
     }
 
     /// The C form of a tuple view: the same as `from_core(&t.to_owned())`, without
     /// collecting the unknown attributes (the C struct does not carry them).
+    #[inline(always)]
     pub(crate) fn from_view(t: &TupleView<'_>) -> Self {
-        Self::from_fields(TupleFields {
-            src: t.src(),
-            dst: t.dst(),
-            proto: t.proto(),
-            src_port: t.src_port(),
-            dst_port: t.dst_port(),
-            icmp_type: t.icmp_type(),
-            icmp_code: t.icmp_code(),
-            icmp_id: t.icmp_id(),
-            zone: t.zone(),
-        })
+        let mut out = Self::default();
+        Self::fill_from_view(&mut out, t);
+        out
     }
 
-    /// The one place both forms above are turned into the C struct.
-    #[inline]
-    fn from_fields(t: TupleFields) -> Self {
+    /// Writes [`Self::from_view`] of `t` to `*out`, in place.
+    #[inline(always)]
+    pub(crate) fn fill_from_view(out: &mut Self, t: &TupleView<'_>) {
+        Self::fill_fields(
+            out,
+            TupleFields {
+                src: t.src(),
+                dst: t.dst(),
+                proto: t.proto(),
+                src_port: t.src_port(),
+                dst_port: t.dst_port(),
+                icmp_type: t.icmp_type(),
+                icmp_code: t.icmp_code(),
+                icmp_id: t.icmp_id(),
+                zone: t.zone(),
+            },
+        );
+    }
+
+    /// The one place both forms above are turned into the C struct (inlined, so that
+    /// `TupleFields` is never built in memory).
+    #[inline(always)]
+    fn fill_fields(out: &mut Self, t: TupleFields) {
         let mut fields = IPVSCT_TUPLE_HAS_SRC | IPVSCT_TUPLE_HAS_DST | IPVSCT_TUPLE_HAS_PROTO;
-        ipvsct_tuple {
-            src: ipvsct_addr::from_ip(t.src),
-            dst: ipvsct_addr::from_ip(t.dst),
-            src_port: opt(&mut fields, IPVSCT_TUPLE_HAS_SRC_PORT, t.src_port),
-            dst_port: opt(&mut fields, IPVSCT_TUPLE_HAS_DST_PORT, t.dst_port),
-            icmp_id: opt(&mut fields, IPVSCT_TUPLE_HAS_ICMP_ID, t.icmp_id),
-            zone: opt(&mut fields, IPVSCT_TUPLE_HAS_ZONE, t.zone),
-            proto: t.proto,
-            icmp_type: opt(&mut fields, IPVSCT_TUPLE_HAS_ICMP_TYPE, t.icmp_type),
-            icmp_code: opt(&mut fields, IPVSCT_TUPLE_HAS_ICMP_CODE, t.icmp_code),
-            reserved: 0,
-            fields,
+        ipvsct_addr::fill_from_ip(&mut out.src, &t.src);
+        ipvsct_addr::fill_from_ip(&mut out.dst, &t.dst);
+        // Ports (the common case) and ICMP fields come in pairs: one test for each pair.
+        match (t.src_port, t.dst_port) {
+            (Some(s), Some(d)) => {
+                fields |= IPVSCT_TUPLE_HAS_SRC_PORT | IPVSCT_TUPLE_HAS_DST_PORT;
+                out.src_port = s;
+                out.dst_port = d;
+            }
+            (s, d) => {
+                out.src_port = opt(&mut fields, IPVSCT_TUPLE_HAS_SRC_PORT, s);
+                out.dst_port = opt(&mut fields, IPVSCT_TUPLE_HAS_DST_PORT, d);
+            }
         }
+        match (t.icmp_id, t.icmp_type, t.icmp_code) {
+            (None, None, None) => {
+                out.icmp_id = 0;
+                out.icmp_type = 0;
+                out.icmp_code = 0;
+            }
+            (id, ty, code) => {
+                out.icmp_id = opt(&mut fields, IPVSCT_TUPLE_HAS_ICMP_ID, id);
+                out.icmp_type = opt(&mut fields, IPVSCT_TUPLE_HAS_ICMP_TYPE, ty);
+                out.icmp_code = opt(&mut fields, IPVSCT_TUPLE_HAS_ICMP_CODE, code);
+            }
+        }
+        out.zone = opt(&mut fields, IPVSCT_TUPLE_HAS_ZONE, t.zone);
+        out.proto = t.proto;
+        out.reserved = 0;
+        out.fields = fields;
     }
 
     fn get<T: Copy>(&self, bit: u32, v: T) -> Option<T> {

@@ -7,7 +7,6 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use ipvs_conntrack::conntrack::wire::{CTA_TUPLE_ORIG, CTA_TUPLE_REPLY};
 use ipvs_conntrack::conntrack::{EntryView, State, StateTimeouts, TupleView};
 use ipvs_conntrack::DecodeError;
 
@@ -20,7 +19,6 @@ use crate::ptr::Out;
 use crate::result::ipvsct_result;
 use crate::result::ipvsct_result::*;
 use crate::tuple::ipvsct_tuple;
-use crate::view_fast::{self, TimeoutTable};
 
 /// One conntrack entry as a dump received it (opaque), read through the
 /// `ipvsct_ct_view_*` accessors.
@@ -38,29 +36,18 @@ pub(crate) struct ViewCtx<'a> {
     pub view: &'a EntryView<'a>,
     /// The dump's state timeouts, joined on demand (`ipvsct_ct_view_state_timeout`).
     pub timeouts: Option<&'a StateTimeouts>,
-    /// The same as tables for the common protocols (present when `timeouts` is).
-    pub table: Option<&'a TimeoutTable>,
-    /// The value of CTA_TUPLE_ORIG once an accessor looked it up (`ipvsct_ct_view_orig`
-    /// and `_state_timeout` both read it); empty if absent.
-    orig: Cell<Option<&'a [u8]>>,
-    /// The L4 protocol once `ipvsct_ct_view_orig` decoded the original tuple by its
-    /// template (`_state_timeout` then need not read it again).
+    /// The L4 protocol of the core's original tuple, once `ipvsct_ct_view_orig` read it
+    /// (`_state_timeout` then need not ask for it again).
     proto: Cell<Option<u8>>,
 }
 
 impl<'a> ViewCtx<'a> {
-    /// The context of `view` in a dump that joins `timeouts` (`table` made from them).
+    /// The context of `view` in a dump that joins `timeouts`.
     #[inline(always)]
-    pub(crate) fn new(
-        view: &'a EntryView<'a>,
-        timeouts: Option<&'a StateTimeouts>,
-        table: Option<&'a TimeoutTable>,
-    ) -> Self {
+    pub(crate) fn new(view: &'a EntryView<'a>, timeouts: Option<&'a StateTimeouts>) -> Self {
         ViewCtx {
             view,
             timeouts,
-            table,
-            orig: Cell::new(None),
             proto: Cell::new(None),
         }
     }
@@ -68,17 +55,6 @@ impl<'a> ViewCtx<'a> {
     /// The opaque pointer handed to C.
     pub(crate) fn as_c(&self) -> *const ipvsct_ct_view {
         (self as *const Self).cast()
-    }
-
-    /// The value of CTA_TUPLE_ORIG (empty if absent), looked up once.
-    #[inline(always)]
-    fn orig_value(&self) -> &'a [u8] {
-        if let Some(v) = self.orig.get() {
-            return v;
-        }
-        let v = view_fast::value(self.view, CTA_TUPLE_ORIG);
-        self.orig.set(Some(v));
-        v
     }
 }
 
@@ -115,12 +91,12 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump_view(
     boundary(|| {
         // SAFETY: forwarded contract.
         unsafe {
-            callback_dump(ct, filter, count_out, cb, |cb, dump, timeouts, table| {
+            callback_dump(ct, filter, count_out, cb, |cb, dump, timeouts| {
                 // Matched by reference: the view stays where `next_view` put it.
                 let next = dump.next_view()?;
                 Some(match &next {
                     Ok(view) => {
-                        let ctx = ViewCtx::new(view, timeouts, table);
+                        let ctx = ViewCtx::new(view, timeouts);
                         // SAFETY: `cb` is a valid function (contract); `ctx` outlives the
                         // call, and the pointer is documented as valid during it only.
                         Ok(cb(ctx.as_c(), user) != 0)
@@ -166,36 +142,6 @@ unsafe fn get<T: Copy>(
     unsafe { guarded(v, out, f) }
 }
 
-/// [`get`] with a fast path: `fast` (which must not panic: it runs outside the panic
-/// boundary, see `view_fast`) gives the value where it can, `Some(None)` if there is
-/// none; `slow` (the core's decoding, inside the boundary) where it returns `None`.
-///
-/// # Safety
-/// As for [`get`].
-#[inline(always)]
-unsafe fn get_fast<T: Copy>(
-    view: *const ipvsct_ct_view,
-    out: *mut T,
-    fast: impl FnOnce(&ViewCtx<'_>) -> Option<Option<T>>,
-    slow: impl FnOnce(&ViewCtx<'_>) -> Result<Option<T>, DecodeError>,
-) -> ipvsct_result {
-    if view.is_null() || out.is_null() {
-        return null_argument(view.is_null());
-    }
-    // SAFETY: forwarded contract (`view` is not NULL).
-    let v = unsafe { &*view.cast::<ViewCtx<'_>>() };
-    match fast(v) {
-        Some(Some(x)) => {
-            // SAFETY: forwarded contract: `out` is not NULL, so it is writable.
-            unsafe { out.write(x) };
-            IPVSCT_OK
-        }
-        Some(None) => IPVSCT_ABSENT,
-        // SAFETY: as above.
-        None => unsafe { guarded_cold(v, out, slow) },
-    }
-}
-
 /// The error of an accessor called with a NULL `view` (`view_is_null`) or `out`.
 #[cold]
 #[inline(never)]
@@ -234,22 +180,6 @@ unsafe fn guarded<T: Copy>(
     }
 }
 
-/// [`guarded`] out of line, for the slow path of [`get_fast`] (the fast path stays
-/// small).
-///
-/// # Safety
-/// As for [`guarded`].
-#[cold]
-#[inline(never)]
-unsafe fn guarded_cold<T: Copy>(
-    v: &ViewCtx<'_>,
-    out: *mut T,
-    f: impl FnOnce(&ViewCtx<'_>) -> Result<Option<T>, DecodeError>,
-) -> ipvsct_result {
-    // SAFETY: forwarded contract.
-    unsafe { guarded(v, out, f) }
-}
-
 /// Records a decode error as the last error and returns its code.
 #[cold]
 #[inline(never)]
@@ -257,33 +187,9 @@ fn decode_failed(e: DecodeError) -> ipvsct_result {
     failed(e.into())
 }
 
-/// [`get_fast`] for a tuple accessor of the view, in C form: `fast` decodes the tuple
-/// straight from its bytes when they have the kernel's layout ([`view_fast::tuple`]),
-/// the core's `pick` otherwise.
-///
-/// # Safety
-/// As for [`get`].
+/// The C form of the tuple `pick` gives for `v` (the core's tuple view).
 #[inline(always)]
-unsafe fn get_tuple(
-    view: *const ipvsct_ct_view,
-    out: *mut ipvsct_tuple,
-    fast: impl FnOnce(&ViewCtx<'_>) -> Option<ipvsct_tuple>,
-    pick: for<'a, 'b> fn(&'b EntryView<'a>) -> Result<Option<TupleView<'a>>, DecodeError>,
-) -> ipvsct_result {
-    // SAFETY: forwarded contract.
-    unsafe {
-        get_fast(
-            view,
-            out,
-            |c| fast(c).map(Some),
-            |c| tuple_slow(c.view, pick),
-        )
-    }
-}
-
-/// The core's path of [`get_tuple`] (out of line: the fast path stays small).
-#[inline(never)]
-fn tuple_slow<'a>(
+fn c_tuple<'a>(
     v: &EntryView<'a>,
     pick: for<'b> fn(&'b EntryView<'a>) -> Result<Option<TupleView<'a>>, DecodeError>,
 ) -> Result<Option<ipvsct_tuple>, DecodeError> {
@@ -303,18 +209,13 @@ pub unsafe extern "C" fn ipvsct_ct_view_orig(
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
     unsafe {
-        get_tuple(
-            view,
-            out,
-            |c| {
-                let t = view_fast::tuple(c.orig_value());
-                if let Some(t) = &t {
-                    c.proto.set(Some(t.proto));
-                }
-                t
-            },
-            |v| v.orig(),
-        )
+        get(view, out, |c| {
+            let t = c.view.orig()?;
+            Ok(t.map(|t| {
+                c.proto.set(Some(t.proto()));
+                ipvsct_tuple::from_view(&t)
+            }))
+        })
     }
 }
 
@@ -329,14 +230,7 @@ pub unsafe extern "C" fn ipvsct_ct_view_reply(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe {
-        get_tuple(
-            view,
-            out,
-            |c| view_fast::tuple(view_fast::value(c.view, CTA_TUPLE_REPLY)),
-            |v| v.reply(),
-        )
-    }
+    unsafe { get(view, out, |c| c_tuple(c.view, |v| v.reply())) }
 }
 
 /// Writes the master tuple (of an expected connection) to `*out`. IPVSCT_ABSENT if there
@@ -350,7 +244,7 @@ pub unsafe extern "C" fn ipvsct_ct_view_master(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe { get(view, out, |c| tuple_slow(c.view, |v| v.master())) }
+    unsafe { get(view, out, |c| c_tuple(c.view, |v| v.master())) }
 }
 
 /// Writes the L4 protocol number (IPPROTO_*, from the original tuple, read without
@@ -450,33 +344,25 @@ pub unsafe extern "C" fn ipvsct_ct_view_state_timeout(
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
     unsafe {
-        get_fast(
-            view,
-            out,
-            |c| match (c.timeouts, c.table) {
-                (None, _) => Some(None),
-                (Some(_), Some(table)) => {
-                    table.state_timeout(c.proto.get(), || c.orig_value(), c.view)
-                }
-                (Some(_), None) => None,
-            },
-            |c| match c.timeouts {
-                Some(t) => state_timeout_slow(c.view, t),
-                None => Ok(None),
-            },
-        )
+        get(view, out, |c| match c.timeouts {
+            Some(t) => state_timeout(c, t),
+            None => Ok(None),
+        })
     }
 }
 
-/// The core's path of `ipvsct_ct_view_state_timeout` (out of line: the fast path stays
-/// small).
-#[inline(never)]
-fn state_timeout_slow(v: &EntryView<'_>, t: &StateTimeouts) -> Result<Option<u32>, DecodeError> {
-    let state = v.state()?;
-    // The protocol number matters only to tell UDP from UDP-Lite and ICMP from ICMPv6
-    // (reading it again costs as much as the state itself).
+/// The state timeout of the view's entry: the core's state (`EntryView::state`) looked
+/// up in `t` as `Dump` joins it (`StateTimeouts::for_state`).
+#[inline(always)]
+fn state_timeout(c: &ViewCtx<'_>, t: &StateTimeouts) -> Result<Option<u32>, DecodeError> {
+    let state = c.view.state()?;
+    // The protocol number matters only to tell UDP from UDP-Lite and ICMP from ICMPv6;
+    // `ipvsct_ct_view_orig` may have read it already.
     let proto = match state {
-        State::Udp(_) | State::Icmp => v.proto()?.unwrap_or(0),
+        State::Udp(_) | State::Icmp => match c.proto.get() {
+            Some(p) => p,
+            None => c.view.proto()?.unwrap_or(0),
+        },
         _ => 0,
     };
     Ok(t.for_state(proto, state))
@@ -549,7 +435,7 @@ pub unsafe extern "C" fn ipvsct_ct_view_entry(
         // SAFETY: forwarded contract.
         let (v, out) = unsafe { (ctx(view)?, Out::new(out, "out")?) };
         let mut e = ipvsct_ct_entry::default();
-        fill_entry(v.view, v.timeouts, v.table, &mut e)?;
+        fill_entry(v.view, v.timeouts, &mut e)?;
         out.write(e);
         Ok(IPVSCT_OK)
     })
@@ -605,8 +491,7 @@ mod tests {
     ) -> R {
         let frame = Frames::new(bytes).next().unwrap().unwrap();
         let view = EntryView::from_frame(&frame).unwrap();
-        let table = timeouts.map(TimeoutTable::new);
-        let ctx = ViewCtx::new(&view, timeouts, table.as_deref());
+        let ctx = ViewCtx::new(&view, timeouts);
         f(ctx.as_c())
     }
 

@@ -476,9 +476,7 @@ impl<'a> EntryView<'a> {
         frame: &Frame<'a>,
         cache: &mut LayoutCache,
     ) -> Result<Self, DecodeError> {
-        Self::from_frame_with(frame, |f, m, b, o| {
-            cache.parse_shaped::<true>(f, m, b, o).map(|(v, _)| v)
-        })
+        Self::from_frame_with(frame, |f, m, b, o| cache.parse_view(f, m, b, o))
     }
 
     /// [`EntryView::from_frame_cached`], with the shape of the entry's layout when its
@@ -488,7 +486,7 @@ impl<'a> EntryView<'a> {
         frame: &Frame<'a>,
         cache: &'c mut LayoutCache,
     ) -> Result<(Self, Option<&'c Shape>), DecodeError> {
-        Self::from_frame_with(frame, |f, m, b, o| cache.parse_shaped::<false>(f, m, b, o))
+        Self::from_frame_with(frame, |f, m, b, o| cache.parse_shaped(f, m, b, o))
     }
 
     #[inline(always)]
@@ -735,26 +733,32 @@ impl<'a> EntryView<'a> {
         self.message
     }
     /// CTA_TIMEOUT: seconds left.
+    #[inline]
     pub fn timeout(&self) -> Option<u32> {
         self.be32(CTA_TIMEOUT)
     }
     /// CTA_STATUS.
+    #[inline]
     pub fn status(&self) -> Option<Status> {
         self.be32(CTA_STATUS).map(Status::from_bits_retain)
     }
     /// CTA_MARK.
+    #[inline]
     pub fn mark(&self) -> Option<u32> {
         self.be32(CTA_MARK)
     }
     /// CTA_MARK_MASK.
+    #[inline]
     pub fn mark_mask(&self) -> Option<u32> {
         self.be32(CTA_MARK_MASK)
     }
     /// CTA_USE: reference count.
+    #[inline]
     pub fn use_count(&self) -> Option<u32> {
         self.be32(CTA_USE)
     }
     /// CTA_ID.
+    #[inline]
     pub fn id(&self) -> Option<u32> {
         self.be32(CTA_ID)
     }
@@ -888,14 +892,27 @@ impl<'a> EntryView<'a> {
     }
 
     /// The L4 protocol number from the original tuple, read without decoding the tuple.
+    #[inline]
     pub fn proto(&self) -> Result<Option<u8>, DecodeError> {
-        if self.known.orig != 0 {
-            let at = usize::from(self.known.orig);
-            let value = self.body.get(at..at + usize::from(self.known.orig_len));
-            if let Some(p) = value.and_then(|v| ported_proto(v, self.known.orig_v6)) {
-                return Ok(Some(p));
-            }
+        match self.known_proto() {
+            Some(p) => Ok(Some(p)),
+            None => self.proto_general(),
         }
+    }
+
+    /// The protocol at its known position, when the layout's shape gives the tuple's.
+    #[inline(always)]
+    fn known_proto(&self) -> Option<u8> {
+        if self.known.orig == 0 {
+            return None;
+        }
+        let at = usize::from(self.known.orig);
+        let value = self.body.get(at..at + usize::from(self.known.orig_len))?;
+        ported_proto(value, self.known.orig_v6)
+    }
+
+    /// [`EntryView::proto`] from the headers.
+    fn proto_general(&self) -> Result<Option<u8>, DecodeError> {
         if let Some(p) = self
             .attr(CTA_TUPLE_ORIG)
             .and_then(|a| tuple_proto_fast(a.value()))
@@ -907,9 +924,9 @@ impl<'a> EntryView<'a> {
 
     /// The connection state, derived from the protocol, protocol info and status; reads
     /// only what it needs (for TCP only the state byte).
+    #[inline]
     pub fn state(&self) -> Result<State, DecodeError> {
-        let proto = self.proto()?.unwrap_or(0);
-        if proto == IPPROTO_TCP && self.known.tcp != 0 {
+        if self.known.tcp != 0 && self.known_proto() == Some(IPPROTO_TCP) {
             // TCP's layout is known: the state byte is the first value.
             let at = usize::from(self.known.tcp) + 8;
             return Ok(self
@@ -917,6 +934,12 @@ impl<'a> EntryView<'a> {
                 .get(at)
                 .map_or(State::Unknown, |&b| State::Tcp(TcpState::from(b))));
         }
+        self.state_general()
+    }
+
+    /// [`EntryView::state`] from the headers.
+    fn state_general(&self) -> Result<State, DecodeError> {
+        let proto = self.proto()?.unwrap_or(0);
         let status = self.status().unwrap_or_default();
         let info = match proto {
             IPPROTO_TCP => {

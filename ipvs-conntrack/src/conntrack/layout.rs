@@ -119,7 +119,7 @@ impl LayoutCache {
     /// when the body has it: then an owned entry is built from values only. A body that
     /// matches a remembered shape is not compared again header by header.
     #[inline(always)]
-    pub(crate) fn parse_shaped<'a, const KNOWN: bool>(
+    pub(crate) fn parse_shaped<'a>(
         &mut self,
         family: u8,
         message: MessageInfo,
@@ -138,13 +138,33 @@ impl LayoutCache {
                 ShapeSlot::Ready(s) => Some(&**s),
                 _ => None,
             };
-            let mut v = EntryView::from_index(Family::from(family), message, body, offset, index);
-            if KNOWN {
-                v = v.with_known(shape.map(|s| s.known()).unwrap_or_default());
-            }
+            let v = EntryView::from_index(Family::from(family), message, body, offset, index);
             return Ok((v, shape));
         }
         self.parse_unshaped(family, message, body, offset)
+    }
+
+    /// [`LayoutCache::parse_shaped`] for views: the view alone, built once, in place (a
+    /// tuple with the shape would be taken apart again, a copy that stalls on the stores
+    /// that built it).
+    #[inline(always)]
+    pub(crate) fn parse_view<'a>(
+        &mut self,
+        family: u8,
+        message: MessageInfo,
+        body: &'a [u8],
+        offset: usize,
+    ) -> Result<EntryView<'a>, DecodeError> {
+        let way = (body.len() / 4) % WAYS;
+        if let (ShapeSlot::Ready(s), Some(l)) = (&self.shapes[way], &self.ways[way]) {
+            if s.matches(body) {
+                self.hits += 1;
+                let v = EntryView::from_index(Family::from(family), message, body, offset, l.index);
+                return Ok(v.with_known(s.known()));
+            }
+        }
+        self.parse_unshaped(family, message, body, offset)
+            .map(|(v, _)| v)
     }
 
     /// [`LayoutCache::parse_shaped`] for a body that does not match its way's shape.

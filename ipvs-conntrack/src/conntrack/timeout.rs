@@ -395,6 +395,7 @@ impl StateTimeouts {
     }
 
     /// The full timeout of `state` for L4 protocol `proto`, in seconds.
+    #[inline]
     pub fn for_state(&self, proto: u8, state: State) -> Option<u32> {
         match state {
             State::Tcp(s) => tcp_state_timeout(&self.tcp, s),
