@@ -823,7 +823,7 @@ impl IterState {
             return Next::End;
         };
         let buf = &mut self.buf;
-        let step = cursor.step_entries(STEP, |e| buf.push_back(PooledEntry::new(e)));
+        let step = cursor.step_pooled(STEP, |e| buf.push_back(e));
         let waiting = matches!(step, Step::Waiting(_));
         match step {
             Step::End => self.cursor = None,

@@ -12,6 +12,7 @@ use ipvs_conntrack::socket::{SocketOptions, DEFAULT_SO_RCVBUF};
 use ipvs_conntrack::{Error, Netns};
 use pyo3::prelude::*;
 
+use crate::entry_pool::PooledEntry;
 use crate::errors::{timeout_error, to_py};
 
 /// How long one receive waits before control returns to Python (for Ctrl-C).
@@ -119,6 +120,27 @@ impl Cursor {
         self.step_with(max, |dump, _| {
             Some(dump.next()?.map(|e| {
                 sink(e);
+                true
+            }))
+        })
+    }
+
+    /// [`Cursor::step_entries`] into pooled boxes: without a user-space filter, each entry
+    /// is written straight into a box from the pool (no move of the large entry).
+    pub fn step_pooled(&mut self, max: usize, mut sink: impl FnMut(PooledEntry)) -> Step {
+        if self.local.is_some() {
+            return self.step_entries(max, |e| sink(PooledEntry::new(e)));
+        }
+        self.step_with(max, |dump, _| {
+            let Some(mut slot) = PooledEntry::take() else {
+                return Some(dump.next()?.map(|e| {
+                    sink(PooledEntry::new(e));
+                    true
+                }));
+            };
+            // On the end or an error the box goes back to the pool.
+            Some(dump.next_into(slot.entry_mut())?.map(|()| {
+                sink(slot);
                 true
             }))
         })

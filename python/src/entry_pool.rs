@@ -36,6 +36,20 @@ impl PooledEntry {
     }
 }
 
+impl PooledEntry {
+    /// A box from the pool, holding a stale entry to be overwritten (`None` if the pool is
+    /// empty).
+    pub fn take() -> Option<PooledEntry> {
+        let b = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+        Some(PooledEntry(ManuallyDrop::new(b)))
+    }
+
+    /// The entry, to be overwritten in place.
+    pub fn entry_mut(&mut self) -> &mut CoreEntry {
+        &mut self.0
+    }
+}
+
 impl Deref for PooledEntry {
     type Target = CoreEntry;
     fn deref(&self) -> &CoreEntry {

@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use crate::conntrack::entry::{Entry, EntryView};
 use crate::conntrack::filter::DumpFilter;
 use crate::conntrack::layout::LayoutCache;
+use crate::conntrack::shape::Shape;
 use crate::conntrack::stats::{CpuStats, GlobalStats};
 use crate::conntrack::timeout::{
     from_sysctls, StateTimeouts, TimeoutPolicy, TimeoutSource, DEFAULT_POLICY_PROTOCOLS,
@@ -484,24 +485,60 @@ fn build_general(v: &EntryView<'_>, timeouts: Option<&StateTimeouts>) -> Option<
     v.build(timeouts)
 }
 
+/// The next entry of a dump as a view, with its layout's shape when it has one.
+#[inline(always)]
+fn next_shaped<'a>(
+    ex: &'a mut Exchange<'_>,
+    layouts: &'a mut LayoutCache,
+    filter: Option<&DumpFilter>,
+    reported_intr: &mut bool,
+    kernel_filter: bool,
+) -> Option<Result<(EntryView<'a>, Option<&'a Shape>)>> {
+    let frame = match next_frame(ex, layouts, filter, reported_intr, kernel_filter)? {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(EntryView::from_frame_shaped(&frame, layouts).map_err(Error::from))
+}
+
 impl Iterator for Dump<'_> {
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Result<Entry>> {
-        let frame = match next_frame(
+        let timeouts = self.timeouts.as_ref();
+        match next_shaped(
             &mut self.ex,
             &mut self.layouts,
             self.filter.as_ref(),
             &mut self.reported_intr,
             self.kernel_filter,
         )? {
-            Ok(f) => f,
-            Err(e) => return Some(Err(e)),
-        };
-        match EntryView::from_frame_shaped(&frame, &mut self.layouts) {
-            Ok((v, Some(shape))) => shape.build(&v, self.timeouts.as_ref()),
-            Ok((v, None)) => build_general(&v, self.timeouts.as_ref()),
-            Err(e) => Some(Err(e.into())),
+            Ok((v, Some(shape))) => shape.build(&v, timeouts),
+            Ok((v, None)) => build_general(&v, timeouts),
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+impl Dump<'_> {
+    /// The next entry written into `out`, for a caller that reuses entries (an entry is
+    /// large: this spares moving it): the same entries, errors and end as
+    /// [`Iterator::next`]. `out` keeps its old value after an error or the end.
+    pub fn next_into(&mut self, out: &mut Entry) -> Option<Result<()>> {
+        let timeouts = self.timeouts.as_ref();
+        match next_shaped(
+            &mut self.ex,
+            &mut self.layouts,
+            self.filter.as_ref(),
+            &mut self.reported_intr,
+            self.kernel_filter,
+        )? {
+            Ok((v, Some(shape))) => {
+                shape.build_into(&v, timeouts, out);
+                Some(Ok(()))
+            }
+            Ok((v, None)) => build_general(&v, timeouts).map(|r| r.map(|e| *out = e)),
+            Err(e) => Some(Err(e)),
         }
     }
 }

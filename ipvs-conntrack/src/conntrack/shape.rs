@@ -279,6 +279,23 @@ impl Shape {
         v: &EntryView<'_>,
         timeouts: Option<&StateTimeouts>,
     ) -> Option<Result<Entry, E>> {
+        Some(Ok(self.entry(v, timeouts)))
+    }
+
+    /// [`Shape::build`] into an entry the caller reuses (written in place).
+    #[inline(always)]
+    pub(crate) fn build_into(
+        &self,
+        v: &EntryView<'_>,
+        timeouts: Option<&StateTimeouts>,
+        out: &mut Entry,
+    ) {
+        *out = self.entry(v, timeouts);
+    }
+
+    /// The entry of [`Shape::build`].
+    #[inline(always)]
+    fn entry(&self, v: &EntryView<'_>, timeouts: Option<&StateTimeouts>) -> Entry {
         let body = v.body();
         let orig = self.orig.tuple(body);
         let reply = self.reply.tuple(body);
@@ -306,7 +323,7 @@ impl Shape {
         let zone = (zone != 0).then(|| u16::from_be_bytes(bytes(body, usize::from(zone))));
         let event_time =
             (event_time != 0).then(|| u64::from_be_bytes(bytes(body, usize::from(event_time))));
-        Some(Ok(Entry {
+        Entry {
             family: v.family(),
             message: v.message(),
             state,
@@ -339,7 +356,7 @@ impl Shape {
             status_mask: Self::be32(body, status_mask),
             unknown: Vec::new(),
             unknown_nested: Vec::new(),
-        }))
+        }
     }
 }
 
@@ -388,6 +405,16 @@ mod tests {
             let built: Entry = s.build::<()>(&v, None).unwrap().unwrap();
             assert_eq!(built, v.to_owned().unwrap());
             assert!(built.synproxy.is_some() || built.orig.proto != 6 || *family == 10);
+            // Into an entry that holds another one (with heap parts): the same entry.
+            let mut reused =
+                Entry::from_frame(&Frames::new(ALL).flatten().nth(3).unwrap()).unwrap();
+            reused.unknown.push(crate::netlink::attr::RawAttr {
+                kind: 99,
+                nested: false,
+                value: vec![1, 2, 3],
+            });
+            s.build_into(&v, None, &mut reused);
+            assert_eq!(reused, built);
             if !shapes.contains(&s) {
                 shapes.push(s);
             }
