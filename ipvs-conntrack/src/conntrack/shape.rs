@@ -11,8 +11,8 @@
 //! info, other rare nests, unknown attributes) has no shape and takes the general path.
 
 use crate::conntrack::entry::{
-    counters_form, counters_values, synproxy_form, synproxy_values, timestamp_form, Entry,
-    EntryView, Known, Timestamp,
+    counters_form, counters_values, synproxy_form, synproxy_values, timestamp_form, Counters,
+    Entry, EntryView, Known, Synproxy, Timestamp,
 };
 use crate::conntrack::protoinfo::{tcp_form, tcp_values, ProtoInfo};
 use crate::conntrack::state::State;
@@ -53,6 +53,20 @@ const SCALARS: [u16; 10] = [
     CTA_STATUS_MASK,
     CTA_TIMESTAMP_EVENT,
 ];
+
+/// Indices into [`SCALARS`] (and a shape's value positions of them).
+mod scalar {
+    pub(super) const STATUS: usize = 0;
+    pub(super) const TIMEOUT: usize = 1;
+    pub(super) const MARK: usize = 2;
+    pub(super) const MARK_MASK: usize = 3;
+    pub(super) const USE: usize = 4;
+    pub(super) const ID: usize = 5;
+    pub(super) const SECMARK: usize = 6;
+    pub(super) const ZONE: usize = 7;
+    pub(super) const STATUS_MASK: usize = 8;
+    pub(super) const TIMESTAMP_EVENT: usize = 9;
+}
 
 /// Where the values of one entry layout are (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -270,6 +284,16 @@ impl Shape {
         (at != 0).then(|| u32::from_be_bytes(bytes(body, usize::from(at))))
     }
 
+    #[inline(always)]
+    fn be16(body: &[u8], at: u16) -> Option<u16> {
+        (at != 0).then(|| u16::from_be_bytes(bytes(body, usize::from(at))))
+    }
+
+    #[inline(always)]
+    fn be64(body: &[u8], at: u16) -> Option<u64> {
+        (at != 0).then(|| u64::from_be_bytes(bytes(body, usize::from(at))))
+    }
+
     /// The owned entry of `v`, whose body [`Shape::matches`] this shape, with its state
     /// timeout from `timeouts` (always `Some`: the form of the iterators' items, so that
     /// the large entry is written once, in place).
@@ -282,7 +306,8 @@ impl Shape {
         Some(Ok(self.entry(v, timeouts)))
     }
 
-    /// [`Shape::build`] into an entry the caller reuses (written in place).
+    /// [`Shape::build`] into an entry the caller reuses, field by field (`*out = entry`
+    /// would build the large entry aside and copy it); its vectors keep their capacity.
     #[inline(always)]
     pub(crate) fn build_into(
         &self,
@@ -290,7 +315,76 @@ impl Shape {
         timeouts: Option<&StateTimeouts>,
         out: &mut Entry,
     ) {
-        *out = self.entry(v, timeouts);
+        let body = v.body();
+        // Every field is named (no `..`): a new field must be set here too.
+        let Entry {
+            family,
+            message,
+            state,
+            orig,
+            reply,
+            master,
+            status,
+            protoinfo,
+            helper,
+            nat_src,
+            nat_dst,
+            timeout,
+            state_timeout,
+            mark,
+            mark_mask,
+            counters_orig,
+            counters_reply,
+            use_count,
+            id,
+            seq_adj_orig,
+            seq_adj_reply,
+            secmark,
+            zone,
+            secctx,
+            timestamp,
+            event_time,
+            labels,
+            labels_mask,
+            synproxy,
+            status_mask,
+            unknown,
+            unknown_nested,
+        } = out;
+        let s = &self.scalars;
+        *family = v.family();
+        *message = v.message();
+        *orig = self.orig.tuple(body);
+        *reply = self.reply.tuple(body);
+        *master = None;
+        *status =
+            Self::be32(body, s[scalar::STATUS]).map_or(Status::empty(), Status::from_bits_retain);
+        *protoinfo = self.protoinfo(body);
+        *state = State::derive(orig.proto, protoinfo.as_ref(), *status);
+        *state_timeout = timeouts.and_then(|t| t.for_state(orig.proto, *state));
+        *helper = None;
+        *nat_src = None;
+        *nat_dst = None;
+        *timeout = Self::be32(body, s[scalar::TIMEOUT]);
+        *mark = Self::be32(body, s[scalar::MARK]);
+        *mark_mask = Self::be32(body, s[scalar::MARK_MASK]);
+        *counters_orig = self.counters(body, 0);
+        *counters_reply = self.counters(body, 1);
+        *use_count = Self::be32(body, s[scalar::USE]);
+        *id = Self::be32(body, s[scalar::ID]);
+        *seq_adj_orig = None;
+        *seq_adj_reply = None;
+        *secmark = Self::be32(body, s[scalar::SECMARK]);
+        *zone = Self::be16(body, s[scalar::ZONE]);
+        *secctx = None;
+        *timestamp = self.timestamp(body);
+        *event_time = Self::be64(body, s[scalar::TIMESTAMP_EVENT]);
+        *labels = None;
+        *labels_mask = None;
+        *synproxy = self.synproxy(body);
+        *status_mask = Self::be32(body, s[scalar::STATUS_MASK]);
+        unknown.clear();
+        unknown_nested.clear();
     }
 
     /// The entry of [`Shape::build`].
@@ -299,30 +393,12 @@ impl Shape {
         let body = v.body();
         let orig = self.orig.tuple(body);
         let reply = self.reply.tuple(body);
-        let protoinfo = (self.tcp != 0).then(|| ProtoInfo {
-            tcp: Some(tcp_values(&bytes(body, usize::from(self.tcp)))),
-            ..ProtoInfo::default()
-        });
-        let synproxy =
-            (self.synproxy != 0).then(|| synproxy_values(&bytes(body, usize::from(self.synproxy))));
-        let counters = |at: u16| (at != 0).then(|| counters_values(&bytes(body, usize::from(at))));
-        let timestamp = (self.timestamp != 0).then(|| {
-            let at = usize::from(self.timestamp);
-            Timestamp {
-                start: Some(u64::from_be_bytes(bytes(body, at + 4))),
-                stop: self
-                    .timestamp_stop
-                    .then(|| u64::from_be_bytes(bytes(body, at + 16))),
-            }
-        });
-        let [status, timeout, mark, mark_mask, use_count, id, secmark, zone, status_mask, event_time] =
-            self.scalars;
-        let status = Self::be32(body, status).map_or(Status::empty(), Status::from_bits_retain);
+        let protoinfo = self.protoinfo(body);
+        let s = &self.scalars;
+        let status =
+            Self::be32(body, s[scalar::STATUS]).map_or(Status::empty(), Status::from_bits_retain);
         let state = State::derive(orig.proto, protoinfo.as_ref(), status);
         let state_timeout = timeouts.and_then(|t| t.for_state(orig.proto, state));
-        let zone = (zone != 0).then(|| u16::from_be_bytes(bytes(body, usize::from(zone))));
-        let event_time =
-            (event_time != 0).then(|| u64::from_be_bytes(bytes(body, usize::from(event_time))));
         Entry {
             family: v.family(),
             message: v.message(),
@@ -335,28 +411,64 @@ impl Shape {
             helper: None,
             nat_src: None,
             nat_dst: None,
-            timeout: Self::be32(body, timeout),
+            timeout: Self::be32(body, s[scalar::TIMEOUT]),
             state_timeout,
-            mark: Self::be32(body, mark),
-            mark_mask: Self::be32(body, mark_mask),
-            counters_orig: counters(self.counters[0]),
-            counters_reply: counters(self.counters[1]),
-            use_count: Self::be32(body, use_count),
-            id: Self::be32(body, id),
+            mark: Self::be32(body, s[scalar::MARK]),
+            mark_mask: Self::be32(body, s[scalar::MARK_MASK]),
+            counters_orig: self.counters(body, 0),
+            counters_reply: self.counters(body, 1),
+            use_count: Self::be32(body, s[scalar::USE]),
+            id: Self::be32(body, s[scalar::ID]),
             seq_adj_orig: None,
             seq_adj_reply: None,
-            secmark: Self::be32(body, secmark),
-            zone,
+            secmark: Self::be32(body, s[scalar::SECMARK]),
+            zone: Self::be16(body, s[scalar::ZONE]),
             secctx: None,
-            timestamp,
-            event_time,
+            timestamp: self.timestamp(body),
+            event_time: Self::be64(body, s[scalar::TIMESTAMP_EVENT]),
             labels: None,
             labels_mask: None,
-            synproxy,
-            status_mask: Self::be32(body, status_mask),
+            synproxy: self.synproxy(body),
+            status_mask: Self::be32(body, s[scalar::STATUS_MASK]),
             unknown: Vec::new(),
             unknown_nested: Vec::new(),
         }
+    }
+
+    /// CTA_PROTOINFO in TCP's layout, if the layout has it.
+    #[inline(always)]
+    fn protoinfo(&self, body: &[u8]) -> Option<ProtoInfo> {
+        (self.tcp != 0).then(|| ProtoInfo {
+            tcp: Some(tcp_values(&bytes(body, usize::from(self.tcp)))),
+            ..ProtoInfo::default()
+        })
+    }
+
+    /// CTA_SYNPROXY, if the layout has it.
+    #[inline(always)]
+    fn synproxy(&self, body: &[u8]) -> Option<Synproxy> {
+        (self.synproxy != 0).then(|| synproxy_values(&bytes(body, usize::from(self.synproxy))))
+    }
+
+    /// CTA_COUNTERS_ORIG (`i` 0) or CTA_COUNTERS_REPLY (1), if the layout has it.
+    #[inline(always)]
+    fn counters(&self, body: &[u8], i: usize) -> Option<Counters> {
+        let at = self.counters.get(i).copied().unwrap_or(0);
+        (at != 0).then(|| counters_values(&bytes(body, usize::from(at))))
+    }
+
+    /// CTA_TIMESTAMP, if the layout has it.
+    #[inline(always)]
+    fn timestamp(&self, body: &[u8]) -> Option<Timestamp> {
+        (self.timestamp != 0).then(|| {
+            let at = usize::from(self.timestamp);
+            Timestamp {
+                start: Some(u64::from_be_bytes(bytes(body, at + 4))),
+                stop: self
+                    .timestamp_stop
+                    .then(|| u64::from_be_bytes(bytes(body, at + 16))),
+            }
+        })
     }
 }
 
