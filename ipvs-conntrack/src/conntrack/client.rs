@@ -485,60 +485,58 @@ fn build_general(v: &EntryView<'_>, timeouts: Option<&StateTimeouts>) -> Option<
     v.build(timeouts)
 }
 
-/// The next entry of a dump as a view, with its layout's shape when it has one.
-#[inline(always)]
-fn next_shaped<'a>(
-    ex: &'a mut Exchange<'_>,
-    layouts: &'a mut LayoutCache,
-    filter: Option<&DumpFilter>,
-    reported_intr: &mut bool,
-    kernel_filter: bool,
-) -> Option<Result<(EntryView<'a>, Option<&'a Shape>)>> {
-    let frame = match next_frame(ex, layouts, filter, reported_intr, kernel_filter)? {
-        Ok(f) => f,
-        Err(e) => return Some(Err(e)),
-    };
-    Some(EntryView::from_frame_shaped(&frame, layouts).map_err(Error::from))
+/// The next entry of a dump as a view, with its layout's shape when it has one, and the
+/// state timeouts the dump joins.
+type Shaped<'a> = (
+    Option<Result<(EntryView<'a>, Option<&'a Shape>)>>,
+    Option<&'a StateTimeouts>,
+);
+
+impl Dump<'_> {
+    /// The next entry as a view with its shape (see [`Shaped`]).
+    #[inline(always)]
+    fn next_shaped(&mut self) -> Shaped<'_> {
+        let timeouts = self.timeouts.as_ref();
+        let frame = match next_frame(
+            &mut self.ex,
+            &mut self.layouts,
+            self.filter.as_ref(),
+            &mut self.reported_intr,
+            self.kernel_filter,
+        ) {
+            None => return (None, timeouts),
+            Some(Err(e)) => return (Some(Err(e)), timeouts),
+            Some(Ok(f)) => f,
+        };
+        let parsed = EntryView::from_frame_shaped(&frame, &mut self.layouts);
+        (Some(parsed.map_err(Error::from)), timeouts)
+    }
+
+    /// The next entry written into `out`, for a caller that reuses entries (an entry is
+    /// large: this spares moving it): the same entries, errors and end as
+    /// [`Iterator::next`]. `out` keeps its old value after an error or the end.
+    pub fn next_into(&mut self, out: &mut Entry) -> Option<Result<()>> {
+        match self.next_shaped() {
+            (None, _) => None,
+            (Some(Ok((v, Some(shape)))), t) => {
+                shape.build_into(&v, t, out);
+                Some(Ok(()))
+            }
+            (Some(Ok((v, None))), t) => build_general(&v, t).map(|r| r.map(|e| *out = e)),
+            (Some(Err(e)), _) => Some(Err(e)),
+        }
+    }
 }
 
 impl Iterator for Dump<'_> {
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Result<Entry>> {
-        let timeouts = self.timeouts.as_ref();
-        match next_shaped(
-            &mut self.ex,
-            &mut self.layouts,
-            self.filter.as_ref(),
-            &mut self.reported_intr,
-            self.kernel_filter,
-        )? {
-            Ok((v, Some(shape))) => shape.build(&v, timeouts),
-            Ok((v, None)) => build_general(&v, timeouts),
-            Err(e) => Some(Err(e)),
-        }
-    }
-}
-
-impl Dump<'_> {
-    /// The next entry written into `out`, for a caller that reuses entries (an entry is
-    /// large: this spares moving it): the same entries, errors and end as
-    /// [`Iterator::next`]. `out` keeps its old value after an error or the end.
-    pub fn next_into(&mut self, out: &mut Entry) -> Option<Result<()>> {
-        let timeouts = self.timeouts.as_ref();
-        match next_shaped(
-            &mut self.ex,
-            &mut self.layouts,
-            self.filter.as_ref(),
-            &mut self.reported_intr,
-            self.kernel_filter,
-        )? {
-            Ok((v, Some(shape))) => {
-                shape.build_into(&v, timeouts, out);
-                Some(Ok(()))
-            }
-            Ok((v, None)) => build_general(&v, timeouts).map(|r| r.map(|e| *out = e)),
-            Err(e) => Some(Err(e)),
+        match self.next_shaped() {
+            (None, _) => None,
+            (Some(Ok((v, Some(shape)))), t) => shape.build(&v, t),
+            (Some(Ok((v, None))), t) => build_general(&v, t),
+            (Some(Err(e)), _) => Some(Err(e)),
         }
     }
 }
