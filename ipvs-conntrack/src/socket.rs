@@ -391,13 +391,21 @@ impl<'s> Exchange<'s> {
 
     /// Advances to the next data frame of this request and describes it without
     /// borrowing; `None` once the answer is complete.
+    #[inline]
     pub fn next_meta(&mut self) -> Result<Option<FrameMeta>> {
         if self.finished {
             return Ok(None);
         }
-        if let Some(meta) = self.next_data_fast() {
-            return Ok(Some(meta));
+        // The common case inline (its result stays in registers), the rest out of line.
+        match self.next_data_fast() {
+            Some(meta) => Ok(Some(meta)),
+            None => self.next_meta_slow(),
         }
+    }
+
+    /// [`Exchange::next_meta`] past the fast path: receiving, control messages, strays.
+    #[inline(never)]
+    fn next_meta_slow(&mut self) -> Result<Option<FrameMeta>> {
         // Bounded by the number of stray/no-op messages tolerated in a row.
         for _ in 0..100_000 {
             if self.sock.pos >= self.sock.len {
