@@ -24,19 +24,16 @@ pub struct PooledEntry(ManuallyDrop<Box<CoreEntry>>);
 impl PooledEntry {
     /// `e` in a box from the pool (or a new one).
     pub fn new(e: CoreEntry) -> PooledEntry {
-        let reused = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        PooledEntry(ManuallyDrop::new(match reused {
-            Some(mut b) => {
-                // Drops the stale entry outside the lock.
-                *b = e;
-                b
+        match PooledEntry::take() {
+            Some(mut p) => {
+                // The stale entry is dropped here, outside the pool's lock.
+                *p.entry_mut() = e;
+                p
             }
-            None => Box::new(e),
-        }))
+            None => PooledEntry(ManuallyDrop::new(Box::new(e))),
+        }
     }
-}
 
-impl PooledEntry {
     /// A box from the pool, holding a stale entry to be overwritten (`None` if the pool is
     /// empty).
     pub fn take() -> Option<PooledEntry> {
