@@ -13,7 +13,6 @@
 //! mutated messages (byte flips in headers, lengths, values and padding), each after
 //! copies of the entry it came from so that the remembered shape is tried on it.
 
-use ipvs_conntrack::conntrack::timeout::from_sysctls;
 use ipvs_conntrack::conntrack::wire::{
     CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_LABELS, CTA_TIMESTAMP,
 };
@@ -28,6 +27,7 @@ use crate::view::{
     ipvsct_ct_view_entry, ipvsct_ct_view_orig, ipvsct_ct_view_proto, ipvsct_ct_view_reply,
     ipvsct_ct_view_state, ipvsct_ct_view_state_timeout, ViewCtx,
 };
+use crate::view_tests::timeouts;
 
 /// Recorded kernel answers (compiled in, for Miri).
 const FIXTURES: &[&[u8]] = &[
@@ -43,17 +43,6 @@ const FIXTURES: &[&[u8]] = &[
 /// How often each message is fed before the one compared: the layout is remembered on
 /// the first, its shape made on the second.
 const WARM: usize = 2;
-
-/// Timeouts with a distinct value for every state (as a dump joins them).
-fn timeouts() -> StateTimeouts {
-    from_sysctls(|name| {
-        Some(
-            name.bytes()
-                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-                % 100_000,
-        )
-    })
-}
 
 /// `msg` (one netlink message holding an entry) without its top-level attributes of
 /// the kinds in `drop`.

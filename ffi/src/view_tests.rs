@@ -64,8 +64,9 @@ fn entry_messages(buf: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// Timeouts with a distinct value for every state (as a dump joins them).
-fn timeouts() -> StateTimeouts {
+/// Timeouts with a distinct value for every state (as a dump joins them; also used by
+/// `shape_tests`).
+pub(crate) fn timeouts() -> StateTimeouts {
     from_sysctls(|name| {
         Some(
             name.bytes()
