@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use ipvs_conntrack::conntrack::{Conntrack, Dump, Entry, EntryView, StateTimeouts};
+use ipvs_conntrack::conntrack::{Conntrack, Dump, EntryView, StateTimeouts};
 use ipvs_conntrack::socket::SocketOptions;
 use ipvs_conntrack::DecodeError;
 use ipvs_conntrack::Netns;
@@ -342,12 +342,11 @@ pub unsafe extern "C" fn ipvsct_conntrack_dump(
     // callback's pointer is valid only during the call (documented on
     // `ipvsct_ct_entry_cb`), and the next entry overwrites it.
     let mut e = ipvsct_ct_entry::default();
-    let mut scratch = None;
     boundary(|| {
         // SAFETY: forwarded contract.
         unsafe {
             callback_dump(ct, filter, count_out, cb, |cb, dump, _| {
-                Some(match next_entry(dump, &mut scratch, &mut e)? {
+                Some(match next_entry(dump, &mut e)? {
                     // SAFETY: `cb` is a valid function (contract); `e` outlives the call.
                     Ok(()) => Ok(cb(&e, user) != 0),
                     Err(err) => Err(err),
@@ -417,33 +416,22 @@ pub(crate) unsafe fn callback_dump<C: Copy>(
 
 /// Reads the next entry of `dump` into `*out` in C form, with the state timeout the dump
 /// joins ([`Dump::state_timeouts`]): the same value, error or end as `dump.next()`
-/// followed by `ipvsct_ct_entry::from_core`. The core builds the owned entry (in place,
-/// from the values alone when its layout has an entry shape) into `scratch`, the entry of
-/// the call before if there is one; it is converted into `*out` without an intermediate
-/// struct. `*out` is unspecified after an error or the end.
+/// followed by `ipvsct_ct_entry::from_core`. An entry of a common layout is converted
+/// from its values ([`Dump::next_step`]), without building the owned entry. `*out` is
+/// unspecified after an error or the end.
 #[inline]
 pub(crate) fn next_entry(
     dump: &mut Dump<'_>,
-    scratch: &mut Option<Entry>,
     out: &mut ipvsct_ct_entry,
 ) -> Option<Result<(), ipvs_conntrack::Error>> {
-    match scratch {
-        // Written in place into the entry of the call before (it is large).
-        Some(e) => match dump.next_into(e)? {
-            Ok(()) => {
-                ipvsct_ct_entry::fill_from_core(out, e);
-                Some(Ok(()))
-            }
-            Err(err) => Some(Err(err)),
-        },
-        None => match dump.next()? {
-            Ok(e) => {
-                ipvsct_ct_entry::fill_from_core(out, &e);
-                *scratch = Some(e);
-                Some(Ok(()))
-            }
-            Err(err) => Some(Err(err)),
-        },
+    // Matched where it lies (`?` would move the step, copying its large variant).
+    match dump.next_step() {
+        None => None,
+        Some(Ok(ref step)) => {
+            ipvsct_ct_entry::fill_from_step(out, step);
+            Some(Ok(()))
+        }
+        Some(Err(err)) => Some(Err(err)),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The dump iterator (`ipvsct_dump`): a live, streaming dump on its own socket, read one
 //! entry at a time with `ipvsct_dump_next`.
 
-use ipvs_conntrack::conntrack::{Conntrack, DumpState, Entry};
+use ipvs_conntrack::conntrack::{Conntrack, DumpState};
 
 use crate::boundary::{boundary, boundary_value};
 use crate::conntrack::{ipvsct_conntrack, next_entry};
@@ -21,8 +21,6 @@ pub struct ipvsct_dump {
     /// The position in the kernel's answer (with the state timeouts it joins); `None`
     /// once the dump is over.
     state: Option<DumpState>,
-    /// The core's entry of the call before, overwritten in place by the next one.
-    scratch: Option<Entry>,
 }
 
 /// Starts a streaming dump of the table (or `filter`'s part of it; NULL for everything)
@@ -54,7 +52,6 @@ pub unsafe extern "C" fn ipvsct_dump_new(
         out.write(Box::into_raw(Box::new(ipvsct_dump {
             conn,
             state: Some(state),
-            scratch: None,
         })));
         Ok(IPVSCT_OK)
     })
@@ -87,7 +84,7 @@ pub unsafe extern "C" fn ipvsct_dump_next(
         // The core's owned entry in C form, with the dump's state timeouts (see
         // `next_entry`).
         let mut e = ipvsct_ct_entry::default();
-        let item = next_entry(&mut live, &mut dump.scratch, &mut e);
+        let item = next_entry(&mut live, &mut e);
         if item.is_some() {
             dump.state = Some(live.suspend());
         }

@@ -5,8 +5,8 @@ use std::ffi::c_char;
 use std::sync::OnceLock;
 
 use ipvs_conntrack::conntrack::{
-    Counters, DccpState, Entry, EntryView, MessageInfo, ProtoInfo, SctpState, State, StateTimeouts,
-    TcpState, Timestamp, UdpState,
+    Counters, DccpState, DumpStep, Entry, EntryView, MessageInfo, ProtoInfo, SctpState,
+    ShapedEntry, State, StateTimeouts, TcpState, Timestamp, UdpState,
 };
 
 use ipvs_conntrack::conntrack::wire::{
@@ -17,6 +17,7 @@ use ipvs_conntrack::conntrack::wire::{
 use ipvs_conntrack::DecodeError;
 
 use crate::cstr;
+use crate::entry_fill;
 use crate::timeouts::IPVSCT_TIMEOUT_UNSET;
 use crate::tuple::ipvsct_tuple;
 
@@ -235,7 +236,7 @@ static STATE_NAMES: OnceLock<[[StateName; NAMED_STATES]; 8]> = OnceLock::new();
 
 /// The C name of state `s`, which [`state_parts`] encodes as (`kind`, `num`).
 #[inline(always)]
-fn state_name(s: State, kind: u8, num: u8) -> StateName {
+pub(crate) fn state_name(s: State, kind: u8, num: u8) -> StateName {
     let table = STATE_NAMES.get_or_init(|| {
         let mut t = [[([0; IPVSCT_STATE_NAME_LEN], false); NAMED_STATES]; 8];
         for (kind, row) in (0u8..).zip(t.iter_mut()) {
@@ -256,7 +257,7 @@ fn state_name(s: State, kind: u8, num: u8) -> StateName {
 
 /// Records `v` under `bit` and returns it (or the default when absent).
 #[inline(always)]
-fn take<T: Copy + Default>(fields: &mut u32, bit: u32, v: Option<T>) -> T {
+pub(crate) fn take<T: Copy + Default>(fields: &mut u32, bit: u32, v: Option<T>) -> T {
     // Branch-free: this runs some twenty times per entry on the dump path.
     *fields |= bit & 0u32.wrapping_sub(u32::from(v.is_some()));
     v.unwrap_or_default()
@@ -324,7 +325,7 @@ struct Parts<'a> {
 }
 
 /// The C label bitmap of the set label bits `bits`, and whether some did not fit.
-fn label_words(bits: impl Iterator<Item = u16>) -> ([u32; IPVSCT_LABEL_WORDS], bool) {
+pub(crate) fn label_words(bits: impl Iterator<Item = u16>) -> ([u32; IPVSCT_LABEL_WORDS], bool) {
     let mut labels = [0u32; IPVSCT_LABEL_WORDS];
     let mut cut = false;
     for bit in bits {
@@ -350,178 +351,25 @@ impl ipvsct_ct_entry {
     /// parts, written field by field: this runs once per entry of a struct dump.
     #[inline]
     pub(crate) fn fill_from_core(out: &mut Self, e: &Entry) {
-        // Every field is written: the pattern binds them all (no `..`), and an unused
-        // binding would fail the build (warnings are errors in CI).
-        let ipvsct_ct_entry {
-            counters_orig: out_counters_orig,
-            counters_reply: out_counters_reply,
-            timestamp_start: out_timestamp_start,
-            timestamp_stop: out_timestamp_stop,
-            dccp_handshake_seq: out_dccp_handshake_seq,
-            event_time: out_event_time,
-            orig: out_orig,
-            reply: out_reply,
-            master: out_master,
-            status: out_status,
-            timeout: out_timeout,
-            state_timeout: out_state_timeout,
-            mark: out_mark,
-            use_count: out_use_count,
-            id: out_id,
-            secmark: out_secmark,
-            sctp_vtag_orig: out_sctp_vtag_orig,
-            sctp_vtag_reply: out_sctp_vtag_reply,
-            labels: out_labels,
-            zone: out_zone,
-            nlmsg_flags: out_nlmsg_flags,
-            res_id: out_res_id,
-            family: out_family,
-            msg_type: out_msg_type,
-            state_kind: out_state_kind,
-            state: out_state,
-            tcp_wscale_orig: out_tcp_wscale_orig,
-            tcp_wscale_reply: out_tcp_wscale_reply,
-            tcp_flags_orig: out_tcp_flags_orig,
-            tcp_flags_orig_mask: out_tcp_flags_orig_mask,
-            tcp_flags_reply: out_tcp_flags_reply,
-            tcp_flags_reply_mask: out_tcp_flags_reply_mask,
-            dccp_role: out_dccp_role,
-            state_name: out_state_name,
-            helper: out_helper,
-            reserved: out_reserved,
-            fields: out_fields,
-        } = out;
-        // CTA_SYNPROXY first: every entry made over ctnetlink carries it.
-        let more = e.synproxy.is_some()
-            || !e.unknown.is_empty()
-            || !e.orig.unknown.is_empty()
-            || !e.reply.unknown.is_empty()
-            || !e.unknown_nested.is_empty()
-            || e.master.as_ref().is_some_and(|m| !m.unknown.is_empty())
-            || e.protoinfo.as_ref().is_some_and(|p| !p.unknown.is_empty())
-            || e.seq_adj_orig.is_some()
-            || e.seq_adj_reply.is_some()
-            || e.secctx.is_some()
-            || e.nat_src.is_some()
-            || e.nat_dst.is_some()
-            || e.labels_mask.is_some()
-            || e.mark_mask.is_some()
-            || e.status_mask.is_some()
-            || e.helper.as_ref().is_some_and(|h| !h.info.is_empty());
-        let mut f = if more { IPVSCT_CT_ENTRY_HAS_MORE } else { 0 };
-        let (state_kind, state) = state_parts(e.state);
-        let (name, cut_state) = state_name(e.state, state_kind, state);
-        *out_state_name = name;
-        let cut_helper = match &e.helper {
-            Some(h) => {
-                f |= IPVSCT_CT_ENTRY_HAS_HELPER;
-                cstr::fill(out_helper, &h.name)
-            }
-            None => {
-                *out_helper = [0; IPVSCT_HELPER_NAME_LEN];
-                false
-            }
-        };
-        let cut_labels = match &e.labels {
-            Some(l) => {
-                f |= IPVSCT_CT_ENTRY_HAS_LABELS;
-                let (words, cut) = label_words(l.0.iter().copied());
-                *out_labels = words;
-                cut
-            }
-            None => {
-                *out_labels = [0; IPVSCT_LABEL_WORDS];
-                false
-            }
-        };
-        if cut_state || cut_helper || cut_labels {
-            f |= IPVSCT_CT_ENTRY_TRUNCATED;
+        entry_fill::fill(out, e);
+    }
+
+    /// Fills every field of `*out` with the C form of an entry of a common layout, read
+    /// from its values (the dump path for most entries): the same struct as
+    /// [`Self::fill_from_core`] of [`ShapedEntry::to_owned`], without building that entry.
+    #[inline(always)]
+    pub(crate) fn fill_from_shaped(out: &mut Self, s: &ShapedEntry<'_>) {
+        entry_fill::fill(out, s);
+    }
+
+    /// Fills every field of `*out` with the C form of a dump step: the shaped entry's
+    /// values, or the decoded entry.
+    #[inline(always)]
+    pub(crate) fn fill_from_step(out: &mut Self, step: &DumpStep<'_>) {
+        match step {
+            DumpStep::Shaped(s) => Self::fill_from_shaped(out, s),
+            DumpStep::Entry(e) => Self::fill_from_core(out, e),
         }
-        let p = e.protoinfo.as_ref();
-        let tcp = p.and_then(|p| p.tcp.as_ref());
-        let sctp = p.and_then(|p| p.sctp.as_ref());
-        let dccp = p.and_then(|p| p.dccp.as_ref());
-        let flags_orig = tcp.and_then(|t| t.flags_original);
-        let flags_reply = tcp.and_then(|t| t.flags_reply);
-        if flags_orig.is_some() {
-            f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_ORIG;
-        }
-        if flags_reply.is_some() {
-            f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_REPLY;
-        }
-        *out_counters_orig =
-            take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_ORIG, e.counters_orig).into();
-        *out_counters_reply =
-            take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_REPLY, e.counters_reply).into();
-        let ts = e.timestamp.unwrap_or_default();
-        *out_timestamp_start = take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMESTAMP_START, ts.start);
-        *out_timestamp_stop = take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMESTAMP_STOP, ts.stop);
-        *out_dccp_handshake_seq = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ,
-            dccp.and_then(|d| d.handshake_seq),
-        );
-        *out_event_time = take(&mut f, IPVSCT_CT_ENTRY_HAS_EVENT_TIME, e.event_time);
-        ipvsct_tuple::fill_from_core(out_orig, &e.orig);
-        ipvsct_tuple::fill_from_core(out_reply, &e.reply);
-        match &e.master {
-            Some(m) => {
-                f |= IPVSCT_CT_ENTRY_HAS_MASTER;
-                ipvsct_tuple::fill_from_core(out_master, m);
-            }
-            None => *out_master = ipvsct_tuple::default(),
-        }
-        *out_status = e.status.bits();
-        *out_timeout = e.timeout.unwrap_or(IPVSCT_TIMEOUT_UNSET);
-        if e.timeout.is_some() {
-            f |= IPVSCT_CT_ENTRY_HAS_TIMEOUT;
-        }
-        *out_state_timeout = e.state_timeout.unwrap_or(IPVSCT_TIMEOUT_UNSET);
-        if e.state_timeout.is_some() {
-            f |= IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT;
-        }
-        *out_mark = take(&mut f, IPVSCT_CT_ENTRY_HAS_MARK, e.mark);
-        *out_use_count = take(&mut f, IPVSCT_CT_ENTRY_HAS_USE, e.use_count);
-        *out_id = take(&mut f, IPVSCT_CT_ENTRY_HAS_ID, e.id);
-        *out_secmark = take(&mut f, IPVSCT_CT_ENTRY_HAS_SECMARK, e.secmark);
-        *out_sctp_vtag_orig = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_ORIG,
-            sctp.and_then(|s| s.vtag_original),
-        );
-        *out_sctp_vtag_reply = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_REPLY,
-            sctp.and_then(|s| s.vtag_reply),
-        );
-        *out_zone = take(&mut f, IPVSCT_CT_ENTRY_HAS_ZONE, e.zone);
-        *out_nlmsg_flags = e.message.flags;
-        *out_res_id = e.message.res_id;
-        *out_family = e.family.value();
-        *out_msg_type = e.message.msg;
-        *out_state_kind = state_kind;
-        *out_state = state;
-        *out_tcp_wscale_orig = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_ORIG,
-            tcp.and_then(|t| t.wscale_original),
-        );
-        *out_tcp_wscale_reply = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_REPLY,
-            tcp.and_then(|t| t.wscale_reply),
-        );
-        *out_tcp_flags_orig = flags_orig.map_or(0, |x| x.flags.bits());
-        *out_tcp_flags_orig_mask = flags_orig.map_or(0, |x| x.mask.bits());
-        *out_tcp_flags_reply = flags_reply.map_or(0, |x| x.flags.bits());
-        *out_tcp_flags_reply_mask = flags_reply.map_or(0, |x| x.mask.bits());
-        *out_dccp_role = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_DCCP_ROLE,
-            dccp.and_then(|d| d.role).map(|r| r.value()),
-        );
-        *out_reserved = [0; 7];
-        *out_fields = f;
     }
 
     /// [`Self::fill_from_view`] into a new struct (`None` where that returns false).
@@ -689,7 +537,7 @@ impl ipvsct_ct_entry {
         } = e;
         let mut f = 0u32;
         let (state_kind, state) = state_parts(p.state);
-        let (state_name, cut_state) = cstr::fixed(p.state.name().unwrap_or(""));
+        let (state_name, cut_state) = state_name(p.state, state_kind, state);
         let (helper, cut_helper) = cstr::fixed(p.helper.unwrap_or(""));
         if p.helper.is_some() {
             f |= IPVSCT_CT_ENTRY_HAS_HELPER;

@@ -21,6 +21,7 @@ pub mod conntrack;
 pub mod cstr;
 pub mod dump;
 pub mod entry;
+mod entry_fill;
 pub mod error;
 pub mod events;
 pub mod expect;

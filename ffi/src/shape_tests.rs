@@ -1,9 +1,9 @@
 //! The C outputs of a dump compared with the core's checked decoder, on the recorded
 //! kernel answers and on mutations of them.
 //!
-//! The C layer does not decode: the struct dump converts the core's owned entries
-//! (`Dump::next`, built in place from the entry shape of a repeated layout) with
-//! `ipvsct_ct_entry::fill_from_core`, and the view accessors convert the core's views
+//! The C layer does not decode: the struct dump converts the core's dump steps
+//! (`Dump::next_step`: the values of a `ShapedEntry` where a repeated layout has an
+//! entry shape, an owned entry otherwise) with `ipvsct_ct_entry::fill_from_step`, and the view accessors convert the core's views
 //! (`EntryView::orig` / `reply` / `state`, read at the shape's known positions). These
 //! tests feed every recorded entry (as recorded, and without the counters, timestamps
 //! and labels, as the benchmark's table has none) through the core's layout cache the way
@@ -16,7 +16,7 @@
 use ipvs_conntrack::conntrack::wire::{
     CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_LABELS, CTA_TIMESTAMP,
 };
-use ipvs_conntrack::conntrack::{Entry, EntryView, EntryViews, StateTimeouts};
+use ipvs_conntrack::conntrack::{DumpStep, Entry, EntryView, EntryViews, StateTimeouts};
 use ipvs_conntrack::netlink::attr::NLA_TYPE_MASK;
 use ipvs_conntrack::netlink::frame::Frames;
 
@@ -126,6 +126,9 @@ struct Seen {
     /// Entries compared through the view accessors and through the struct path.
     views: usize,
     structs: usize,
+    /// Entries compared through the struct dump's steps, and how many of them were shaped.
+    steps: usize,
+    shaped: usize,
     /// Entries whose state timeout is known.
     state_timeouts: usize,
     /// Messages the checked decoder rejects (the cached paths must reject them too).
@@ -233,20 +236,7 @@ fn compare(warm: &[&[u8]], msg: &[u8], t: &StateTimeouts, seen: &mut Seen) {
     match (owned.next(), &checked) {
         (Some(Ok(mut e)), Ok(want)) => {
             e.state_timeout = t.for_state(e.orig.proto, e.state);
-            let mut c = ipvsct_ct_entry {
-                fields: 0xdead_beef,
-                labels: [7; crate::entry::IPVSCT_LABEL_WORDS],
-                state_name: [1; crate::entry::IPVSCT_STATE_NAME_LEN],
-                helper: [1; crate::entry::IPVSCT_HELPER_NAME_LEN],
-                timeout: 5,
-                mark: 7,
-                master: ipvsct_tuple {
-                    proto: 9,
-                    ..Default::default()
-                },
-                reserved: [9; 7],
-                ..Default::default()
-            };
+            let mut c = stale();
             ipvsct_ct_entry::fill_from_core(&mut c, &e);
             assert_eq!(c, ipvsct_ct_entry::from_core(want), "struct dump entry");
             seen.structs += 1;
@@ -257,6 +247,47 @@ fn compare(warm: &[&[u8]], msg: &[u8], t: &StateTimeouts, seen: &mut Seen) {
             got.map(|r| r.map(|_| ())),
             want.as_ref().map(|_| ())
         ),
+    }
+
+    // The struct dump's own path: `next_step` (a shaped entry's values where the layout
+    // has a shape, the decoded entry otherwise, joined with the same timeouts), then
+    // `fill_from_step` into a struct that held another entry.
+    let mut steps = EntryViews::new(&buf);
+    for _ in warm {
+        let _ = steps.next_step(Some(t));
+    }
+    match (steps.next_step(Some(t)), &checked) {
+        (Some(Ok(step)), Ok(want)) => {
+            seen.shaped += usize::from(matches!(step, DumpStep::Shaped(_)));
+            let mut c = stale();
+            ipvsct_ct_entry::fill_from_step(&mut c, &step);
+            assert_eq!(c, ipvsct_ct_entry::from_core(want), "struct dump step");
+            seen.steps += 1;
+        }
+        (Some(Err(_)), Err(_)) | (None, Err(_)) => {}
+        (got, want) => panic!(
+            "dump steps disagree with the checked decoder: {:?} vs {:?}",
+            got.map(|r| r.map(|_| ())),
+            want.as_ref().map(|_| ())
+        ),
+    }
+}
+
+/// A struct that holds another entry: every field must be overwritten.
+fn stale() -> ipvsct_ct_entry {
+    ipvsct_ct_entry {
+        fields: 0xdead_beef,
+        labels: [7; crate::entry::IPVSCT_LABEL_WORDS],
+        state_name: [1; crate::entry::IPVSCT_STATE_NAME_LEN],
+        helper: [1; crate::entry::IPVSCT_HELPER_NAME_LEN],
+        timeout: 5,
+        mark: 7,
+        master: ipvsct_tuple {
+            proto: 9,
+            ..Default::default()
+        },
+        reserved: [9; 7],
+        ..Default::default()
     }
 }
 
@@ -274,6 +305,14 @@ fn c_outputs_agree_with_the_core_on_recorded_entries() {
     assert_eq!(seen.rejected, 0, "recorded entries decode");
     assert_eq!(seen.views, 2 * msgs.len());
     assert_eq!(seen.structs, 2 * msgs.len());
+    assert_eq!(seen.steps, 2 * msgs.len());
+    // Every recorded entry of the fill (and more) has a shape once its layout repeats.
+    assert!(
+        seen.shaped * 4 >= msgs.len(),
+        "shaped steps {} of {}",
+        seen.shaped,
+        seen.steps
+    );
     // Most recorded entries are TCP or UDP, whose states have timeouts.
     assert!(
         seen.state_timeouts * 2 >= seen.views,
@@ -317,10 +356,12 @@ fn c_outputs_agree_with_the_core_on_mutated_entries() {
     // Most flips hit values, which keep the entry indexable (and its shape); the owned
     // entry decodes every nested value too, so fewer survive as structs.
     assert!(
-        seen.views > rounds / 2 && seen.structs > rounds / 4,
-        "views {} structs {} of {rounds}",
+        seen.views > rounds / 2 && seen.structs > rounds / 4 && seen.steps == seen.structs,
+        "views {} structs {} steps {} of {rounds}",
         seen.views,
-        seen.structs
+        seen.structs,
+        seen.steps
     );
+    assert!(seen.shaped > rounds / 10, "shaped steps {}", seen.shaped);
     assert!(seen.rejected > 0, "some flips break the entry");
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipvs_conntrack::conntrack::tuple::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 use ipvs_conntrack::conntrack::{
-    Conntrack, DumpFilter, Entry, Family, State, StateTimeouts, Status, Table, TcpState, Tuple,
-    TupleFilter, UdpState,
+    Conntrack, DumpFilter, DumpStep, Entry, Family, State, StateTimeouts, Status, Table, TcpState,
+    Tuple, TupleFilter, UdpState,
 };
 use ipvs_conntrack::{Error, Netns};
 
@@ -570,6 +570,16 @@ fn inserted_entries_marks_zones_labels_nat() {
                 .collect()
         };
         assert_eq!(without_timeout(&again), without_timeout(&all));
+        // And step by step (`Dump::next_step`, the C struct dump's path).
+        let mut dump = ct.dump(&DumpFilter::all()).expect("dump");
+        let mut stepped = Vec::new();
+        while let Some(r) = dump.next_step() {
+            stepped.push(match r.expect("entry") {
+                DumpStep::Shaped(s) => s.to_owned(),
+                DumpStep::Entry(e) => e,
+            });
+        }
+        assert_eq!(without_timeout(&stepped), without_timeout(&all));
     }
     let udp_labelled = find(&all, IPPROTO_UDP, &labelled);
     assert_eq!(

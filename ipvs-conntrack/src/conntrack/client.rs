@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use crate::conntrack::entry::{Entry, EntryView};
 use crate::conntrack::filter::DumpFilter;
 use crate::conntrack::layout::LayoutCache;
-use crate::conntrack::shape::Shape;
+use crate::conntrack::shape::{Shape, ShapedEntry};
 use crate::conntrack::stats::{CpuStats, GlobalStats};
 use crate::conntrack::timeout::{
     from_sysctls, StateTimeouts, TimeoutPolicy, TimeoutSource, DEFAULT_POLICY_PROTOCOLS,
@@ -523,6 +523,36 @@ impl Dump<'_> {
                 Some(Ok(()))
             }
             (Some(Ok((v, None))), t) => build_general(&v, t).map(|r| r.map(|e| *out = e)),
+            (Some(Err(e)), _) => Some(Err(e)),
+        }
+    }
+}
+
+/// What [`Dump::next_step`] read.
+// The large variant is the rare one (entries without a shape), and the caller takes the
+// value apart at once.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum DumpStep<'a> {
+    /// An entry of a common layout, to be read from its values.
+    Shaped(ShapedEntry<'a>),
+    /// Any other entry, decoded.
+    Entry(Entry),
+}
+
+impl Dump<'_> {
+    /// The next entry in the cheapest form for a caller that copies values into its own
+    /// structure (the C API's entry): an entry of a common layout is handed out as a
+    /// [`ShapedEntry`] to read values from, without building an [`Entry`]; any other
+    /// entry is decoded. The same entries, errors and end as [`Iterator::next`].
+    #[inline]
+    pub fn next_step(&mut self) -> Option<Result<DumpStep<'_>>> {
+        match self.next_shaped() {
+            (None, _) => None,
+            (Some(Ok((v, Some(shape)))), t) => {
+                Some(Ok(DumpStep::Shaped(ShapedEntry::new(&v, shape, t))))
+            }
+            (Some(Ok((v, None))), t) => build_general(&v, t).map(|r| r.map(DumpStep::Entry)),
             (Some(Err(e)), _) => Some(Err(e)),
         }
     }

@@ -1,8 +1,11 @@
 //! Offline decoding of recorded ctnetlink bytes: the entry messages of a buffer of whole
 //! netlink messages (a recorded dump, event stream or capture payload), as views.
 
+use crate::conntrack::client::DumpStep;
 use crate::conntrack::entry::{Entry, EntryView};
 use crate::conntrack::layout::LayoutCache;
+use crate::conntrack::shape::ShapedEntry;
+use crate::conntrack::timeout::StateTimeouts;
 use crate::error::DecodeError;
 use crate::netlink::frame::{Frame, Frames};
 
@@ -54,6 +57,30 @@ impl<'a> EntryViews<'a> {
     /// The layout cache's statistics so far (hits, misses).
     pub fn layout_stats(&self) -> (u64, u64) {
         (self.layouts.hits(), self.layouts.misses())
+    }
+
+    /// The next entry as [`Dump::next_step`] gives it: an entry of a common layout as a
+    /// [`ShapedEntry`] to read values from, any other decoded (state timeouts joined from
+    /// `timeouts`). The same entries and errors as [`EntryViews::owned`].
+    ///
+    /// [`Dump::next_step`]: crate::conntrack::Dump::next_step
+    /// [`ShapedEntry`]: crate::conntrack::ShapedEntry
+    #[inline]
+    pub fn next_step<'s>(
+        &'s mut self,
+        timeouts: Option<&'s StateTimeouts>,
+    ) -> Option<Result<DumpStep<'s>, DecodeError>> {
+        let frame = match self.next_frame()? {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        match EntryView::from_frame_shaped(&frame, &mut self.layouts) {
+            Ok((v, Some(shape))) => {
+                Some(Ok(DumpStep::Shaped(ShapedEntry::new(&v, shape, timeouts))))
+            }
+            Ok((v, None)) => v.build(timeouts).map(|r| r.map(DumpStep::Entry)),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// The same messages as owned entries (`state_timeout` left `None`).

@@ -22,7 +22,7 @@ pub mod tuple;
 pub mod wire;
 
 pub use batch::{Batch, BatchFailure, BatchOptions, BatchReport};
-pub use client::{Conntrack, Dump, DumpState, Table};
+pub use client::{Conntrack, Dump, DumpState, DumpStep, Table};
 pub use entry::{
     Counters, Entry, EntryView, Family, Helper, HelperView, Labels, MessageInfo, NatRange, SeqAdj,
     Synproxy, Timestamp,
@@ -47,6 +47,7 @@ pub use request::{
     CreateRequest, DeleteRequest, EntryAttrs, FlushRequest, TupleDirection, UpdateRequest,
     WriteRequest,
 };
+pub use shape::ShapedEntry;
 pub use state::{State, UdpState};
 pub use stats::{CpuStats, GlobalStats};
 pub use status::Status;

@@ -12,13 +12,13 @@
 
 use crate::conntrack::entry::{
     counters_form, counters_values, synproxy_form, synproxy_values, timestamp_form, Counters,
-    Entry, EntryView, Known, Synproxy, Timestamp,
+    Entry, EntryView, Family, Known, MessageInfo, Synproxy, Timestamp,
 };
-use crate::conntrack::protoinfo::{tcp_form, tcp_values, ProtoInfo};
+use crate::conntrack::protoinfo::{tcp_form, tcp_values, ProtoInfo, TcpInfo};
 use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
 use crate::conntrack::timeout::StateTimeouts;
-use crate::conntrack::tuple::{ported_form, ported_tuple, Tuple};
+use crate::conntrack::tuple::{ported_form, ported_proto, ported_tuple, Tuple};
 use crate::conntrack::wire::*;
 use crate::netlink::attr::{align4, HeaderPositions, NLA_HDRLEN};
 
@@ -33,10 +33,19 @@ struct TupleAt {
 
 impl TupleAt {
     #[inline(always)]
-    fn tuple(&self, body: &[u8]) -> Tuple {
+    fn value<'a>(&self, body: &'a [u8]) -> &'a [u8] {
         let at = usize::from(self.at);
-        let v = body.get(at..at + usize::from(self.len)).unwrap_or_default();
-        ported_tuple(v, self.v6, self.zone)
+        body.get(at..at + usize::from(self.len)).unwrap_or_default()
+    }
+
+    #[inline(always)]
+    fn tuple(&self, body: &[u8]) -> Tuple {
+        ported_tuple(self.value(body), self.v6, self.zone)
+    }
+
+    #[inline(always)]
+    fn proto(&self, body: &[u8]) -> u8 {
+        ported_proto(self.value(body), self.v6).unwrap_or(0)
     }
 }
 
@@ -303,11 +312,10 @@ impl Shape {
         v: &EntryView<'_>,
         timeouts: Option<&StateTimeouts>,
     ) -> Option<Result<Entry, E>> {
-        Some(Ok(self.entry(v, timeouts)))
+        Some(Ok(ShapedEntry::new(v, self, timeouts).to_owned()))
     }
 
-    /// [`Shape::build`] into an entry the caller reuses, field by field (`*out = entry`
-    /// would build the large entry aside and copy it); its vectors keep their capacity.
+    /// [`Shape::build`] into an entry the caller reuses (see [`ShapedEntry::write_into`]).
     #[inline(always)]
     pub(crate) fn build_into(
         &self,
@@ -315,7 +323,228 @@ impl Shape {
         timeouts: Option<&StateTimeouts>,
         out: &mut Entry,
     ) {
-        let body = v.body();
+        ShapedEntry::new(v, self, timeouts).write_into(out);
+    }
+}
+
+/// An entry of a common layout, read straight from its values (where its layout's shape
+/// says they are) without building an [`Entry`]: what [`Dump::next_step`] hands out for
+/// most entries of a dump.
+///
+/// Such an entry has the kernel's usual parts only: TCP/UDP-like tuples, TCP protocol
+/// info, SYN proxy, counters, timestamp and scalars. It never has a master tuple, helper,
+/// NAT ranges, sequence adjustments, security context, labels or unknown attributes, so
+/// [`ShapedEntry::to_owned`] has those empty. Every accessor answers what the checked
+/// decoder gives for the same bytes.
+///
+/// [`Dump::next_step`]: crate::conntrack::Dump::next_step
+#[derive(Clone, Copy, Debug)]
+pub struct ShapedEntry<'a> {
+    body: &'a [u8],
+    shape: &'a Shape,
+    timeouts: Option<&'a StateTimeouts>,
+    family: Family,
+    message: MessageInfo,
+}
+
+impl<'a> ShapedEntry<'a> {
+    /// The values of `v`, whose body matches `shape`.
+    #[inline(always)]
+    pub(crate) fn new(
+        v: &EntryView<'a>,
+        shape: &'a Shape,
+        timeouts: Option<&'a StateTimeouts>,
+    ) -> Self {
+        ShapedEntry {
+            body: v.body(),
+            shape,
+            timeouts,
+            family: v.family(),
+            message: v.message(),
+        }
+    }
+
+    #[inline(always)]
+    fn scalar(&self, i: usize) -> u16 {
+        self.shape.scalars.get(i).copied().unwrap_or(0)
+    }
+
+    /// The state timeouts the dump joins (`None` without them).
+    #[inline(always)]
+    pub fn state_timeouts(&self) -> Option<&'a StateTimeouts> {
+        self.timeouts
+    }
+    /// Address family.
+    #[inline(always)]
+    pub fn family(&self) -> Family {
+        self.family
+    }
+    /// The message this entry came in.
+    #[inline(always)]
+    pub fn message(&self) -> MessageInfo {
+        self.message
+    }
+    /// Original direction tuple.
+    #[inline(always)]
+    pub fn orig(&self) -> Tuple {
+        self.shape.orig.tuple(self.body)
+    }
+    /// Reply direction tuple.
+    #[inline(always)]
+    pub fn reply(&self) -> Tuple {
+        self.shape.reply.tuple(self.body)
+    }
+    /// L4 protocol number (of the original tuple).
+    #[inline(always)]
+    pub fn proto(&self) -> u8 {
+        self.shape.orig.proto(self.body)
+    }
+    /// CTA_STATUS (empty if absent).
+    #[inline(always)]
+    pub fn status(&self) -> Status {
+        Shape::be32(self.body, self.scalar(scalar::STATUS))
+            .map_or(Status::empty(), Status::from_bits_retain)
+    }
+    /// CTA_PROTOINFO (TCP's, the only one a shape has).
+    #[inline(always)]
+    pub fn protoinfo(&self) -> Option<ProtoInfo> {
+        self.tcp().map(|t| ProtoInfo {
+            tcp: Some(t),
+            ..ProtoInfo::default()
+        })
+    }
+    /// CTA_PROTOINFO_TCP's values.
+    #[inline(always)]
+    pub fn tcp(&self) -> Option<TcpInfo> {
+        let at = self.shape.tcp;
+        (at != 0).then(|| tcp_values(&bytes(self.body, usize::from(at))))
+    }
+    /// Connection state (derived as [`State::derive`] does).
+    #[inline(always)]
+    pub fn state(&self) -> State {
+        State::derive(self.proto(), self.protoinfo().as_ref(), self.status())
+    }
+    /// Full timeout of the current state under the dump's policy (`None` without one).
+    #[inline(always)]
+    pub fn state_timeout(&self) -> Option<u32> {
+        self.timeouts
+            .and_then(|t| t.for_state(self.proto(), self.state()))
+    }
+    /// CTA_TIMEOUT: seconds left.
+    #[inline(always)]
+    pub fn timeout(&self) -> Option<u32> {
+        Shape::be32(self.body, self.scalar(scalar::TIMEOUT))
+    }
+    /// CTA_MARK.
+    #[inline(always)]
+    pub fn mark(&self) -> Option<u32> {
+        Shape::be32(self.body, self.scalar(scalar::MARK))
+    }
+    /// CTA_MARK_MASK.
+    #[inline(always)]
+    pub fn mark_mask(&self) -> Option<u32> {
+        Shape::be32(self.body, self.scalar(scalar::MARK_MASK))
+    }
+    /// CTA_USE.
+    #[inline(always)]
+    pub fn use_count(&self) -> Option<u32> {
+        Shape::be32(self.body, self.scalar(scalar::USE))
+    }
+    /// CTA_ID.
+    #[inline(always)]
+    pub fn id(&self) -> Option<u32> {
+        Shape::be32(self.body, self.scalar(scalar::ID))
+    }
+    /// CTA_SECMARK.
+    #[inline(always)]
+    pub fn secmark(&self) -> Option<u32> {
+        Shape::be32(self.body, self.scalar(scalar::SECMARK))
+    }
+    /// CTA_ZONE.
+    #[inline(always)]
+    pub fn zone(&self) -> Option<u16> {
+        Shape::be16(self.body, self.scalar(scalar::ZONE))
+    }
+    /// CTA_STATUS_MASK.
+    #[inline(always)]
+    pub fn status_mask(&self) -> Option<u32> {
+        Shape::be32(self.body, self.scalar(scalar::STATUS_MASK))
+    }
+    /// CTA_TIMESTAMP_EVENT.
+    #[inline(always)]
+    pub fn event_time(&self) -> Option<u64> {
+        Shape::be64(self.body, self.scalar(scalar::TIMESTAMP_EVENT))
+    }
+    /// CTA_COUNTERS_ORIG.
+    #[inline(always)]
+    pub fn counters_orig(&self) -> Option<Counters> {
+        self.shape.counters(self.body, 0)
+    }
+    /// CTA_COUNTERS_REPLY.
+    #[inline(always)]
+    pub fn counters_reply(&self) -> Option<Counters> {
+        self.shape.counters(self.body, 1)
+    }
+    /// CTA_TIMESTAMP.
+    #[inline(always)]
+    pub fn timestamp(&self) -> Option<Timestamp> {
+        self.shape.timestamp(self.body)
+    }
+    /// CTA_SYNPROXY.
+    #[inline(always)]
+    pub fn synproxy(&self) -> Option<Synproxy> {
+        self.shape.synproxy(self.body)
+    }
+
+    /// The owned entry.
+    #[inline(always)]
+    pub fn to_owned(&self) -> Entry {
+        let orig = self.orig();
+        let protoinfo = self.protoinfo();
+        let status = self.status();
+        let state = State::derive(orig.proto, protoinfo.as_ref(), status);
+        let state_timeout = self.timeouts.and_then(|t| t.for_state(orig.proto, state));
+        Entry {
+            family: self.family,
+            message: self.message,
+            state,
+            reply: self.reply(),
+            orig,
+            master: None,
+            status,
+            protoinfo,
+            helper: None,
+            nat_src: None,
+            nat_dst: None,
+            timeout: self.timeout(),
+            state_timeout,
+            mark: self.mark(),
+            mark_mask: self.mark_mask(),
+            counters_orig: self.counters_orig(),
+            counters_reply: self.counters_reply(),
+            use_count: self.use_count(),
+            id: self.id(),
+            seq_adj_orig: None,
+            seq_adj_reply: None,
+            secmark: self.secmark(),
+            zone: self.zone(),
+            secctx: None,
+            timestamp: self.timestamp(),
+            event_time: self.event_time(),
+            labels: None,
+            labels_mask: None,
+            synproxy: self.synproxy(),
+            status_mask: self.status_mask(),
+            unknown: Vec::new(),
+            unknown_nested: Vec::new(),
+        }
+    }
+
+    /// [`ShapedEntry::to_owned`] written into an entry the caller reuses, field by field
+    /// (`*out = entry` would build the large entry aside and copy it); its vectors keep
+    /// their capacity.
+    #[inline(always)]
+    pub fn write_into(&self, out: &mut Entry) {
         // Every field is named (no `..`): a new field must be set here too.
         let Entry {
             family,
@@ -351,99 +580,42 @@ impl Shape {
             unknown,
             unknown_nested,
         } = out;
-        let s = &self.scalars;
-        *family = v.family();
-        *message = v.message();
-        *orig = self.orig.tuple(body);
-        *reply = self.reply.tuple(body);
+        *family = self.family;
+        *message = self.message;
+        *orig = self.orig();
+        *reply = self.reply();
         *master = None;
-        *status =
-            Self::be32(body, s[scalar::STATUS]).map_or(Status::empty(), Status::from_bits_retain);
-        *protoinfo = self.protoinfo(body);
+        *status = self.status();
+        *protoinfo = self.protoinfo();
         *state = State::derive(orig.proto, protoinfo.as_ref(), *status);
-        *state_timeout = timeouts.and_then(|t| t.for_state(orig.proto, *state));
+        *state_timeout = self.timeouts.and_then(|t| t.for_state(orig.proto, *state));
         *helper = None;
         *nat_src = None;
         *nat_dst = None;
-        *timeout = Self::be32(body, s[scalar::TIMEOUT]);
-        *mark = Self::be32(body, s[scalar::MARK]);
-        *mark_mask = Self::be32(body, s[scalar::MARK_MASK]);
-        *counters_orig = self.counters(body, 0);
-        *counters_reply = self.counters(body, 1);
-        *use_count = Self::be32(body, s[scalar::USE]);
-        *id = Self::be32(body, s[scalar::ID]);
+        *timeout = self.timeout();
+        *mark = self.mark();
+        *mark_mask = self.mark_mask();
+        *counters_orig = self.counters_orig();
+        *counters_reply = self.counters_reply();
+        *use_count = self.use_count();
+        *id = self.id();
         *seq_adj_orig = None;
         *seq_adj_reply = None;
-        *secmark = Self::be32(body, s[scalar::SECMARK]);
-        *zone = Self::be16(body, s[scalar::ZONE]);
+        *secmark = self.secmark();
+        *zone = self.zone();
         *secctx = None;
-        *timestamp = self.timestamp(body);
-        *event_time = Self::be64(body, s[scalar::TIMESTAMP_EVENT]);
+        *timestamp = self.timestamp();
+        *event_time = self.event_time();
         *labels = None;
         *labels_mask = None;
-        *synproxy = self.synproxy(body);
-        *status_mask = Self::be32(body, s[scalar::STATUS_MASK]);
+        *synproxy = self.synproxy();
+        *status_mask = self.status_mask();
         unknown.clear();
         unknown_nested.clear();
     }
+}
 
-    /// The entry of [`Shape::build`].
-    #[inline(always)]
-    fn entry(&self, v: &EntryView<'_>, timeouts: Option<&StateTimeouts>) -> Entry {
-        let body = v.body();
-        let orig = self.orig.tuple(body);
-        let reply = self.reply.tuple(body);
-        let protoinfo = self.protoinfo(body);
-        let s = &self.scalars;
-        let status =
-            Self::be32(body, s[scalar::STATUS]).map_or(Status::empty(), Status::from_bits_retain);
-        let state = State::derive(orig.proto, protoinfo.as_ref(), status);
-        let state_timeout = timeouts.and_then(|t| t.for_state(orig.proto, state));
-        Entry {
-            family: v.family(),
-            message: v.message(),
-            state,
-            orig,
-            reply,
-            master: None,
-            status,
-            protoinfo,
-            helper: None,
-            nat_src: None,
-            nat_dst: None,
-            timeout: Self::be32(body, s[scalar::TIMEOUT]),
-            state_timeout,
-            mark: Self::be32(body, s[scalar::MARK]),
-            mark_mask: Self::be32(body, s[scalar::MARK_MASK]),
-            counters_orig: self.counters(body, 0),
-            counters_reply: self.counters(body, 1),
-            use_count: Self::be32(body, s[scalar::USE]),
-            id: Self::be32(body, s[scalar::ID]),
-            seq_adj_orig: None,
-            seq_adj_reply: None,
-            secmark: Self::be32(body, s[scalar::SECMARK]),
-            zone: Self::be16(body, s[scalar::ZONE]),
-            secctx: None,
-            timestamp: self.timestamp(body),
-            event_time: Self::be64(body, s[scalar::TIMESTAMP_EVENT]),
-            labels: None,
-            labels_mask: None,
-            synproxy: self.synproxy(body),
-            status_mask: Self::be32(body, s[scalar::STATUS_MASK]),
-            unknown: Vec::new(),
-            unknown_nested: Vec::new(),
-        }
-    }
-
-    /// CTA_PROTOINFO in TCP's layout, if the layout has it.
-    #[inline(always)]
-    fn protoinfo(&self, body: &[u8]) -> Option<ProtoInfo> {
-        (self.tcp != 0).then(|| ProtoInfo {
-            tcp: Some(tcp_values(&bytes(body, usize::from(self.tcp)))),
-            ..ProtoInfo::default()
-        })
-    }
-
+impl Shape {
     /// CTA_SYNPROXY, if the layout has it.
     #[inline(always)]
     fn synproxy(&self, body: &[u8]) -> Option<Synproxy> {
@@ -537,6 +709,58 @@ mod tests {
             let n = all.iter().filter(|(_, b)| s.matches(b)).count();
             assert!(n >= 1 && n < all.len());
         }
+    }
+
+    #[test]
+    fn shaped_entries_answer_like_the_checked_decoder() {
+        // A distinct timeout per sysctl name, so that a wrong state gives a wrong value.
+        let t = crate::conntrack::timeout::from_sysctls(|name| {
+            Some(
+                name.bytes()
+                    .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))),
+            )
+        });
+        let all = shaped();
+        let mut with_state_timeout = 0;
+        for (family, body) in &all {
+            let v = view(*family, body).unwrap();
+            let shape = Shape::of(&v).unwrap();
+            let s = ShapedEntry::new(&v, &shape, Some(&t));
+            let mut want = v.to_owned().unwrap();
+            want.state_timeout = t.for_state(want.orig.proto, want.state);
+            with_state_timeout += usize::from(want.state_timeout.is_some());
+            assert_eq!(s.to_owned(), want);
+            assert_eq!(s.family(), want.family);
+            assert_eq!(s.message(), want.message);
+            assert_eq!(s.orig(), want.orig);
+            assert_eq!(s.reply(), want.reply);
+            assert_eq!(s.proto(), want.orig.proto);
+            assert_eq!(s.status(), want.status);
+            assert_eq!(s.protoinfo(), want.protoinfo);
+            assert_eq!(s.tcp(), want.protoinfo.as_ref().and_then(|p| p.tcp.clone()));
+            assert_eq!(s.state(), want.state);
+            assert_eq!(s.state_timeout(), want.state_timeout);
+            assert_eq!(s.timeout(), want.timeout);
+            assert_eq!(s.mark(), want.mark);
+            assert_eq!(s.mark_mask(), want.mark_mask);
+            assert_eq!(s.use_count(), want.use_count);
+            assert_eq!(s.id(), want.id);
+            assert_eq!(s.secmark(), want.secmark);
+            assert_eq!(s.zone(), want.zone);
+            assert_eq!(s.status_mask(), want.status_mask);
+            assert_eq!(s.event_time(), want.event_time);
+            assert_eq!(s.counters_orig(), want.counters_orig);
+            assert_eq!(s.counters_reply(), want.counters_reply);
+            assert_eq!(s.timestamp(), want.timestamp);
+            assert_eq!(s.synproxy(), want.synproxy);
+            // Without timeouts (offline decoding) there is no state timeout.
+            assert_eq!(ShapedEntry::new(&v, &shape, None).state_timeout(), None);
+        }
+        assert!(
+            all.len() >= 40 && with_state_timeout >= 40,
+            "{with_state_timeout} of {}",
+            all.len()
+        );
     }
 
     #[test]
