@@ -18,7 +18,6 @@ use ipvs_conntrack::DecodeError;
 
 use crate::cstr;
 use crate::entry_fill;
-use crate::timeouts::IPVSCT_TIMEOUT_UNSET;
 use crate::tuple::ipvsct_tuple;
 
 /// Size of `ipvsct_ct_entry.state_name` (bytes, including the NUL).
@@ -285,43 +284,33 @@ fn present<T>(r: Result<Option<T>, DecodeError>) -> Option<bool> {
     }
 }
 
-/// `v`, or IPVSCT_TIMEOUT_UNSET when the value is absent (0 seconds left is a real value).
-fn unset_if_absent(v: u32, src: Option<u32>) -> u32 {
-    if src.is_some() {
-        v
-    } else {
-        IPVSCT_TIMEOUT_UNSET
-    }
-}
-
-/// What an [`EntryView`] hands to [`ipvsct_ct_entry::assemble_into`] (owned entries
-/// are written by [`ipvsct_ct_entry::fill_from_core`]; `view_tests` and `shape_tests`
-/// require both to give the same struct).
-struct Parts<'a> {
-    family: u8,
-    message: MessageInfo,
-    state: State,
-    orig: ipvsct_tuple,
-    reply: ipvsct_tuple,
-    master: Option<ipvsct_tuple>,
-    status: u32,
-    protoinfo: Option<&'a ProtoInfo>,
-    helper: Option<&'a str>,
+/// What an [`EntryView`] hands to [`entry_fill::fill`] (`view_tests` and `shape_tests`
+/// require the same struct as from the owned entry).
+pub(crate) struct Parts<'a> {
+    pub(crate) family: u8,
+    pub(crate) message: MessageInfo,
+    pub(crate) state: State,
+    pub(crate) orig: ipvsct_tuple,
+    pub(crate) reply: ipvsct_tuple,
+    pub(crate) master: Option<ipvsct_tuple>,
+    pub(crate) status: u32,
+    pub(crate) protoinfo: Option<&'a ProtoInfo>,
+    pub(crate) helper: Option<&'a str>,
     /// The label bitmap (128 bits) and whether set bits past it were cut.
-    labels: Option<([u32; IPVSCT_LABEL_WORDS], bool)>,
+    pub(crate) labels: Option<([u32; IPVSCT_LABEL_WORDS], bool)>,
     /// The message carried attributes the C struct does not hold.
-    more: bool,
-    timeout: Option<u32>,
-    state_timeout: Option<u32>,
-    mark: Option<u32>,
-    use_count: Option<u32>,
-    id: Option<u32>,
-    secmark: Option<u32>,
-    zone: Option<u16>,
-    counters_orig: Option<Counters>,
-    counters_reply: Option<Counters>,
-    timestamp: Option<Timestamp>,
-    event_time: Option<u64>,
+    pub(crate) more: bool,
+    pub(crate) timeout: Option<u32>,
+    pub(crate) state_timeout: Option<u32>,
+    pub(crate) mark: Option<u32>,
+    pub(crate) use_count: Option<u32>,
+    pub(crate) id: Option<u32>,
+    pub(crate) secmark: Option<u32>,
+    pub(crate) zone: Option<u16>,
+    pub(crate) counters_orig: Option<Counters>,
+    pub(crate) counters_reply: Option<Counters>,
+    pub(crate) timestamp: Option<Timestamp>,
+    pub(crate) event_time: Option<u64>,
 }
 
 /// The C label bitmap of the set label bits `bits`, and whether some did not fit.
@@ -347,8 +336,7 @@ impl ipvsct_ct_entry {
 
     /// Fills every field of `*out` with the C form of an owned entry, in place (on the
     /// dump path `*out` is the struct handed to the callback; nothing is built elsewhere
-    /// and copied). The same struct as [`Self::assemble_into`] makes of the entry's
-    /// parts, written field by field: this runs once per entry of a struct dump.
+    /// and copied).
     #[inline]
     pub(crate) fn fill_from_core(out: &mut Self, e: &Entry) {
         entry_fill::fill(out, e);
@@ -460,9 +448,9 @@ impl ipvsct_ct_entry {
             || protoinfo.as_ref().is_some_and(|p| !p.unknown.is_empty())
             || v.has_unknown();
         let state = State::derive(proto, protoinfo.as_ref(), status);
-        Self::assemble_into(
+        entry_fill::fill(
             out,
-            Parts {
+            &Parts {
                 family: v.family().value(),
                 message: v.message(),
                 state,
@@ -489,161 +477,6 @@ impl ipvsct_ct_entry {
         );
         Some(())
     }
-
-    /// Fills every field of `e` from the parts of a view (in place: nothing is built
-    /// elsewhere and copied).
-    #[inline(always)]
-    fn assemble_into(e: &mut Self, p: Parts<'_>) {
-        // Every field is written: the pattern binds them all (no `..`), and an unused
-        // binding would fail the build (warnings are errors in CI).
-        let ipvsct_ct_entry {
-            counters_orig: out_counters_orig,
-            counters_reply: out_counters_reply,
-            timestamp_start: out_timestamp_start,
-            timestamp_stop: out_timestamp_stop,
-            dccp_handshake_seq: out_dccp_handshake_seq,
-            event_time: out_event_time,
-            orig: out_orig,
-            reply: out_reply,
-            master: out_master,
-            status: out_status,
-            timeout: out_timeout,
-            state_timeout: out_state_timeout,
-            mark: out_mark,
-            use_count: out_use_count,
-            id: out_id,
-            secmark: out_secmark,
-            sctp_vtag_orig: out_sctp_vtag_orig,
-            sctp_vtag_reply: out_sctp_vtag_reply,
-            labels: out_labels,
-            zone: out_zone,
-            nlmsg_flags: out_nlmsg_flags,
-            res_id: out_res_id,
-            family: out_family,
-            msg_type: out_msg_type,
-            state_kind: out_state_kind,
-            state: out_state,
-            tcp_wscale_orig: out_tcp_wscale_orig,
-            tcp_wscale_reply: out_tcp_wscale_reply,
-            tcp_flags_orig: out_tcp_flags_orig,
-            tcp_flags_orig_mask: out_tcp_flags_orig_mask,
-            tcp_flags_reply: out_tcp_flags_reply,
-            tcp_flags_reply_mask: out_tcp_flags_reply_mask,
-            dccp_role: out_dccp_role,
-            state_name: out_state_name,
-            helper: out_helper,
-            reserved: out_reserved,
-            fields: out_fields,
-        } = e;
-        let mut f = 0u32;
-        let (state_kind, state) = state_parts(p.state);
-        let (state_name, cut_state) = state_name(p.state, state_kind, state);
-        let (helper, cut_helper) = cstr::fixed(p.helper.unwrap_or(""));
-        if p.helper.is_some() {
-            f |= IPVSCT_CT_ENTRY_HAS_HELPER;
-        }
-        let (labels, cut_labels) = match p.labels {
-            Some(l) => {
-                f |= IPVSCT_CT_ENTRY_HAS_LABELS;
-                l
-            }
-            None => ([0; IPVSCT_LABEL_WORDS], false),
-        };
-        if cut_state || cut_helper || cut_labels {
-            f |= IPVSCT_CT_ENTRY_TRUNCATED;
-        }
-        let tcp = p.protoinfo.and_then(|p| p.tcp.as_ref());
-        let sctp = p.protoinfo.and_then(|p| p.sctp.as_ref());
-        let dccp = p.protoinfo.and_then(|p| p.dccp.as_ref());
-        if p.more {
-            f |= IPVSCT_CT_ENTRY_HAS_MORE;
-        }
-        let flags_orig = tcp.and_then(|t| t.flags_original);
-        let flags_reply = tcp.and_then(|t| t.flags_reply);
-        if flags_orig.is_some() {
-            f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_ORIG;
-        }
-        if flags_reply.is_some() {
-            f |= IPVSCT_CT_ENTRY_HAS_TCP_FLAGS_REPLY;
-        }
-        *out_counters_orig =
-            take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_ORIG, p.counters_orig).into();
-        *out_counters_reply =
-            take(&mut f, IPVSCT_CT_ENTRY_HAS_COUNTERS_REPLY, p.counters_reply).into();
-        *out_timestamp_start = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_TIMESTAMP_START,
-            p.timestamp.and_then(|t| t.start),
-        );
-        *out_timestamp_stop = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_TIMESTAMP_STOP,
-            p.timestamp.and_then(|t| t.stop),
-        );
-        *out_dccp_handshake_seq = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_DCCP_HANDSHAKE_SEQ,
-            dccp.and_then(|d| d.handshake_seq),
-        );
-        *out_event_time = take(&mut f, IPVSCT_CT_ENTRY_HAS_EVENT_TIME, p.event_time);
-        *out_orig = p.orig;
-        *out_reply = p.reply;
-        *out_master = take(&mut f, IPVSCT_CT_ENTRY_HAS_MASTER, p.master);
-        *out_status = p.status;
-        *out_timeout = unset_if_absent(
-            take(&mut f, IPVSCT_CT_ENTRY_HAS_TIMEOUT, p.timeout),
-            p.timeout,
-        );
-        *out_state_timeout = unset_if_absent(
-            take(&mut f, IPVSCT_CT_ENTRY_HAS_STATE_TIMEOUT, p.state_timeout),
-            p.state_timeout,
-        );
-        *out_mark = take(&mut f, IPVSCT_CT_ENTRY_HAS_MARK, p.mark);
-        *out_use_count = take(&mut f, IPVSCT_CT_ENTRY_HAS_USE, p.use_count);
-        *out_id = take(&mut f, IPVSCT_CT_ENTRY_HAS_ID, p.id);
-        *out_secmark = take(&mut f, IPVSCT_CT_ENTRY_HAS_SECMARK, p.secmark);
-        *out_sctp_vtag_orig = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_ORIG,
-            sctp.and_then(|s| s.vtag_original),
-        );
-        *out_sctp_vtag_reply = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_SCTP_VTAG_REPLY,
-            sctp.and_then(|s| s.vtag_reply),
-        );
-        *out_labels = labels;
-        *out_zone = take(&mut f, IPVSCT_CT_ENTRY_HAS_ZONE, p.zone);
-        *out_nlmsg_flags = p.message.flags;
-        *out_res_id = p.message.res_id;
-        *out_family = p.family;
-        *out_msg_type = p.message.msg;
-        *out_state_kind = state_kind;
-        *out_state = state;
-        *out_tcp_wscale_orig = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_ORIG,
-            tcp.and_then(|t| t.wscale_original),
-        );
-        *out_tcp_wscale_reply = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_TCP_WSCALE_REPLY,
-            tcp.and_then(|t| t.wscale_reply),
-        );
-        *out_tcp_flags_orig = flags_orig.map_or(0, |x| x.flags.bits());
-        *out_tcp_flags_orig_mask = flags_orig.map_or(0, |x| x.mask.bits());
-        *out_tcp_flags_reply = flags_reply.map_or(0, |x| x.flags.bits());
-        *out_tcp_flags_reply_mask = flags_reply.map_or(0, |x| x.mask.bits());
-        *out_dccp_role = take(
-            &mut f,
-            IPVSCT_CT_ENTRY_HAS_DCCP_ROLE,
-            dccp.and_then(|d| d.role).map(|r| r.value()),
-        );
-        *out_state_name = state_name;
-        *out_helper = helper;
-        *out_reserved = [0; 7];
-        *out_fields = f;
-    }
 }
 
 impl From<ipvs_conntrack::conntrack::Counters> for ipvsct_counters {
@@ -658,6 +491,7 @@ impl From<ipvs_conntrack::conntrack::Counters> for ipvsct_counters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timeouts::IPVSCT_TIMEOUT_UNSET;
     use ipvs_conntrack::conntrack::wire::{
         CTA_LABELS, CTA_SECCTX, CTA_SECCTX_NAME, CTA_STATUS, CTA_TIMEOUT, CTA_TUPLE_ORIG,
         CTA_TUPLE_REPLY, IPCTNL_MSG_CT_DELETE,

@@ -1,9 +1,9 @@
-//! Filling the C entry from the core's values: an owned [`Entry`], or a [`ShapedEntry`]
-//! read where it lies in the receive buffer (the struct dump's common case). One mapping,
-//! [`fill`], serves both, so the two cannot disagree.
+//! Filling the C entry from the core's values: an owned [`Entry`], a [`ShapedEntry`]
+//! read where it lies in the receive buffer (the struct dump's common case), or the parts
+//! an entry view gives (`ipvsct_ct_view_entry`). One mapping, [`fill`], serves all three.
 
 use ipvs_conntrack::conntrack::{
-    Counters, Entry, MessageInfo, ShapedEntry, State, TcpFlagsMask, TcpInfo, Timestamp,
+    Counters, Entry, MessageInfo, ProtoInfo, ShapedEntry, State, TcpFlagsMask, TcpInfo, Timestamp,
 };
 
 use crate::cstr;
@@ -25,6 +25,23 @@ pub(crate) struct ProtoValues {
 }
 
 impl ProtoValues {
+    #[inline(always)]
+    fn of(p: Option<&ProtoInfo>) -> Self {
+        let Some(p) = p else {
+            return ProtoValues::default();
+        };
+        let mut v = p.tcp.as_ref().map(ProtoValues::of_tcp).unwrap_or_default();
+        if let Some(s) = &p.sctp {
+            v.sctp_vtag_orig = s.vtag_original;
+            v.sctp_vtag_reply = s.vtag_reply;
+        }
+        if let Some(d) = &p.dccp {
+            v.dccp_handshake_seq = d.handshake_seq;
+            v.dccp_role = d.role.map(|r| r.value());
+        }
+        v
+    }
+
     #[inline(always)]
     fn of_tcp(t: &TcpInfo) -> Self {
         ProtoValues {
@@ -51,8 +68,8 @@ pub(crate) trait EntrySource {
     fn status(&self) -> u32;
     fn proto_values(&self) -> ProtoValues;
     fn helper(&self) -> Option<&str>;
-    /// The set label bits, if the entry has labels.
-    fn labels(&self) -> Option<&[u16]>;
+    /// The label bitmap and whether set bits past it were cut, if the entry has labels.
+    fn labels(&self) -> Option<([u32; IPVSCT_LABEL_WORDS], bool)>;
     /// Whether the entry has parts the C struct does not hold.
     fn more(&self) -> bool;
     fn timeout(&self) -> Option<u32>;
@@ -108,27 +125,17 @@ impl EntrySource for Entry {
     }
     #[inline(always)]
     fn proto_values(&self) -> ProtoValues {
-        let Some(p) = &self.protoinfo else {
-            return ProtoValues::default();
-        };
-        let mut v = p.tcp.as_ref().map(ProtoValues::of_tcp).unwrap_or_default();
-        if let Some(s) = &p.sctp {
-            v.sctp_vtag_orig = s.vtag_original;
-            v.sctp_vtag_reply = s.vtag_reply;
-        }
-        if let Some(d) = &p.dccp {
-            v.dccp_handshake_seq = d.handshake_seq;
-            v.dccp_role = d.role.map(|r| r.value());
-        }
-        v
+        ProtoValues::of(self.protoinfo.as_ref())
     }
     #[inline(always)]
     fn helper(&self) -> Option<&str> {
         self.helper.as_ref().map(|h| h.name.as_str())
     }
     #[inline(always)]
-    fn labels(&self) -> Option<&[u16]> {
-        self.labels.as_ref().map(|l| l.0.as_slice())
+    fn labels(&self) -> Option<([u32; IPVSCT_LABEL_WORDS], bool)> {
+        self.labels
+            .as_ref()
+            .map(|l| label_words(l.0.iter().copied()))
     }
     #[inline(always)]
     fn more(&self) -> bool {
@@ -240,7 +247,7 @@ impl EntrySource for ShapedEntry<'_> {
         None
     }
     #[inline(always)]
-    fn labels(&self) -> Option<&[u16]> {
+    fn labels(&self) -> Option<([u32; IPVSCT_LABEL_WORDS], bool)> {
         None
     }
     #[inline(always)]
@@ -288,6 +295,103 @@ impl EntrySource for ShapedEntry<'_> {
     #[inline(always)]
     fn event_time(&self) -> Option<u64> {
         ShapedEntry::event_time(self)
+    }
+}
+
+impl EntrySource for Parts<'_> {
+    #[inline(always)]
+    fn family(&self) -> u8 {
+        self.family
+    }
+    #[inline(always)]
+    fn message(&self) -> MessageInfo {
+        self.message
+    }
+    #[inline(always)]
+    fn state(&self) -> State {
+        self.state
+    }
+    #[inline(always)]
+    fn state_timeout(&self, _: State) -> Option<u32> {
+        self.state_timeout
+    }
+    #[inline(always)]
+    fn fill_orig(&self, out: &mut ipvsct_tuple) {
+        *out = self.orig;
+    }
+    #[inline(always)]
+    fn fill_reply(&self, out: &mut ipvsct_tuple) {
+        *out = self.reply;
+    }
+    #[inline(always)]
+    fn fill_master(&self, out: &mut ipvsct_tuple) -> bool {
+        match self.master {
+            Some(m) => {
+                *out = m;
+                true
+            }
+            None => false,
+        }
+    }
+    #[inline(always)]
+    fn status(&self) -> u32 {
+        self.status
+    }
+    #[inline(always)]
+    fn proto_values(&self) -> ProtoValues {
+        ProtoValues::of(self.protoinfo)
+    }
+    #[inline(always)]
+    fn helper(&self) -> Option<&str> {
+        self.helper
+    }
+    #[inline(always)]
+    fn labels(&self) -> Option<([u32; IPVSCT_LABEL_WORDS], bool)> {
+        self.labels
+    }
+    #[inline(always)]
+    fn more(&self) -> bool {
+        self.more
+    }
+    #[inline(always)]
+    fn timeout(&self) -> Option<u32> {
+        self.timeout
+    }
+    #[inline(always)]
+    fn mark(&self) -> Option<u32> {
+        self.mark
+    }
+    #[inline(always)]
+    fn use_count(&self) -> Option<u32> {
+        self.use_count
+    }
+    #[inline(always)]
+    fn id(&self) -> Option<u32> {
+        self.id
+    }
+    #[inline(always)]
+    fn secmark(&self) -> Option<u32> {
+        self.secmark
+    }
+    #[inline(always)]
+    fn zone(&self) -> Option<u16> {
+        self.zone
+    }
+    #[inline(always)]
+    fn counters_orig(&self) -> Option<Counters> {
+        self.counters_orig
+    }
+    #[inline(always)]
+    fn counters_reply(&self) -> Option<Counters> {
+        self.counters_reply
+    }
+    #[inline(always)]
+    fn timestamp(&self) -> Option<Timestamp> {
+        self.timestamp
+    }
+    #[inline(always)]
+    fn event_time(&self) -> Option<u64> {
+        self.event_time
     }
 }
 
@@ -357,9 +461,8 @@ pub(crate) fn fill<S: EntrySource>(out: &mut ipvsct_ct_entry, s: &S) {
         }
     };
     let cut_labels = match s.labels() {
-        Some(l) => {
+        Some((words, cut)) => {
             f |= IPVSCT_CT_ENTRY_HAS_LABELS;
-            let (words, cut) = label_words(l.iter().copied());
             *out_labels = words;
             cut
         }
