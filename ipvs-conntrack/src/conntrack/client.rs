@@ -142,12 +142,14 @@ impl Conntrack {
         let seq = self.sock.send(&mut bytes, "conntrack dump")?;
         Ok(Dump {
             ex: self.sock.exchange(seq, "conntrack dump"),
-            layouts: Box::default(),
-            // Entries are checked in user space only when there is something to check.
-            filter: (filter != &DumpFilter::default()).then(|| filter.clone()),
-            timeouts,
-            reported_intr: false,
-            kernel_filter: filter.has_kernel_attrs() && !filter.user_space_only,
+            parts: Box::new(DumpParts {
+                layouts: LayoutCache::new(),
+                // Entries are checked in user space only when there is something to check.
+                filter: (filter != &DumpFilter::default()).then(|| filter.clone()),
+                timeouts,
+                reported_intr: false,
+                kernel_filter: filter.has_kernel_attrs() && !filter.user_space_only,
+            }),
         })
     }
 
@@ -156,11 +158,7 @@ impl Conntrack {
     pub fn resume(&mut self, state: DumpState) -> Dump<'_> {
         Dump {
             ex: self.sock.resume(state.ex),
-            layouts: state.layouts,
-            filter: state.filter,
-            timeouts: state.timeouts,
-            reported_intr: state.reported_intr,
-            kernel_filter: state.kernel_filter,
+            parts: state.parts,
         }
     }
 
@@ -348,8 +346,15 @@ fn join(e: &mut Entry, t: Option<&StateTimeouts>) {
 #[derive(Debug)]
 pub struct Dump<'c> {
     ex: Exchange<'c>,
-    /// Boxed: a dump is moved in and out of [`DumpState`] by iterator wrappers (C, Python).
-    layouts: Box<LayoutCache>,
+    parts: Box<DumpParts>,
+}
+
+/// What a dump keeps besides its exchange. Boxed: iterator wrappers move a dump in and
+/// out of [`DumpState`] on every call (the C iterator once per entry), which then moves
+/// a pointer, not the filter and the timeouts.
+#[derive(Debug)]
+struct DumpParts {
+    layouts: LayoutCache,
     filter: Option<DumpFilter>,
     timeouts: Option<StateTimeouts>,
     reported_intr: bool,
@@ -360,11 +365,7 @@ pub struct Dump<'c> {
 #[derive(Debug)]
 pub struct DumpState {
     ex: ExchangeState,
-    layouts: Box<LayoutCache>,
-    filter: Option<DumpFilter>,
-    timeouts: Option<StateTimeouts>,
-    reported_intr: bool,
-    kernel_filter: bool,
+    parts: Box<DumpParts>,
 }
 
 impl<'c> Dump<'c> {
@@ -372,23 +373,20 @@ impl<'c> Dump<'c> {
     pub fn suspend(self) -> DumpState {
         DumpState {
             ex: self.ex.suspend(),
-            layouts: self.layouts,
-            filter: self.filter,
-            timeouts: self.timeouts,
-            reported_intr: self.reported_intr,
-            kernel_filter: self.kernel_filter,
+            parts: self.parts,
         }
     }
 
     /// The next matching entry as a view into the receive buffer. After an
     /// [`Error::Timeout`] the dump is still open: calling again continues it.
     pub fn next_view(&mut self) -> Option<Result<EntryView<'_>>> {
+        let p = &mut *self.parts;
         next_view(
             &mut self.ex,
-            &mut self.layouts,
-            self.filter.as_ref(),
-            &mut self.reported_intr,
-            self.kernel_filter,
+            &mut p.layouts,
+            p.filter.as_ref(),
+            &mut p.reported_intr,
+            p.kernel_filter,
         )
     }
 
@@ -399,7 +397,7 @@ impl<'c> Dump<'c> {
 
     /// The state timeouts joined into owned entries.
     pub fn state_timeouts(&self) -> Option<&StateTimeouts> {
-        self.timeouts.as_ref()
+        self.parts.timeouts.as_ref()
     }
 
     /// Stops early, reading and discarding the rest of the kernel's answer.
@@ -496,19 +494,20 @@ impl Dump<'_> {
     /// The next entry as a view with its shape (see [`Shaped`]).
     #[inline(always)]
     fn next_shaped(&mut self) -> Shaped<'_> {
-        let timeouts = self.timeouts.as_ref();
+        let p = &mut *self.parts;
+        let timeouts = p.timeouts.as_ref();
         let frame = match next_frame(
             &mut self.ex,
-            &mut self.layouts,
-            self.filter.as_ref(),
-            &mut self.reported_intr,
-            self.kernel_filter,
+            &mut p.layouts,
+            p.filter.as_ref(),
+            &mut p.reported_intr,
+            p.kernel_filter,
         ) {
             None => return (None, timeouts),
             Some(Err(e)) => return (Some(Err(e)), timeouts),
             Some(Ok(f)) => f,
         };
-        let parsed = EntryView::from_frame_shaped(&frame, &mut self.layouts);
+        let parsed = EntryView::from_frame_shaped(&frame, &mut p.layouts);
         (Some(parsed.map_err(Error::from)), timeouts)
     }
 
