@@ -434,7 +434,10 @@ fn next_view<'a>(
         Ok(f) => f,
         Err(e) => return Some(Err(e)),
     };
-    Some(EntryView::from_frame_cached(&frame, layouts).map_err(Error::from))
+    Some(match EntryView::from_frame_cached(&frame, layouts) {
+        Ok(v) => Ok(v),
+        Err(e) => Err(Error::from(e)),
+    })
 }
 
 /// One step of a dump: the next matching entry message, the final DUMP_INTR report, or

@@ -471,7 +471,9 @@ impl<'a> EntryView<'a> {
 
     /// [`EntryView::from_frame`] through a cache of entry layouts (for dumps and event
     /// streams, whose entries repeat few layouts); the result is the same.
-    #[inline]
+    // Inlined so that the view is built where the caller keeps it (a view returned through
+    // memory is copied with wide loads that stall on the narrow stores that wrote it).
+    #[inline(always)]
     pub fn from_frame_cached(
         frame: &Frame<'a>,
         cache: &mut LayoutCache,
