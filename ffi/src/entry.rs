@@ -233,10 +233,9 @@ const NAMED_STATES: usize = 16;
 /// copies it instead of measuring and copying the string for every entry.
 static STATE_NAMES: OnceLock<[[StateName; NAMED_STATES]; 8]> = OnceLock::new();
 
-/// The C name of state `s`, which [`state_parts`] encodes as (`kind`, `num`).
-#[inline(always)]
-pub(crate) fn state_name(s: State, kind: u8, num: u8) -> StateName {
-    let table = STATE_NAMES.get_or_init(|| {
+/// The C names of the states [`state_parts`] encodes, made once.
+fn state_names() -> &'static [[StateName; NAMED_STATES]; 8] {
+    STATE_NAMES.get_or_init(|| {
         let mut t = [[([0; IPVSCT_STATE_NAME_LEN], false); NAMED_STATES]; 8];
         for (kind, row) in (0u8..).zip(t.iter_mut()) {
             for (num, slot) in (0u8..).zip(row.iter_mut()) {
@@ -244,14 +243,46 @@ pub(crate) fn state_name(s: State, kind: u8, num: u8) -> StateName {
             }
         }
         t
-    });
-    match table
+    })
+}
+
+/// The C name of state `s`, which [`state_parts`] encodes as (`kind`, `num`).
+#[cfg(test)]
+pub(crate) fn state_name(s: State, kind: u8, num: u8) -> StateName {
+    let mut out = [0; IPVSCT_STATE_NAME_LEN];
+    let cut = state_name_into(&mut out, s, kind, num);
+    (out, cut)
+}
+
+/// Writes the C name of state `s` (encoded as (`kind`, `num`)) to `out`, straight from the
+/// table (a name returned by value would be copied through the stack, and read back with
+/// wide loads that stall on the narrow stores of the copy); whether it was cut.
+#[inline(always)]
+pub(crate) fn state_name_into(
+    out: &mut [c_char; IPVSCT_STATE_NAME_LEN],
+    s: State,
+    kind: u8,
+    num: u8,
+) -> bool {
+    match state_names()
         .get(usize::from(kind))
         .and_then(|row| row.get(usize::from(num)))
     {
-        Some(n) => *n,
-        None => cstr::fixed(s.name().unwrap_or("")),
+        Some((name, cut)) => {
+            *out = *name;
+            *cut
+        }
+        None => unnamed_state(out, s),
     }
+}
+
+/// [`state_name_into`] of a state outside the table.
+#[cold]
+#[inline(never)]
+fn unnamed_state(out: &mut [c_char; IPVSCT_STATE_NAME_LEN], s: State) -> bool {
+    let (name, cut) = cstr::fixed(s.name().unwrap_or(""));
+    *out = name;
+    cut
 }
 
 /// Records `v` under `bit` and returns it (or the default when absent).

@@ -222,11 +222,18 @@ impl EntrySource for ShapedEntry<'_> {
     }
     #[inline(always)]
     fn fill_orig(&self, out: &mut ipvsct_tuple) {
-        ipvsct_tuple::fill_from_core(out, &self.orig());
+        // Through the tuple's view: nothing built that needs dropping.
+        match self.orig_view() {
+            Some(t) => ipvsct_tuple::fill_from_view(out, &t),
+            None => ipvsct_tuple::fill_from_core(out, &self.orig()),
+        }
     }
     #[inline(always)]
     fn fill_reply(&self, out: &mut ipvsct_tuple) {
-        ipvsct_tuple::fill_from_core(out, &self.reply());
+        match self.reply_view() {
+            Some(t) => ipvsct_tuple::fill_from_view(out, &t),
+            None => ipvsct_tuple::fill_from_core(out, &self.reply()),
+        }
     }
     #[inline(always)]
     fn fill_master(&self, _: &mut ipvsct_tuple) -> bool {
@@ -448,8 +455,7 @@ pub(crate) fn fill<S: EntrySource>(out: &mut ipvsct_ct_entry, s: &S) {
     };
     let st = s.state();
     let (state_kind, state) = state_parts(st);
-    let (name, cut_state) = state_name(st, state_kind, state);
-    *out_state_name = name;
+    let cut_state = state_name_into(out_state_name, st, state_kind, state);
     let cut_helper = match s.helper() {
         Some(h) => {
             f |= IPVSCT_CT_ENTRY_HAS_HELPER;

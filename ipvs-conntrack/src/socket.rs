@@ -375,11 +375,20 @@ impl<'s> Exchange<'s> {
         }
     }
 
-    /// The frame described by `meta` (from [`Exchange::next_meta`]).
+    /// The frame described by `meta` (from [`Exchange::next_meta`]). Its header is read
+    /// again from the receive buffer (where `meta` found it): a header copied out of
+    /// `meta` would be read with wide loads that stall on the narrow stores that wrote it.
+    #[inline]
     pub fn frame(&self, meta: &FrameMeta) -> Frame<'_> {
         let end = (meta.offset + meta.header.length as usize).min(self.sock.len);
+        let header = self
+            .sock
+            .buf
+            .get(meta.offset..)
+            .and_then(|b| b.first_chunk::<NLMSG_HDRLEN>())
+            .map_or(meta.header, Header::parse);
         Frame {
-            header: meta.header,
+            header,
             payload: self
                 .sock
                 .buf

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use crate::conntrack::entry::{Entry, EntryView};
 use crate::conntrack::filter::DumpFilter;
 use crate::conntrack::layout::LayoutCache;
-use crate::conntrack::shape::{Shape, ShapedEntry};
+use crate::conntrack::shape::ShapedEntry;
 use crate::conntrack::stats::{CpuStats, GlobalStats};
 use crate::conntrack::timeout::{
     from_sysctls, StateTimeouts, TimeoutPolicy, TimeoutSource, DEFAULT_POLICY_PROTOCOLS,
@@ -486,17 +486,24 @@ fn build_general(v: &EntryView<'_>, timeouts: Option<&StateTimeouts>) -> Option<
     v.build(timeouts)
 }
 
-/// The next entry of a dump as a view, with its layout's shape when it has one, and the
-/// state timeouts the dump joins.
-type Shaped<'a> = (
-    Option<Result<(EntryView<'a>, Option<&'a Shape>)>>,
-    Option<&'a StateTimeouts>,
-);
+/// One step of a dump as the owned and C paths take it.
+enum Next<'a> {
+    /// The end of the dump.
+    End,
+    /// An error (the dump may go on after a timeout).
+    Failed(Error),
+    /// An entry whose body has its layout's shape: read from its values.
+    Shaped(ShapedEntry<'a>),
+    /// Any other entry, with the state timeouts the dump joins.
+    Other(EntryView<'a>, Option<&'a StateTimeouts>),
+}
 
 impl Dump<'_> {
-    /// The next entry as a view with its shape (see [`Shaped`]).
+    /// The next entry: one whose body matches its layout's shape as a [`ShapedEntry`]
+    /// (no view is built: the frame's body goes straight to the shape), any other as a
+    /// view.
     #[inline(always)]
-    fn next_shaped(&mut self) -> Shaped<'_> {
+    fn next_shaped(&mut self) -> Next<'_> {
         let p = &mut *self.parts;
         let timeouts = p.timeouts.as_ref();
         let frame = match next_frame(
@@ -506,12 +513,32 @@ impl Dump<'_> {
             &mut p.reported_intr,
             p.kernel_filter,
         ) {
-            None => return (None, timeouts),
-            Some(Err(e)) => return (Some(Err(e)), timeouts),
+            None => return Next::End,
+            Some(Err(e)) => return Next::Failed(e),
             Some(Ok(f)) => f,
         };
-        let parsed = EntryView::from_frame_shaped(&frame, &mut p.layouts);
-        (Some(parsed.map_err(Error::from)), timeouts)
+        let (family, message, body, offset) = match EntryView::frame_body(&frame) {
+            Ok(parts) => parts,
+            Err(e) => return Next::Failed(e.into()),
+        };
+        let Some(way) = p.layouts.shape_hit(body) else {
+            // Checked, remembered, and shaped if the layout repeats.
+            return match p.layouts.parse_shaped(family, message, body, offset) {
+                Ok((v, Some(shape))) => Next::Shaped(ShapedEntry::new(&v, shape, timeouts)),
+                Ok((v, None)) => Next::Other(v, timeouts),
+                Err(e) => Next::Failed(e.into()),
+            };
+        };
+        match p.layouts.shape(way) {
+            Some(shape) => Next::Shaped(ShapedEntry::from_parts(
+                family, message, body, offset, shape, timeouts,
+            )),
+            // Not reached (a hit has a shape); the checked decoder answers all the same.
+            None => match EntryView::parse_body(family, message, body, offset) {
+                Ok(v) => Next::Other(v, timeouts),
+                Err(e) => Next::Failed(e.into()),
+            },
+        }
     }
 
     /// The next entry written into `out`, for a caller that reuses entries (an entry is
@@ -519,13 +546,13 @@ impl Dump<'_> {
     /// [`Iterator::next`]. `out` keeps its old value after an error or the end.
     pub fn next_into(&mut self, out: &mut Entry) -> Option<Result<()>> {
         match self.next_shaped() {
-            (None, _) => None,
-            (Some(Ok((v, Some(shape)))), t) => {
-                shape.build_into(&v, t, out);
+            Next::End => None,
+            Next::Shaped(s) => {
+                s.write_into(out);
                 Some(Ok(()))
             }
-            (Some(Ok((v, None))), t) => build_general(&v, t).map(|r| r.map(|e| *out = e)),
-            (Some(Err(e)), _) => Some(Err(e)),
+            Next::Other(v, t) => build_general(&v, t).map(|r| r.map(|e| *out = e)),
+            Next::Failed(e) => Some(Err(e)),
         }
     }
 }
@@ -547,15 +574,15 @@ impl Dump<'_> {
     /// structure (the C API's entry): an entry of a common layout is handed out as a
     /// [`ShapedEntry`] to read values from, without building an [`Entry`]; any other
     /// entry is decoded. The same entries, errors and end as [`Iterator::next`].
-    #[inline]
+    // Inlined into the caller so that the step's values stay in registers (moved through
+    // memory they are read back with wide loads that stall on the narrow stores).
+    #[inline(always)]
     pub fn next_step(&mut self) -> Option<Result<DumpStep<'_>>> {
         match self.next_shaped() {
-            (None, _) => None,
-            (Some(Ok((v, Some(shape)))), t) => {
-                Some(Ok(DumpStep::Shaped(ShapedEntry::new(&v, shape, t))))
-            }
-            (Some(Ok((v, None))), t) => build_general(&v, t).map(|r| r.map(DumpStep::Entry)),
-            (Some(Err(e)), _) => Some(Err(e)),
+            Next::End => None,
+            Next::Shaped(s) => Some(Ok(DumpStep::Shaped(s))),
+            Next::Other(v, t) => build_general(&v, t).map(|r| r.map(DumpStep::Entry)),
+            Next::Failed(e) => Some(Err(e)),
         }
     }
 }
@@ -565,10 +592,10 @@ impl Iterator for Dump<'_> {
 
     fn next(&mut self) -> Option<Result<Entry>> {
         match self.next_shaped() {
-            (None, _) => None,
-            (Some(Ok((v, Some(shape)))), t) => shape.build(&v, t),
-            (Some(Ok((v, None))), t) => build_general(&v, t),
-            (Some(Err(e)), _) => Some(Err(e)),
+            Next::End => None,
+            Next::Shaped(s) => Some(Ok(s.to_owned())),
+            Next::Other(v, t) => build_general(&v, t),
+            Next::Failed(e) => Some(Err(e)),
         }
     }
 }

@@ -496,6 +496,16 @@ impl<'a> EntryView<'a> {
         frame: &Frame<'a>,
         parse: impl FnOnce(u8, MessageInfo, &'a [u8], usize) -> Result<T, DecodeError>,
     ) -> Result<T, DecodeError> {
+        let (family, message, body, offset) = Self::frame_body(frame)?;
+        parse(family, message, body, offset)
+    }
+
+    /// The parts of a ctnetlink entry message before its attributes: the family, the
+    /// message, the body (the attributes after `nfgenmsg`) and the body's absolute offset.
+    #[inline(always)]
+    pub(crate) fn frame_body(
+        frame: &Frame<'a>,
+    ) -> Result<(u8, MessageInfo, &'a [u8], usize), DecodeError> {
         let (subsys, msg) = split_type(frame.header.message_type);
         if subsys != NFNL_SUBSYS_CTNETLINK {
             return Err(DecodeError::new(
@@ -509,7 +519,7 @@ impl<'a> EntryView<'a> {
         let base = frame.offset + NLMSG_HDRLEN;
         let gen = NfGenMsg::parse(frame.payload, base)?;
         let body = frame.payload.get(NFGENMSG_LEN..).unwrap_or_default();
-        parse(
+        Ok((
             gen.family,
             MessageInfo {
                 msg,
@@ -518,7 +528,7 @@ impl<'a> EntryView<'a> {
             },
             body,
             base + NFGENMSG_LEN,
-        )
+        ))
     }
 
     /// Checks the attributes of an entry (the bytes after `nfgenmsg`, starting at absolute
@@ -613,6 +623,11 @@ impl<'a> EntryView<'a> {
     /// The index of this view's body.
     pub(crate) fn index(&self) -> Index {
         self.ix
+    }
+
+    /// The absolute offset of the body.
+    pub(crate) fn base(&self) -> usize {
+        self.base
     }
 
     /// The body (the attributes after `nfgenmsg`) this view indexes.

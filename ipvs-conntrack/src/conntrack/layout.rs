@@ -144,6 +144,32 @@ impl LayoutCache {
         self.parse_unshaped(family, message, body, offset)
     }
 
+    /// The way of `body` if the body matches that way's shape (counted as a hit): then its
+    /// values are read from the shape ([`LayoutCache::shape`]) without building a view.
+    #[inline(always)]
+    pub(crate) fn shape_hit(&mut self, body: &[u8]) -> Option<usize> {
+        let way = (body.len() / 4) % WAYS;
+        // A shape is made from its way's layout and covers every top-level header.
+        let hit = matches!(
+            (&self.shapes[way], &self.ways[way]),
+            (ShapeSlot::Ready(s), Some(_)) if s.matches(body)
+        );
+        if !hit {
+            return None;
+        }
+        self.hits += 1;
+        Some(way)
+    }
+
+    /// The shape of way `way`, if it has one.
+    #[inline(always)]
+    pub(crate) fn shape(&self, way: usize) -> Option<&Shape> {
+        match self.shapes.get(way) {
+            Some(ShapeSlot::Ready(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     /// [`LayoutCache::parse_shaped`] for views: the view alone, built once, in place (a
     /// tuple with the shape would be taken apart again, a copy that stalls on the stores
     /// that built it).

@@ -18,7 +18,7 @@ use crate::conntrack::protoinfo::{tcp_form, tcp_values, ProtoInfo, TcpInfo};
 use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
 use crate::conntrack::timeout::StateTimeouts;
-use crate::conntrack::tuple::{ported_form, ported_proto, ported_tuple, Tuple};
+use crate::conntrack::tuple::{ported_form, ported_proto, ported_tuple, Tuple, TupleView};
 use crate::conntrack::wire::*;
 use crate::netlink::attr::{align4, HeaderPositions, NLA_HDRLEN};
 
@@ -36,6 +36,12 @@ impl TupleAt {
     fn value<'a>(&self, body: &'a [u8]) -> &'a [u8] {
         let at = usize::from(self.at);
         body.get(at..at + usize::from(self.len)).unwrap_or_default()
+    }
+
+    #[inline(always)]
+    fn view<'a>(&self, body: &'a [u8], base: usize) -> Option<TupleView<'a>> {
+        let at = usize::from(self.at);
+        TupleView::from_known(self.value(body), base + at, self.v6, self.zone)
     }
 
     #[inline(always)]
@@ -104,6 +110,9 @@ pub(crate) struct Shape {
     timestamp_stop: bool,
     /// Value position of each of [`SCALARS`] (0: absent; a value is never at 0).
     scalars: [u16; SCALARS.len()],
+    /// What a view of a matching body may read without headers (kept whole: it is copied
+    /// into every view as one word).
+    known: Known,
 }
 
 /// Bytes compared per step (two vector registers).
@@ -237,7 +246,15 @@ impl Shape {
             0 => None,
             _ => Some(block(body.len() - BLOCK)?),
         };
+        let known = Known {
+            orig: orig.at,
+            orig_len: orig.len,
+            orig_v6: orig.v6,
+            orig_zone: orig.zone,
+            tcp,
+        };
         Some(Shape {
+            known,
             len: body.len(),
             blocks,
             tail,
@@ -257,13 +274,7 @@ impl Shape {
     /// The value positions a view of a matching body may read without headers.
     #[inline(always)]
     pub(crate) fn known(&self) -> Known {
-        Known {
-            orig: self.orig.at,
-            orig_len: self.orig.len,
-            orig_v6: self.orig.v6,
-            orig_zone: self.orig.zone,
-            tcp: self.tcp,
-        }
+        self.known
     }
 
     /// Whether `body` has this shape's headers (and length).
@@ -314,17 +325,6 @@ impl Shape {
     ) -> Option<Result<Entry, E>> {
         Some(Ok(ShapedEntry::new(v, self, timeouts).to_owned()))
     }
-
-    /// [`Shape::build`] into an entry the caller reuses (see [`ShapedEntry::write_into`]).
-    #[inline(always)]
-    pub(crate) fn build_into(
-        &self,
-        v: &EntryView<'_>,
-        timeouts: Option<&StateTimeouts>,
-        out: &mut Entry,
-    ) {
-        ShapedEntry::new(v, self, timeouts).write_into(out);
-    }
 }
 
 /// An entry of a common layout, read straight from its values (where its layout's shape
@@ -341,6 +341,8 @@ impl Shape {
 #[derive(Clone, Copy, Debug)]
 pub struct ShapedEntry<'a> {
     body: &'a [u8],
+    /// The body's absolute offset (for the tuple views' error offsets).
+    base: usize,
     shape: &'a Shape,
     timeouts: Option<&'a StateTimeouts>,
     family: Family,
@@ -357,10 +359,31 @@ impl<'a> ShapedEntry<'a> {
     ) -> Self {
         ShapedEntry {
             body: v.body(),
+            base: v.base(),
             shape,
             timeouts,
             family: v.family(),
             message: v.message(),
+        }
+    }
+
+    /// The values of an entry body that matches `shape`, without a view.
+    #[inline(always)]
+    pub(crate) fn from_parts(
+        family: u8,
+        message: MessageInfo,
+        body: &'a [u8],
+        base: usize,
+        shape: &'a Shape,
+        timeouts: Option<&'a StateTimeouts>,
+    ) -> Self {
+        ShapedEntry {
+            body,
+            base,
+            shape,
+            timeouts,
+            family: Family::from(family),
+            message,
         }
     }
 
@@ -393,6 +416,17 @@ impl<'a> ShapedEntry<'a> {
     #[inline(always)]
     pub fn reply(&self) -> Tuple {
         self.shape.reply.tuple(self.body)
+    }
+    /// Original direction tuple as a view (nothing to free: for callers that copy its
+    /// values into their own structure); `None` never happens for a matching body.
+    #[inline(always)]
+    pub fn orig_view(&self) -> Option<TupleView<'a>> {
+        self.shape.orig.view(self.body, self.base)
+    }
+    /// Reply direction tuple as a view (see [`ShapedEntry::orig_view`]).
+    #[inline(always)]
+    pub fn reply_view(&self) -> Option<TupleView<'a>> {
+        self.shape.reply.view(self.body, self.base)
     }
     /// L4 protocol number (of the original tuple).
     #[inline(always)]
@@ -697,7 +731,7 @@ mod tests {
                 nested: false,
                 value: vec![1, 2, 3],
             });
-            s.build_into(&v, None, &mut reused);
+            ShapedEntry::new(&v, &s, None).write_into(&mut reused);
             assert_eq!(reused, built);
             if !shapes.contains(&s) {
                 shapes.push(s);
