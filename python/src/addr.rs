@@ -97,6 +97,41 @@ impl Slots {
     }
 }
 
+/// The last upper half of an IPv6 address made into an int, and its int shifted into
+/// place (`upper << 64`): the addresses of a table share few prefixes.
+static UPPER: Mutex<Option<(u64, Py<PyAny>)>> = Mutex::new(None);
+
+/// The Python int of an IPv6 address. Under the stable ABI, pyo3 makes a 128-bit int
+/// from three ints, a shift and an or (about 0.9k instructions); here the shifted upper
+/// half is kept for the next address with the same one.
+fn v6_int<'py>(py: Python<'py>, v: u128) -> PyResult<Bound<'py, PyAny>> {
+    let (upper, lower) = ((v >> 64) as u64, v as u64);
+    let lower = lower.into_pyobject(py)?.into_any();
+    if upper == 0 {
+        return Ok(lower);
+    }
+    // Nothing is dropped and no Python code runs under the lock.
+    let cached = {
+        let last = UPPER.lock().unwrap_or_else(|p| p.into_inner());
+        match &*last {
+            Some((u, o)) if *u == upper => Some(o.clone_ref(py)),
+            _ => None,
+        }
+    };
+    let shifted = match cached {
+        Some(o) => o.into_bound(py),
+        None => {
+            let o = upper.into_pyobject(py)?.lshift(64u32)?;
+            let _evicted = UPPER
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .replace((upper, o.clone().unbind()));
+            o
+        }
+    };
+    shifted.bitor(lower)
+}
+
 /// The cache slot of an address (a multiplicative hash of its bits).
 fn slot(a: &IpAddr) -> usize {
     let bits: u64 = match a {
@@ -147,7 +182,7 @@ impl Fast {
             }
             (IpAddr::V6(v6), Some(s)) => {
                 let o = Self::alloc(py, &self.v6)?;
-                s.set(&s.v6_ip, &o, u128::from(v6).into_pyobject(py)?.as_any())?;
+                s.set(&s.v6_ip, &o, &v6_int(py, u128::from(v6))?)?;
                 s.set(&s.v6_scope_id, &o, py.None().bind(py))?;
                 Ok(o)
             }
@@ -158,7 +193,7 @@ impl Fast {
             }
             (IpAddr::V6(v6), None) => {
                 let o = Self::alloc(py, &self.v6)?;
-                o.setattr(intern!(py, "_ip"), u128::from(v6))?;
+                o.setattr(intern!(py, "_ip"), v6_int(py, u128::from(v6))?)?;
                 o.setattr(intern!(py, "_scope_id"), py.None())?;
                 Ok(o)
             }

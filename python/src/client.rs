@@ -229,6 +229,7 @@ impl Conntrack {
                 buf: VecDeque::new(),
                 failed: None,
             }),
+            returned: Mutex::new(Returned::default()),
         })
     }
 
@@ -846,11 +847,54 @@ impl IterState {
     }
 }
 
-/// A streaming dump: iterate it for `Entry` objects. Holds one receive buffer's worth of entries.
+/// The entries the last two `__next__` calls returned. The older one is written over for
+/// the next entry if nothing else refers to it any more ([`Entry::recycle`]): in
+/// `for e in dump`, the loop variable holds the newer one when `__next__` runs.
+#[derive(Default)]
+struct Returned {
+    older: Option<Py<Entry>>,
+    newer: Option<Py<Entry>>,
+}
+
+/// A streaming dump: iterate it for `Entry` objects. Holds one receive buffer's worth of
+/// entries, and the last two entries it returned (to reuse once they are let go of).
 #[pyclass(frozen, module = "ipvsct", name = "DumpIterator")]
 pub struct DumpIterator {
     timeout: Duration,
     state: Mutex<IterState>,
+    /// Only locked with `try_lock`, and never while Python code may run (dropping or
+    /// making objects can run it, and it may come back here).
+    returned: Mutex<Returned>,
+}
+
+impl DumpIterator {
+    /// The Python entry of `e`, in a returned entry no longer in use if there is one.
+    fn entry(&self, py: Python<'_>, e: PooledEntry) -> PyResult<Py<Entry>> {
+        let old = self
+            .returned
+            .try_lock()
+            .ok()
+            .and_then(|mut r| r.older.take());
+        let entry = Entry::recycle(py, old, e)?;
+        let evicted = match self.returned.try_lock() {
+            Ok(mut r) => {
+                let older = r.newer.replace(entry.clone_ref(py));
+                std::mem::replace(&mut r.older, older)
+            }
+            Err(_) => None,
+        };
+        drop(evicted);
+        Ok(entry)
+    }
+
+    /// Lets go of the returned entries.
+    fn forget_returned(&self) {
+        let r = match self.returned.try_lock() {
+            Ok(mut r) => std::mem::take(&mut *r),
+            Err(_) => return,
+        };
+        drop(r);
+    }
 }
 
 #[pymethods]
@@ -859,19 +903,22 @@ impl DumpIterator {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Entry>> {
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<Entry>>> {
         // Fast path: an entry is already buffered (no GIL release needed).
         if let Ok(mut g) = self.state.try_lock() {
             if let Some(e) = g.buf.pop_front() {
                 drop(g);
-                return Entry::new(py, e).map(Some);
+                return self.entry(py, e).map(Some);
             }
         }
         let mut heard = Instant::now();
         loop {
             match py.detach(|| lock(&self.state).next()) {
-                Next::Entry(e) => return Entry::new(py, e).map(Some),
-                Next::End => return Ok(None),
+                Next::Entry(e) => return self.entry(py, e).map(Some),
+                Next::End => {
+                    self.forget_returned();
+                    return Ok(None);
+                }
                 Next::Failed(e) => return Err(to_py(py, e)),
                 Next::Again(waiting) => {
                     py.check_signals()?;
@@ -898,6 +945,7 @@ impl DumpIterator {
             g.cursor.take()
         });
         drop(old);
+        self.forget_returned();
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use ipvs_conntrack::conntrack::protoinfo as core_pi;
 use ipvs_conntrack::conntrack::tuple::{proto_from_name, proto_name, IPPROTO_ICMP, IPPROTO_ICMPV6};
-use ipvs_conntrack::conntrack::{Entry as CoreEntry, Labels, Tuple as CoreTuple};
+use ipvs_conntrack::conntrack::{Entry as CoreEntry, Labels, State, Tuple as CoreTuple};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -528,20 +528,158 @@ fn state_timeout_int(py: Python<'_>, v: Option<u32>) -> PyResult<Py<PyAny>> {
     Ok(o)
 }
 
+/// The Python objects of an entry's member attributes other than `orig`.
+struct Members {
+    state: Py<PyAny>,
+    timeout: Py<PyAny>,
+    state_timeout: Py<PyAny>,
+}
+
+impl Members {
+    /// The objects of `e`'s attributes.
+    fn new(py: Python<'_>, e: &CoreEntry) -> PyResult<Members> {
+        Ok(Members {
+            state: state_object(py, e.state)?,
+            timeout: timeout_int(py, e.timeout)?,
+            state_timeout: state_timeout_int(py, e.state_timeout)?,
+        })
+    }
+}
+
+/// The Python object of `Entry.state`.
+fn state_object(py: Python<'_>, s: State) -> PyResult<Py<PyAny>> {
+    Ok(enums::state(py, s)?.map_or_else(|| py.None(), Bound::unbind))
+}
+
+/// The Python int of `Entry.timeout` (None if absent).
+fn timeout_int(py: Python<'_>, v: Option<u32>) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Some(v) => v.into_pyobject(py)?.into_any().unbind(),
+        None => py.None(),
+    })
+}
+
+/// `make(new)` unless `new` equals `old` (then the object made of `old` is kept).
+fn changed<V: PartialEq + Copy>(
+    py: Python<'_>,
+    old: V,
+    new: V,
+    make: fn(Python<'_>, V) -> PyResult<Py<PyAny>>,
+) -> PyResult<Option<Py<PyAny>>> {
+    if old == new {
+        Ok(None)
+    } else {
+        make(py, new).map(Some)
+    }
+}
+
+/// Whether the caller's reference to `o` is the only one (then nothing else can see `o`:
+/// these classes take no weak references).
+fn unique<T>(o: &Py<T>) -> bool {
+    // SAFETY: `o` is a live object (the caller holds a reference), and the caller is
+    // attached to the interpreter, whose lock guards reference counts (this is an abi3
+    // module: the free-threaded interpreter does not load it).
+    unsafe { pyo3::ffi::Py_REFCNT(o.as_ptr()) == 1 }
+}
+
+/// A pointer for writing the Rust value of `o`, derived from the object pointer (the
+/// value lives inside the object, at the offset where `get` finds it).
+fn value_ptr<T: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync>(
+    o: &Py<T>,
+) -> *mut T {
+    let base = o.as_ptr().cast::<u8>();
+    let offset = std::ptr::from_ref(o.get()) as usize - base as usize;
+    base.wrapping_add(offset).cast::<T>()
+}
+
 impl Entry {
     /// The Python entry of a decoded entry.
     pub fn new(py: Python<'_>, inner: PooledEntry) -> PyResult<Entry> {
-        let timeout = match inner.timeout {
-            Some(v) => v.into_pyobject(py)?.into_any().unbind(),
-            None => py.None(),
-        };
-        Ok(Entry {
-            orig: Py::new(py, Tuple::from(&inner.orig))?,
-            state: enums::state(py, inner.state)?.map_or_else(|| py.None(), Bound::unbind),
-            timeout,
-            state_timeout: state_timeout_int(py, inner.state_timeout)?,
+        let m = Members::new(py, &inner)?;
+        Ok(Entry::with(
+            Py::new(py, Tuple::from(&inner.orig))?,
+            m,
             inner,
-        })
+        ))
+    }
+
+    /// The entry of these objects.
+    fn with(orig: Py<Tuple>, m: Members, inner: PooledEntry) -> Entry {
+        Entry {
+            orig,
+            state: m.state,
+            timeout: m.timeout,
+            state_timeout: m.state_timeout,
+            inner,
+        }
+    }
+
+    /// The Python entry of a decoded entry, written into `old` (and its `orig` into
+    /// `old.orig`) instead of a new object when nothing else refers to it any more: as
+    /// CPython's own iterators reuse their result tuples, a dump iterator reuses the
+    /// entry its caller has let go of, saving the allocation and deallocation of two
+    /// objects per entry. Nobody can tell: an object is reused only when no one else
+    /// holds a reference to it.
+    pub fn recycle(
+        py: Python<'_>,
+        old: Option<Py<Entry>>,
+        inner: PooledEntry,
+    ) -> PyResult<Py<Entry>> {
+        let Some(old) = old.filter(unique) else {
+            return Py::new(py, Entry::new(py, inner)?);
+        };
+        // The new objects first: making them may run Python code (a garbage collection
+        // and its finalizers), which could get hold of `old` (`gc.get_objects()`); the
+        // uniqueness checks that allow the writes come after, with no Python code
+        // between them and the writes.
+        // Only the member objects whose values changed are replaced (consecutive
+        // entries often share a state, a state timeout or a timeout).
+        let was = &old.get().inner;
+        let state = changed(py, was.state, inner.state, state_object)?;
+        let timeout = changed(py, was.timeout, inner.timeout, timeout_int)?;
+        let state_timeout = changed(
+            py,
+            was.state_timeout,
+            inner.state_timeout,
+            state_timeout_int,
+        )?;
+        let new_orig = if unique(&old.get().orig) {
+            None
+        } else {
+            Some(Py::new(py, Tuple::from(&inner.orig))?)
+        };
+        if !unique(&old) || (new_orig.is_none() && !unique(&old.get().orig)) {
+            drop(old);
+            let orig = match new_orig {
+                Some(t) => t,
+                None => Py::new(py, Tuple::from(&inner.orig))?,
+            };
+            return Py::new(py, Entry::with(orig, Members::new(py, &inner)?, inner));
+        }
+        let e = value_ptr(&old);
+        // SAFETY: `old` (and, unless replaced, its `orig`) is referenced only by us and,
+        // being frozen, is borrowed by no one: no reference to its value is alive while
+        // the value is written through the object pointer (the value sits in pyo3's
+        // `UnsafeCell`). The replaced objects are dropped after the writes.
+        let stale = unsafe {
+            let stale_orig = match new_orig {
+                Some(t) => Some(std::mem::replace(&mut (*e).orig, t)),
+                None => {
+                    let t = value_ptr(&(*e).orig);
+                    (*t).inner.clone_from(&inner.orig);
+                    None
+                }
+            };
+            (
+                stale_orig,
+                state.map(|o| std::mem::replace(&mut (*e).state, o)),
+                timeout.map(|o| std::mem::replace(&mut (*e).timeout, o)),
+                state_timeout.map(|o| std::mem::replace(&mut (*e).state_timeout, o)),
+                std::mem::replace(&mut (*e).inner, inner),
+            )
+        };
+        drop(stale);
+        Ok(old)
     }
 
     /// [`Entry::new`] of an entry by value.

@@ -161,6 +161,67 @@ def test_dump_matches_the_rust_api(netns: Namespace) -> None:
         assert abs((e.timeout or 0) - j["timeout"]) <= 2
 
 
+def test_dump_reuses_only_entries_nobody_holds(netns: Namespace) -> None:
+    """A dump iterator writes the next entry into an entry (and its ``orig``) that its
+    caller has let go of: whatever the caller keeps (entries, tuples, both) never changes."""
+    populate(netns)
+    ct = ipvsct.Conntrack(netns.name)
+    def eid(e: ipvsct.Entry) -> int:
+        assert e.id is not None
+        return e.id
+
+    ref = {eid(e): (normalize_py(e), e.orig.to_dict(), hash(e.orig)) for e in ct.list()}
+    timeouts = {eid(e): e.timeout for e in ct.list()}
+    assert len(ref) >= len(INSERTED)
+
+    def check(e: ipvsct.Entry) -> None:
+        want, want_orig, want_hash = ref[eid(e)]
+        assert normalize_py(e) == want
+        assert e.timeout is not None and abs(e.timeout - (timeouts[eid(e)] or 0)) <= 2
+        assert e.to_dict()["timeout"] == e.timeout and e.to_dict()["state"] == e.state
+        assert e.orig.to_dict() == want_orig and hash(e.orig) == want_hash
+
+    def check_orig(i: int, t: ipvsct.Tuple) -> None:
+        assert t.to_dict() == ref[i][1] and hash(t) == ref[i][2]
+
+    # Nothing kept: every entry still reads as its own.
+    seen = []
+    for e in ct.dump():
+        check(e)
+        seen.append(eid(e))
+    assert sorted(seen) == sorted(ref)
+    # Every other entry kept; the kept ones are intact after the dump.
+    kept = [e for i, e in enumerate(ct.dump()) if i % 2 == 0]
+    assert len(kept) == (len(ref) + 1) // 2
+    for e in kept:
+        check(e)
+    # Only the tuples kept (the entries are let go of): the tuples are intact, and equal
+    # tuples hash alike.
+    origs = [(eid(e), e.orig) for e in ct.dump()]
+    for i, t in origs:
+        check_orig(i, t)
+    assert {t for _, t in origs} == {e.orig for e in ct.list()}
+    # The previous entry still held when the next one is made.
+    prev = None
+    held: List[ipvsct.Entry] = []
+    for e in ct.dump():
+        if prev is not None:
+            held.append(prev)
+        prev = e
+    assert prev is not None
+    held.append(prev)
+    assert sorted(eid(e) for e in held) == sorted(ref)
+    for e in held:
+        check(e)
+    # Entries from several iterators at once, interleaved.
+    a, b = ct.dump(), ct.dump()
+    pairs = list(zip(a, b))
+    assert len(pairs) == len(ref)
+    for x, y in pairs:
+        check(x)
+        check(y)
+
+
 def listed(ns: Namespace, *args: str) -> Set[int]:
     return xml_ids(parse_xml(ns.conntrack("-L", *args, "-o", "xml,id")))
 
