@@ -18,7 +18,9 @@ use crate::conntrack::protoinfo::{tcp_form, tcp_values, ProtoInfo, TcpInfo};
 use crate::conntrack::state::State;
 use crate::conntrack::status::Status;
 use crate::conntrack::timeout::StateTimeouts;
-use crate::conntrack::tuple::{ported_form, ported_proto, ported_tuple, Tuple, TupleView};
+use crate::conntrack::tuple::{
+    ported_form, ported_proto, ported_tuple, Tuple, TupleView, IPPROTO_TCP,
+};
 use crate::conntrack::wire::*;
 use crate::netlink::attr::{align4, HeaderPositions, NLA_HDRLEN};
 
@@ -456,7 +458,16 @@ impl<'a> ShapedEntry<'a> {
     /// Connection state (derived as [`State::derive`] does).
     #[inline(always)]
     pub fn state(&self) -> State {
-        State::derive(self.proto(), self.protoinfo().as_ref(), self.status())
+        let proto = self.proto();
+        // The only protocol info a shape has is TCP's: for the other protocols the state
+        // comes from the status bits (or is unknown), as `State::derive` decides.
+        match proto {
+            IPPROTO_TCP => self
+                .tcp()
+                .and_then(|t| t.state)
+                .map_or(State::Unknown, State::Tcp),
+            _ => State::derive(proto, None, self.status()),
+        }
     }
     /// Full timeout of the current state under the dump's policy (`None` without one).
     #[inline(always)]
