@@ -49,9 +49,10 @@ impl ipvsct_addr {
         out.reserved = 0;
         match ip {
             IpAddr::V4(v4) => {
-                let [a, b, c, d] = v4.octets();
                 out.family = IPVSCT_AF_INET;
-                out.addr = [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                // The four octets, then zeros, as one little-endian number: one store
+                // (a byte array literal compiled to four byte stores and the zeros).
+                out.addr = u128::from(u32::from_le_bytes(v4.octets())).to_le_bytes();
             }
             IpAddr::V6(v6) => {
                 out.family = IPVSCT_AF_INET6;

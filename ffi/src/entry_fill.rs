@@ -259,9 +259,9 @@ impl EntrySource for ShapedEntry<'_> {
     }
     #[inline(always)]
     fn more(&self) -> bool {
-        // A shaped entry's only part the C struct does not hold is the SYN proxy (it has
-        // no unknown attributes and none of the other rare nests).
-        self.synproxy().is_some()
+        // The parts of a shaped entry the C struct does not hold: the SYN proxy and the
+        // request-only masks (it has no unknown attributes and none of the rare nests).
+        self.has_extras()
     }
     #[inline(always)]
     fn timeout(&self) -> Option<u32> {

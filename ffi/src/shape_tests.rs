@@ -14,7 +14,8 @@
 //! copies of the entry it came from so that the remembered shape is tried on it.
 
 use ipvs_conntrack::conntrack::wire::{
-    CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_LABELS, CTA_TIMESTAMP,
+    CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_LABELS, CTA_MARK_MASK, CTA_STATUS_MASK,
+    CTA_TIMESTAMP,
 };
 use ipvs_conntrack::conntrack::{DumpStep, Entry, EntryView, EntryViews, StateTimeouts};
 use ipvs_conntrack::netlink::attr::NLA_TYPE_MASK;
@@ -67,8 +68,20 @@ fn strip(msg: &[u8], drop: &[u16]) -> Vec<u8> {
     out
 }
 
+/// `msg` with a 32-bit attribute of kind `kind` appended (big-endian `value`).
+fn append_u32(msg: &[u8], kind: u16, value: u32) -> Vec<u8> {
+    let mut out = msg.to_vec();
+    out.extend_from_slice(&8u16.to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(&value.to_be_bytes());
+    let len = out.len() as u32;
+    out[..4].copy_from_slice(&len.to_ne_bytes());
+    out
+}
+
 /// Every entry message of the fixtures, and each again without the counters,
-/// timestamps and labels.
+/// timestamps and labels; the first ones also with the request-only masks that the C
+/// struct does not hold (CTA_MARK_MASK, CTA_STATUS_MASK: IPVSCT_CT_ENTRY_HAS_MORE).
 fn messages() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for buf in FIXTURES {
@@ -89,6 +102,17 @@ fn messages() -> Vec<Vec<u8>> {
         }
     }
     assert!(out.len() >= 100, "fixtures hold entries: {}", out.len());
+    let masked: Vec<Vec<u8>> = out
+        .iter()
+        .take(8)
+        .flat_map(|m| {
+            [
+                append_u32(m, CTA_MARK_MASK, 0xffff_0000),
+                append_u32(m, CTA_STATUS_MASK, 0x8),
+            ]
+        })
+        .collect();
+    out.splice(0..0, masked);
     if cfg!(miri) {
         // Miri is slow: a few entries, as recorded and stripped.
         out.truncate(4);

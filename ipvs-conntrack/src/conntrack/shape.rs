@@ -115,18 +115,27 @@ pub(crate) struct Shape {
     /// What a view of a matching body may read without headers (kept whole: it is copied
     /// into every view as one word).
     known: Known,
+    /// Whether the layout has CTA_SYNPROXY, CTA_MARK_MASK or CTA_STATUS_MASK.
+    extras: bool,
 }
 
 /// Bytes compared per step (two vector registers).
 const BLOCK: usize = 32;
 
-/// Remembered bytes and mask of one block.
-type Block = ([u8; BLOCK], [u8; BLOCK]);
+/// Remembered bytes (`w`) and mask (`m`) of one block, aligned so that the comparison
+/// takes them straight from memory (SSE2 folds only aligned loads into an operation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(16))]
+struct Block {
+    w: [u8; BLOCK],
+    m: [u8; BLOCK],
+}
 
 /// Ors the masked difference of one block into `acc` (which stays zero while the header
 /// bytes are equal).
 #[inline(always)]
-fn gather(acc: &mut [u8; BLOCK], b: &[u8], w: &[u8; BLOCK], m: &[u8; BLOCK]) {
+fn gather(acc: &mut [u8; BLOCK], b: &[u8], block: &Block) {
+    let Block { w, m } = block;
     match <&[u8; BLOCK]>::try_from(b) {
         Ok(b) => {
             for i in 0..BLOCK {
@@ -239,7 +248,7 @@ impl Shape {
             for i in 0..BLOCK {
                 w[i] = body[at + i] & m[i];
             }
-            Some((w, m))
+            Some(Block { w, m })
         };
         let blocks = (0..body.len() / BLOCK)
             .map(|i| block(i * BLOCK))
@@ -255,7 +264,10 @@ impl Shape {
             orig_zone: orig.zone,
             tcp,
         };
+        let extras =
+            synproxy != 0 || scalars[scalar::MARK_MASK] != 0 || scalars[scalar::STATUS_MASK] != 0;
         Some(Shape {
+            extras,
             known,
             len: body.len(),
             blocks,
@@ -287,14 +299,14 @@ impl Shape {
         }
         // Differences are gathered lane by lane and looked at once, at the end.
         let mut acc = [0u8; BLOCK];
-        for (b, (w, m)) in body.chunks_exact(BLOCK).zip(self.blocks.iter()) {
-            gather(&mut acc, b, w, m);
+        for (b, block) in body.chunks_exact(BLOCK).zip(self.blocks.iter()) {
+            gather(&mut acc, b, block);
         }
         // The last, partial block is compared as the body's last whole block (the bytes
         // it shares with the block before are compared twice).
-        if let Some((w, m)) = &self.tail {
+        if let Some(block) = &self.tail {
             match body.len().checked_sub(BLOCK).and_then(|at| body.get(at..)) {
-                Some(b) => gather(&mut acc, b, w, m),
+                Some(b) => gather(&mut acc, b, block),
                 None => return false,
             }
         }
@@ -540,6 +552,13 @@ impl<'a> ShapedEntry<'a> {
     pub fn synproxy(&self) -> Option<Synproxy> {
         self.shape.synproxy(self.body)
     }
+    /// Whether the entry has a part a dump entry does not: CTA_SYNPROXY (entries made over
+    /// ctnetlink), or the request-only CTA_MARK_MASK or CTA_STATUS_MASK (what
+    /// `synproxy`, `mark_mask` and `status_mask` answer, known from the shape alone).
+    #[inline(always)]
+    pub fn has_extras(&self) -> bool {
+        self.shape.extras
+    }
 
     /// The owned entry.
     #[inline(always)]
@@ -757,6 +776,32 @@ mod tests {
     }
 
     #[test]
+    fn request_masks_are_extras() {
+        let mut synproxies = [0; 2];
+        for ((family, body), kind) in shaped()
+            .into_iter()
+            .zip([CTA_MARK_MASK, CTA_STATUS_MASK].into_iter().cycle())
+        {
+            let mut with = body.clone();
+            with.extend_from_slice(&8u16.to_ne_bytes());
+            with.extend_from_slice(&kind.to_ne_bytes());
+            with.extend_from_slice(&0xff00u32.to_be_bytes());
+            for (b, masked) in [(&body, false), (&with, true)] {
+                let v = view(family, b).unwrap();
+                let shape = Shape::of(&v).expect("a mask keeps the layout shapeable");
+                let s = ShapedEntry::new(&v, &shape, None);
+                let synproxy = s.synproxy().is_some();
+                synproxies[usize::from(synproxy)] += 1;
+                assert_eq!(s.has_extras(), synproxy || masked, "kind {kind}");
+                assert_eq!(s.mark_mask().is_some() || s.status_mask().is_some(), masked);
+                assert_eq!(s.to_owned(), v.to_owned().unwrap());
+            }
+        }
+        // Entries made over ctnetlink carry CTA_SYNPROXY; entries made by traffic do not.
+        assert!(synproxies[0] > 0 && synproxies[1] > 0, "{synproxies:?}");
+    }
+
+    #[test]
     fn shaped_entries_answer_like_the_checked_decoder() {
         // A distinct timeout per sysctl name, so that a wrong state gives a wrong value.
         let t = crate::conntrack::timeout::from_sysctls(|name| {
@@ -798,6 +843,10 @@ mod tests {
             assert_eq!(s.counters_reply(), want.counters_reply);
             assert_eq!(s.timestamp(), want.timestamp);
             assert_eq!(s.synproxy(), want.synproxy);
+            assert_eq!(
+                s.has_extras(),
+                want.synproxy.is_some() || want.mark_mask.is_some() || want.status_mask.is_some()
+            );
             // Without timeouts (offline decoding) there is no state timeout.
             assert_eq!(ShapedEntry::new(&v, &shape, None).state_timeout(), None);
         }

@@ -186,6 +186,10 @@ fn ported_headers_match<const AL: usize>(v: &[u8], src_t: u16, dst_t: u16, zone:
 fn ported_values<const AL: usize>(v: &[u8], zone: bool) -> Option<Fields> {
     let ip = 4 + 2 * (4 + AL);
     let end = ip + 28;
+    // One length test up front covers every read below (they then need no test each).
+    if v.len() < end + if zone { 8 } else { 0 } {
+        return None;
+    }
     let addr = |at| -> Option<IpAddr> {
         Some(if AL == 4 {
             IpAddr::from(bytes::<4>(v, at)?)
