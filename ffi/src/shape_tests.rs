@@ -80,7 +80,7 @@ fn append_u32(msg: &[u8], kind: u16, value: u32) -> Vec<u8> {
 }
 
 /// Every entry message of the fixtures, and each again without the counters,
-/// timestamps and labels; the first ones also with the request-only masks that the C
+/// timestamps and labels; then the first ones with the request-only masks that the C
 /// struct does not hold (CTA_MARK_MASK, CTA_STATUS_MASK: IPVSCT_CT_ENTRY_HAS_MORE).
 fn messages() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -112,10 +112,12 @@ fn messages() -> Vec<Vec<u8>> {
             ]
         })
         .collect();
-    out.splice(0..0, masked);
     if cfg!(miri) {
-        // Miri is slow: a few entries, as recorded and stripped.
+        // Miri is slow: a few entries, as recorded and stripped, and two with a mask.
         out.truncate(4);
+        out.extend(masked.into_iter().take(2));
+    } else {
+        out.extend(masked);
     }
     out
 }
@@ -386,6 +388,8 @@ fn c_outputs_agree_with_the_core_on_mutated_entries() {
         seen.structs,
         seen.steps
     );
-    assert!(seen.shaped > rounds / 10, "shaped steps {}", seen.shaped);
+    // (Under Miri: 20 rounds of a deterministic generator over six messages, two shaped.)
+    let min_shaped = if cfg!(miri) { 1 } else { rounds / 10 };
+    assert!(seen.shaped > min_shaped, "shaped steps {}", seen.shaped);
     assert!(seen.rejected > 0, "some flips break the entry");
 }
