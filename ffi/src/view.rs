@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use ipvs_conntrack::conntrack::{EntryView, State, StateTimeouts, TupleView};
+use ipvs_conntrack::conntrack::{EntryView, State, StateTimeouts};
 use ipvs_conntrack::DecodeError;
 
 use crate::boundary::{boundary, caught_panic, failed};
@@ -133,13 +133,29 @@ unsafe fn get<T: Copy>(
     out: *mut T,
     f: impl FnOnce(&ViewCtx<'_>) -> Result<Option<T>, DecodeError>,
 ) -> ipvsct_result {
+    // SAFETY: forwarded contract.
+    unsafe { get_as(view, out, f, |x| x) }
+}
+
+/// [`get`] of a value that `conv` turns into the C form as it is written (so that a
+/// large C struct is built where it goes, not built aside and copied).
+///
+/// # Safety
+/// As for [`get`].
+#[inline(always)]
+unsafe fn get_as<'c, V, T: Copy>(
+    view: *const ipvsct_ct_view,
+    out: *mut T,
+    f: impl FnOnce(&'c ViewCtx<'c>) -> Result<Option<V>, DecodeError>,
+    conv: impl FnOnce(V) -> T,
+) -> ipvsct_result {
     if view.is_null() || out.is_null() {
         return null_argument(view.is_null());
     }
-    // SAFETY: forwarded contract (`view` is not NULL).
-    let v = unsafe { &*view.cast::<ViewCtx<'_>>() };
+    // SAFETY: forwarded contract (`view` is not NULL); `'c` ends with this call.
+    let v: &'c ViewCtx<'c> = unsafe { &*view.cast::<ViewCtx<'c>>() };
     // SAFETY: forwarded contract: `out` is not NULL, so it is writable.
-    unsafe { guarded(v, out, f) }
+    unsafe { guarded(v, out, f, conv) }
 }
 
 /// The error of an accessor called with a NULL `view` (`view_is_null`) or `out`.
@@ -149,9 +165,9 @@ fn null_argument(view_is_null: bool) -> ipvsct_result {
     failed(FfiError::null(if view_is_null { "view" } else { "out" }))
 }
 
-/// Runs `f` on `v` inside a panic boundary and writes its value to `*out`: IPVSCT_OK,
-/// IPVSCT_ABSENT (nothing written) if it gives none, its error's code (and last error)
-/// if it fails, IPVSCT_ERR_PANIC if it panics.
+/// Runs `f` on `v` inside a panic boundary and writes its value, as `conv` makes it, to
+/// `*out`: IPVSCT_OK, IPVSCT_ABSENT (nothing written) if it gives none, its error's code
+/// (and last error) if it fails, IPVSCT_ERR_PANIC if it panics.
 ///
 /// The panic boundary of [`boundary`], with a lean success path: the error (a decode
 /// error, small) becomes an `FfiError` only when there is one.
@@ -159,16 +175,17 @@ fn null_argument(view_is_null: bool) -> ipvsct_result {
 /// # Safety
 /// `out` is writable.
 #[inline(always)]
-unsafe fn guarded<T: Copy>(
-    v: &ViewCtx<'_>,
+unsafe fn guarded<'c, V, T: Copy>(
+    v: &'c ViewCtx<'c>,
     out: *mut T,
-    f: impl FnOnce(&ViewCtx<'_>) -> Result<Option<T>, DecodeError>,
+    f: impl FnOnce(&'c ViewCtx<'c>) -> Result<Option<V>, DecodeError>,
+    conv: impl FnOnce(V) -> T,
 ) -> ipvsct_result {
     // The closure returns the code alone (what crosses `catch_unwind` stays small).
     let run = || match f(v) {
         Ok(Some(x)) => {
             // SAFETY: forwarded contract: `out` is writable.
-            unsafe { out.write(x) };
+            unsafe { out.write(conv(x)) };
             IPVSCT_OK
         }
         Ok(None) => IPVSCT_ABSENT,
@@ -187,15 +204,6 @@ fn decode_failed(e: DecodeError) -> ipvsct_result {
     failed(e.into())
 }
 
-/// The C form of the tuple `pick` gives for `v` (the core's tuple view).
-#[inline(always)]
-fn c_tuple<'a>(
-    v: &EntryView<'a>,
-    pick: for<'b> fn(&'b EntryView<'a>) -> Result<Option<TupleView<'a>>, DecodeError>,
-) -> Result<Option<ipvsct_tuple>, DecodeError> {
-    pick(v).map(|t| t.map(|t| ipvsct_tuple::from_view(&t)))
-}
-
 /// Writes the original-direction tuple to `*out`. IPVSCT_ABSENT if the entry has none
 /// (kernel entries always have it), IPVSCT_ERR_DECODE if it is malformed.
 ///
@@ -209,13 +217,18 @@ pub unsafe extern "C" fn ipvsct_ct_view_orig(
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
     unsafe {
-        get(view, out, |c| {
-            let t = c.view.orig()?;
-            Ok(t.map(|t| {
-                c.proto.set(Some(t.proto()));
-                ipvsct_tuple::from_view(&t)
-            }))
-        })
+        get_as(
+            view,
+            out,
+            |c| {
+                let t = c.view.orig()?;
+                if let Some(t) = &t {
+                    c.proto.set(Some(t.proto()));
+                }
+                Ok(t)
+            },
+            |t| ipvsct_tuple::from_view(&t),
+        )
     }
 }
 
@@ -230,7 +243,14 @@ pub unsafe extern "C" fn ipvsct_ct_view_reply(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe { get(view, out, |c| c_tuple(c.view, |v| v.reply())) }
+    unsafe {
+        get_as(
+            view,
+            out,
+            |c| c.view.reply(),
+            |t| ipvsct_tuple::from_view(&t),
+        )
+    }
 }
 
 /// Writes the master tuple (of an expected connection) to `*out`. IPVSCT_ABSENT if there
@@ -244,7 +264,14 @@ pub unsafe extern "C" fn ipvsct_ct_view_master(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe { get(view, out, |c| c_tuple(c.view, |v| v.master())) }
+    unsafe {
+        get_as(
+            view,
+            out,
+            |c| c.view.master(),
+            |t| ipvsct_tuple::from_view(&t),
+        )
+    }
 }
 
 /// Writes the L4 protocol number (IPPROTO_*, from the original tuple, read without
