@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use ipvs_conntrack::conntrack::{EntryView, State, StateTimeouts};
+use ipvs_conntrack::conntrack::{EntryView, State, StateTimeouts, TupleView};
 use ipvs_conntrack::DecodeError;
 
 use crate::boundary::{boundary, caught_panic, failed};
@@ -158,6 +158,20 @@ unsafe fn get_as<'c, V, T: Copy>(
     unsafe { guarded(v, out, f, conv) }
 }
 
+/// [`get_as`] of a tuple, converted to C as it is written.
+///
+/// # Safety
+/// As for [`get`].
+#[inline(always)]
+unsafe fn get_tuple<'c>(
+    view: *const ipvsct_ct_view,
+    out: *mut ipvsct_tuple,
+    f: impl FnOnce(&'c ViewCtx<'c>) -> Result<Option<TupleView<'c>>, DecodeError>,
+) -> ipvsct_result {
+    // SAFETY: forwarded contract.
+    unsafe { get_as(view, out, f, |t| ipvsct_tuple::from_view(&t)) }
+}
+
 /// The error of an accessor called with a NULL `view` (`view_is_null`) or `out`.
 #[cold]
 #[inline(never)]
@@ -217,18 +231,13 @@ pub unsafe extern "C" fn ipvsct_ct_view_orig(
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
     unsafe {
-        get_as(
-            view,
-            out,
-            |c| {
-                let t = c.view.orig()?;
-                if let Some(t) = &t {
-                    c.proto.set(Some(t.proto()));
-                }
-                Ok(t)
-            },
-            |t| ipvsct_tuple::from_view(&t),
-        )
+        get_tuple(view, out, |c| {
+            let t = c.view.orig()?;
+            if let Some(t) = &t {
+                c.proto.set(Some(t.proto()));
+            }
+            Ok(t)
+        })
     }
 }
 
@@ -243,14 +252,7 @@ pub unsafe extern "C" fn ipvsct_ct_view_reply(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe {
-        get_as(
-            view,
-            out,
-            |c| c.view.reply(),
-            |t| ipvsct_tuple::from_view(&t),
-        )
-    }
+    unsafe { get_tuple(view, out, |c| c.view.reply()) }
 }
 
 /// Writes the master tuple (of an expected connection) to `*out`. IPVSCT_ABSENT if there
@@ -264,14 +266,7 @@ pub unsafe extern "C" fn ipvsct_ct_view_master(
     out: *mut ipvsct_tuple,
 ) -> ipvsct_result {
     // SAFETY: forwarded contract.
-    unsafe {
-        get_as(
-            view,
-            out,
-            |c| c.view.master(),
-            |t| ipvsct_tuple::from_view(&t),
-        )
-    }
+    unsafe { get_tuple(view, out, |c| c.view.master()) }
 }
 
 /// Writes the L4 protocol number (IPPROTO_*, from the original tuple, read without
