@@ -19,6 +19,14 @@ check:
 
 test-rust:
 	$(CARGO) test --workspace --all-features
+	@# The offline read-ahead (feature nightly-prefetch) takes effect on nightly only.
+	@if $(CARGO) +nightly --version >/dev/null 2>&1; then \
+	  IPVSCT_EXPECT_PREFETCH=1 $(CARGO) +nightly test -p ipvs-conntrack --features nightly-prefetch --lib; \
+	elif [ -n "$$CI" ]; then \
+	  echo "test-rust: FAILED: CI needs a nightly toolchain for the nightly-prefetch build"; exit 1; \
+	else \
+	  echo "test-rust: SKIPPED the nightly-prefetch build: no nightly toolchain"; \
+	fi
 
 test-vm:
 	tests/vm/selftest.sh --quick

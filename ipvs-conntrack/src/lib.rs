@@ -26,6 +26,7 @@
 //! # Ok::<(), ipvs_conntrack::Error>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(ipvsct_prefetch, feature(hint_prefetch))]
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
