@@ -1,6 +1,7 @@
 //! A blocking netlink socket that checks who answers and which request an answer belongs to.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use netlink_sys::{Socket, SocketAddr};
@@ -11,6 +12,10 @@ use crate::error::{libc_errno, DecodeError, Error, Result};
 use crate::netlink::emit::set_sequence;
 use crate::netlink::frame::{flags, Control, Frame, Frames, Header, NLMSG_HDRLEN};
 use crate::netns::Netns;
+
+mod reader;
+
+pub use reader::{DEPTH as DUMP_READER_DEPTH, START_AFTER as DUMP_READER_START_AFTER};
 
 /// netlink protocol number of nfnetlink.
 pub const NETLINK_NETFILTER: isize = 12;
@@ -79,7 +84,14 @@ fn global_recorder(protocol: isize) -> Option<Recorder> {
 /// A netlink socket with a receive buffer and sequence numbering.
 pub struct NlSocket {
     recorder: Option<Recorder>,
-    sock: Socket,
+    sock: Arc<Socket>,
+    /// The dump reader thread while one runs (see [`NlSocket::set_dump_reader`]).
+    reader: Option<reader::Reader>,
+    /// Whether long dumps are received on a reader thread.
+    dump_reader: bool,
+    /// The sequence number of a dump whose answer was not read to its end (a dump dropped
+    /// or suspended part-way): the kernel refuses another dump (EBUSY) until it is.
+    open_dump: Option<u32>,
     port: u32,
     next_seq: u32,
     buf: Vec<u8>,
@@ -107,7 +119,10 @@ impl NlSocket {
         let _ = sock.set_cap_ack(true);
         let s = NlSocket {
             recorder: global_recorder(protocol),
-            sock,
+            sock: Arc::new(sock),
+            reader: None,
+            dump_reader: dump_reader_default(),
+            open_dump: None,
             port: addr.port_number(),
             next_seq: seed_sequence(),
             buf: vec![0; DEFAULT_RECV_BUFFER],
@@ -123,8 +138,8 @@ impl NlSocket {
 
     /// Sets the kernel receive buffer, forcing past `rmem_max` when privileged.
     pub fn set_rcvbuf(&self, size: usize) -> Result<()> {
-        if setsockopt(&self.sock, sockopt::RcvBufForce, &size).is_err() {
-            setsockopt(&self.sock, sockopt::RcvBuf, &size)
+        if setsockopt(&*self.sock, sockopt::RcvBufForce, &size).is_err() {
+            setsockopt(&*self.sock, sockopt::RcvBuf, &size)
                 .map_err(|e| Error::io("SO_RCVBUF", io::Error::from_raw_os_error(e as i32)))?;
         }
         Ok(())
@@ -139,8 +154,27 @@ impl NlSocket {
             ),
             None => TimeVal::new(0, 0),
         };
-        setsockopt(&self.sock, sockopt::ReceiveTimeout, &tv)
+        setsockopt(&*self.sock, sockopt::ReceiveTimeout, &tv)
             .map_err(|e| Error::io("SO_RCVTIMEO", io::Error::from_raw_os_error(e as i32)))
+    }
+
+    /// Whether long dumps receive on a reader thread while the caller decodes (the
+    /// default on machines with more than one CPU; the environment variable
+    /// `IPVSCT_DUMP_READER=0` or `1` overrides it). A dump then takes about the kernel's
+    /// time, not the kernel's time plus the decoder's; the entries, their order and every
+    /// check are the same. See the `reader` module of `socket`.
+    pub fn set_dump_reader(&mut self, on: bool) {
+        self.dump_reader = on;
+    }
+
+    /// Whether long dumps receive on a reader thread ([`NlSocket::set_dump_reader`]).
+    pub fn dump_reader(&self) -> bool {
+        self.dump_reader
+    }
+
+    /// Whether a reader thread is receiving for this socket now.
+    pub fn reader_running(&self) -> bool {
+        self.reader.is_some()
     }
 
     /// Installs (or removes) a recorder that sees every datagram sent and received.
@@ -208,6 +242,11 @@ impl NlSocket {
     ///
     /// Returns the number of bytes received.
     pub fn recv(&mut self, op: &'static str) -> Result<usize> {
+        if self.reader.is_some() {
+            if let Some(r) = self.recv_from_reader(op) {
+                return r;
+            }
+        }
         // Bounded: foreign senders are dropped, at most this many in a row.
         for _ in 0..1024 {
             let mut slice = &mut self.buf[..];
@@ -217,22 +256,7 @@ impl NlSocket {
                         self.dropped_foreign += 1;
                         continue;
                     }
-                    if n > self.buf.len() {
-                        return Err(Error::Decode(DecodeError::new(
-                            crate::error::DecodeErrorKind::Truncated {
-                                needed: n,
-                                available: self.buf.len(),
-                            },
-                            crate::error::AttrPath::ROOT,
-                            0,
-                        )));
-                    }
-                    self.len = n;
-                    self.pos = 0;
-                    if let Some(r) = self.recorder.as_mut() {
-                        r(Direction::Received, self.buf.get(..n).unwrap_or_default());
-                    }
-                    return Ok(n);
+                    return self.received(n);
                 }
                 Err(e) if e.raw_os_error() == Some(libc_errno::EINTR) => continue,
                 Err(e) => return Err(Error::io(op, e)),
@@ -242,6 +266,62 @@ impl NlSocket {
             op,
             io::Error::other("too many messages from non-kernel senders"),
         ))
+    }
+
+    /// [`NlSocket::recv`] while a reader thread receives: its next datagram, or `None` once
+    /// it has stopped (the reader is then gone and the caller receives itself).
+    fn recv_from_reader(&mut self, op: &'static str) -> Option<Result<usize>> {
+        let reader = self.reader.as_mut()?;
+        let filled = match reader.next() {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => {
+                reader.join();
+                self.reader = None;
+                return Some(Err(Error::io(op, e)));
+            }
+            None => {
+                self.reader = None;
+                return None;
+            }
+        };
+        let old = std::mem::replace(&mut self.buf, filled.buf);
+        reader.recycle(old);
+        if filled.last {
+            // It returns right after sending this.
+            reader.join();
+            self.reader = None;
+        }
+        self.dropped_foreign += filled.foreign;
+        Some(self.received(filled.len))
+    }
+
+    /// Takes a datagram of `n` bytes (as the kernel reported it) now in the buffer.
+    fn received(&mut self, n: usize) -> Result<usize> {
+        if n > self.buf.len() {
+            return Err(Error::Decode(DecodeError::new(
+                crate::error::DecodeErrorKind::Truncated {
+                    needed: n,
+                    available: self.buf.len(),
+                },
+                crate::error::AttrPath::ROOT,
+                0,
+            )));
+        }
+        self.len = n;
+        self.pos = 0;
+        if let Some(r) = self.recorder.as_mut() {
+            r(Direction::Received, self.buf.get(..n).unwrap_or_default());
+        }
+        Ok(n)
+    }
+
+    /// Hands the rest of the answer to `seq` to a reader thread, unless one runs, the
+    /// datagram in the buffer ends that answer, or no thread can be started.
+    fn start_reader(&mut self, seq: u32) {
+        if self.reader.is_some() || reader::ends_answer(self.datagram(), seq, self.port) {
+            return;
+        }
+        self.reader = reader::Reader::start(Arc::clone(&self.sock), seq, self.port, self.buf.len());
     }
 
     /// The bytes of the last datagram not yet consumed.
@@ -261,7 +341,43 @@ impl NlSocket {
             request,
             finished: false,
             interrupted: false,
+            received: 0,
+            threaded: false,
         })
+    }
+
+    /// Starts reading the answer to dump request `seq`: as [`NlSocket::exchange`], and a
+    /// long answer is received on a reader thread if [`NlSocket::dump_reader`] is on.
+    pub fn dump_exchange(&mut self, seq: u32, request: &'static str) -> Exchange<'_> {
+        let threaded = self.dump_reader;
+        self.open_dump = Some(seq);
+        self.resume(ExchangeState {
+            seq,
+            request,
+            finished: false,
+            interrupted: false,
+            received: 0,
+            threaded,
+        })
+    }
+
+    /// Reads to its end, and drops, the answer of a dump left unfinished on this socket (a
+    /// dump dropped or suspended part-way), so that the kernel takes a new dump request.
+    /// Its errors are dropped with it. Call before sending a dump request.
+    pub fn finish_open_dump(&mut self) {
+        if let Some(seq) = self.open_dump.take() {
+            let _ = self
+                .resume(ExchangeState {
+                    seq,
+                    request: "unfinished dump",
+                    finished: false,
+                    interrupted: false,
+                    received: reader::START_AFTER,
+                    threaded: false,
+                })
+                .drain();
+            self.open_dump = None;
+        }
     }
 
     /// Continues reading an answer set aside with [`Exchange::suspend`]. No other request
@@ -273,6 +389,8 @@ impl NlSocket {
             request: state.request,
             finished: state.finished,
             interrupted: state.interrupted,
+            received: state.received,
+            threaded: state.threaded,
         }
     }
 }
@@ -287,6 +405,16 @@ impl std::fmt::Debug for NlSocket {
             .field("dropped_stray", &self.dropped_stray)
             .field("recording", &self.recorder.is_some())
             .finish()
+    }
+}
+
+/// Whether long dumps use a reader thread by default: `IPVSCT_DUMP_READER` if it is `0`
+/// or `1`, else whether this process may run on more than one CPU.
+fn dump_reader_default() -> bool {
+    match std::env::var("IPVSCT_DUMP_READER").as_deref() {
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
     }
 }
 
@@ -326,6 +454,8 @@ pub struct ExchangeState {
     request: &'static str,
     finished: bool,
     interrupted: bool,
+    received: u32,
+    threaded: bool,
 }
 
 /// Reading the answer to one request: only its frames, until DONE or ACK.
@@ -339,6 +469,10 @@ pub struct Exchange<'s> {
     request: &'static str,
     finished: bool,
     interrupted: bool,
+    /// Datagrams received for this answer so far (counted up to the reader's start).
+    received: u32,
+    /// Whether the rest of a long answer may go to a reader thread.
+    threaded: bool,
 }
 
 impl<'s> Exchange<'s> {
@@ -364,6 +498,8 @@ impl<'s> Exchange<'s> {
             request: self.request,
             finished: self.finished,
             interrupted: self.interrupted,
+            received: self.received,
+            threaded: self.threaded,
         }
     }
 
@@ -408,7 +544,13 @@ impl<'s> Exchange<'s> {
         // The common case inline (its result stays in registers), the rest out of line.
         match self.next_data_fast() {
             Some(meta) => Ok(Some(meta)),
-            None => self.next_meta_slow(),
+            None => {
+                let next = self.next_meta_slow();
+                if self.finished && self.sock.open_dump == Some(self.seq) {
+                    self.sock.open_dump = None;
+                }
+                next
+            }
         }
     }
 
@@ -419,6 +561,12 @@ impl<'s> Exchange<'s> {
         for _ in 0..100_000 {
             if self.sock.pos >= self.sock.len {
                 self.sock.recv(self.request)?;
+                if self.threaded && self.received < reader::START_AFTER {
+                    self.received += 1;
+                    if self.received == reader::START_AFTER {
+                        self.sock.start_reader(self.seq);
+                    }
+                }
                 if self.sock.len == 0 {
                     continue;
                 }

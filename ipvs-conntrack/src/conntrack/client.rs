@@ -120,6 +120,12 @@ impl Conntrack {
         self.dump_table(Table::Main, filter)
     }
 
+    /// Whether long dumps receive on a reader thread while the caller decodes
+    /// ([`NlSocket::set_dump_reader`]; on by default with more than one CPU).
+    pub fn set_dump_reader(&mut self, on: bool) {
+        self.sock.set_dump_reader(on);
+    }
+
     /// Starts a streaming dump of `table`.
     pub fn dump_table(&mut self, table: Table, filter: &DumpFilter) -> Result<Dump<'_>> {
         filter.validate()?;
@@ -139,9 +145,11 @@ impl Conntrack {
             filter.emit(&mut b);
         }
         let mut bytes = b.finish();
+        // A dump dropped part-way would make the kernel refuse this one (EBUSY).
+        self.sock.finish_open_dump();
         let seq = self.sock.send(&mut bytes, "conntrack dump")?;
         Ok(Dump {
-            ex: self.sock.exchange(seq, "conntrack dump"),
+            ex: self.sock.dump_exchange(seq, "conntrack dump"),
             parts: Box::new(DumpParts {
                 layouts: LayoutCache::new(),
                 // Entries are checked in user space only when there is something to check.
@@ -393,6 +401,12 @@ impl<'c> Dump<'c> {
     /// Whether the kernel flagged the dump as interrupted so far.
     pub fn interrupted(&self) -> bool {
         self.ex.interrupted()
+    }
+
+    /// Whether a reader thread receives the rest of this dump now
+    /// ([`Conntrack::set_dump_reader`]).
+    pub fn threaded(&self) -> bool {
+        self.ex.socket().reader_running()
     }
 
     /// The state timeouts joined into owned entries.
