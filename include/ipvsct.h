@@ -1823,6 +1823,17 @@ void ipvsct_conntrack_free(struct ipvsct_conntrack *ct);
 // `ct` is NULL or a live handle.
 ipvsct_result ipvsct_conntrack_set_recv_timeout(struct ipvsct_conntrack *ct, uint32_t timeout_ms);
 
+// Turns the dump reader thread on (`on` non-zero) or off (0) for this handle's dumps and
+// the iterators started from it later. With it, a long dump (more than two datagrams)
+// receives on a thread of the library's own while your callback runs, so the whole dump
+// takes about the kernel's time; the entries, their order and every check are the same.
+// The default is on when the process may use more than one CPU; the environment variable
+// IPVSCT_DUMP_READER=0 or 1, read when a handle is opened, overrides it.
+//
+// # Safety
+// `ct` is NULL or a live handle.
+ipvsct_result ipvsct_conntrack_set_dump_reader(struct ipvsct_conntrack *ct, int on);
+
 // Writes the number of entries in the table and `nf_conntrack_max` to `*out`, without
 // dumping the table (IPCTNL_MSG_CT_GET_STATS).
 //

@@ -181,6 +181,28 @@ pub unsafe extern "C" fn ipvsct_conntrack_set_recv_timeout(
     })
 }
 
+/// Turns the dump reader thread on (`on` non-zero) or off (0) for this handle's dumps and
+/// the iterators started from it later. With it, a long dump (more than two datagrams)
+/// receives on a thread of the library's own while your callback runs, so the whole dump
+/// takes about the kernel's time; the entries, their order and every check are the same.
+/// The default is on when the process may use more than one CPU; the environment variable
+/// IPVSCT_DUMP_READER=0 or 1, read when a handle is opened, overrides it.
+///
+/// # Safety
+/// `ct` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_set_dump_reader(
+    ct: *mut ipvsct_conntrack,
+    on: c_int,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a live handle (contract above).
+        let ct = unsafe { in_ref(ct, "ct") }?;
+        ct.lock()?.ct.set_dump_reader(on != 0);
+        Ok(IPVSCT_OK)
+    })
+}
+
 /// Writes the number of entries in the table and `nf_conntrack_max` to `*out`, without
 /// dumping the table (IPCTNL_MSG_CT_GET_STATS).
 ///

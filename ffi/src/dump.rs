@@ -39,12 +39,18 @@ pub unsafe extern "C" fn ipvsct_dump_new(
         let (ct, filter, out) =
             unsafe { (in_ref(ct, "ct")?, in_opt(filter), Out::new(out, "out")?) };
         let (table, filter) = filter.copied().unwrap_or_default().to_core()?;
-        let (netns, opts, timeouts) = {
+        let (netns, opts, timeouts, reader) = {
             let mut l = ct.lock()?;
             let t = l.state_timeouts();
-            (l.netns.clone(), l.opts.clone(), t)
+            (
+                l.netns.clone(),
+                l.opts.clone(),
+                t,
+                l.ct.socket().dump_reader(),
+            )
         };
         let mut conn = Conntrack::with_options(&netns, &opts)?;
+        conn.set_dump_reader(reader);
         if let Some(t) = timeouts {
             conn.set_state_timeouts(t);
         }

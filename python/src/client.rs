@@ -109,6 +109,8 @@ impl Client {
 pub struct Conntrack {
     netns: Netns,
     timeout: Duration,
+    /// Whether long dumps receive on a reader thread (`None`: the library's default).
+    dump_reader: Option<bool>,
     client: Mutex<Option<Client>>,
 }
 
@@ -139,7 +141,8 @@ impl Conntrack {
     fn start(&self, py: Python<'_>, filter: &DumpFilter, table: Table) -> PyResult<Cursor> {
         let timeouts = self.with_client(py, |c| Ok(c.join_timeouts()))?;
         let netns = &self.netns;
-        py.detach(|| Cursor::start(netns, table, filter, timeouts))
+        let reader = self.dump_reader;
+        py.detach(|| Cursor::start(netns, table, filter, timeouts, reader))
             .map_err(|e| to_py(py, e))
     }
 }
@@ -147,9 +150,16 @@ impl Conntrack {
 #[pymethods]
 impl Conntrack {
     /// Opens a client for the table of `netns` (None: this process's namespace).
+    /// `dump_reader`: whether long dumps receive on a thread of their own while Python
+    /// decodes (None: on with more than one CPU, or as IPVSCT_DUMP_READER=0|1 says).
     #[new]
-    #[pyo3(signature = (netns=None, *, timeout=30.0))]
-    fn new(py: Python<'_>, netns: Option<&Bound<'_, PyAny>>, timeout: f64) -> PyResult<Self> {
+    #[pyo3(signature = (netns=None, *, timeout=30.0, dump_reader=None))]
+    fn new(
+        py: Python<'_>,
+        netns: Option<&Bound<'_, PyAny>>,
+        timeout: f64,
+        dump_reader: Option<bool>,
+    ) -> PyResult<Self> {
         if !(timeout.is_finite() && timeout > 0.0) {
             return Err(PyValueError::new_err(
                 "timeout must be a positive number of seconds",
@@ -161,12 +171,16 @@ impl Conntrack {
             so_rcvbuf: DEFAULT_SO_RCVBUF,
             recv_timeout: Some(timeout),
         };
-        let ct = py
+        let mut ct = py
             .detach(|| CoreConntrack::with_options(&netns, &opts))
             .map_err(|e| to_py(py, e))?;
+        if let Some(on) = dump_reader {
+            ct.set_dump_reader(on);
+        }
         Ok(Conntrack {
             netns,
             timeout,
+            dump_reader,
             client: Mutex::new(Some(Client { ct, join: None })),
         })
     }
@@ -184,6 +198,12 @@ impl Conntrack {
     #[getter]
     fn timeout(&self) -> f64 {
         self.timeout.as_secs_f64()
+    }
+
+    /// Whether long dumps receive on a reader thread while Python decodes.
+    #[getter]
+    fn dump_reader(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_client(py, |c| Ok(c.ct.socket().dump_reader()))
     }
 
     /// Streams the table: an iterator of `Entry`, filtered in the kernel (and checked again here).

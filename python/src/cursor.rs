@@ -51,6 +51,7 @@ impl Cursor {
         table: Table,
         filter: &DumpFilter,
         timeouts: Option<StateTimeouts>,
+        dump_reader: Option<bool>,
     ) -> Result<Cursor, Error> {
         filter.validate()?;
         let opts = SocketOptions {
@@ -58,6 +59,9 @@ impl Cursor {
             recv_timeout: Some(POLL),
         };
         let mut ct = CoreConntrack::with_options(netns, &opts)?;
+        if let Some(on) = dump_reader {
+            ct.set_dump_reader(on);
+        }
         match timeouts {
             Some(t) => ct.set_state_timeouts(t),
             None => ct.set_join_timeouts(false),

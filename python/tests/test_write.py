@@ -131,6 +131,19 @@ def test_create_many_reports_each_item(netns: Namespace) -> None:
         ct.create_many([{"orig": tcp(1), "timeout": 1, "colour": "red"}])
 
 
+def test_dump_reader_thread_gives_the_same_entries(netns: Namespace) -> None:
+    """A long dump received on the reader thread: the same entries, in the same order."""
+    ct = ipvsct.Conntrack(netns.name)
+    items = [{"orig": tcp(p), "timeout": 600} for p in range(1, 5001)]
+    assert ct.create_many(items).ok
+    off = ipvsct.Conntrack(netns.name, dump_reader=False)
+    on = ipvsct.Conntrack(netns.name, dump_reader=True)
+    assert (off.dump_reader, on.dump_reader) == (False, True)
+    ids_off = [e.id for e in off.dump()]
+    ids_on = [e.id for e in on.dump()]
+    assert len(ids_off) == 5000 and ids_on == ids_off
+
+
 def parse_expect_xml(text: str) -> List[Dict[str, str]]:
     """``conntrack -L expect -o xml``: one {"group.tag": text} per flow."""
     start = text.find("<expect>")

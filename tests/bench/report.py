@@ -37,6 +37,12 @@ TOOLS = [
     ("pyroute2", "pyroute2 Conntrack().dump()"),
     ("pyroute2_entries", "pyroute2 dump_entries()"),
 ]
+# The library's tools again with the dump reader thread off (run.sh's NAME_1t).
+TOOLS += [
+    (f"{t}_1t", f"{label}, reader thread off")
+    for t, label in list(TOOLS)
+    if t.startswith(("rust_", "c", "py_")) and not t.startswith("conntrack")
+]
 LABEL = dict(TOOLS)
 
 
@@ -127,14 +133,23 @@ def summarize(samples):
     return sizes, out
 
 
-def target(name, value, limit, better, unit="×", wall=None):
-    """One target: judged on `value` (CPU clock for ratios); `wall` is shown beside it."""
+def target(name, value, limit, better, unit="×", wall=None, decoder=None):
+    """One target. `value` is the CPU-clock measure; `wall` (the dump's duration, what the
+    issue's time targets are stated in) and `decoder` (the decoder cost) are judged too:
+    `met` by wall clock where there is one, `met_cpu` and `met_decoder` beside it."""
+
+    def ok(v):
+        if v is None:
+            return None
+        return v <= limit if better == "le" else v >= limit
+
     base = {"target": name, "limit": limit, "better": better, "unit": unit}
     base["measured_wall"] = round(wall, 3) if wall is not None else None
-    if value is None:
-        return {**base, "measured": None, "met": None}
-    met = value <= limit if better == "le" else value >= limit
-    return {**base, "measured": round(value, 3), "met": met}
+    base["measured_decoder"] = round(decoder, 3) if decoder is not None else None
+    base["met_cpu"] = ok(value)
+    base["met_decoder"] = ok(decoder)
+    measured = round(value, 3) if value is not None else None
+    return {**base, "measured": measured, "met": ok(wall) if wall is not None else ok(value)}
 
 
 def targets(sizes, res):
@@ -147,7 +162,14 @@ def targets(sizes, res):
         return big.get(tool, {}).get(key)
 
     def ratio(name, tool, limit, better="le"):
-        return target(name, get(tool, "ratio_cpu"), limit, better, wall=get(tool, "ratio_wall"))
+        return target(
+            name,
+            get(tool, "ratio_cpu"),
+            limit,
+            better,
+            wall=get(tool, "ratio_wall"),
+            decoder=get(tool, "ratio_user_added"),
+        )
 
     def quotient(name, a, b, key_a, key_b, limit):
         def q(clock):
@@ -269,11 +291,17 @@ def markdown(meta, sizes, res, tg):
     if tg:
         lines.append("### Targets (issue 7) at the largest size\n")
         lines.append(
-            "Judged on CPU time (what other load on the machine cannot inflate); the wall-clock "
-            "value is shown beside it.\n"
+            "The time targets are judged on the dump's wall-clock duration (medians), which is "
+            "what they compare with the kernel's own dump; with the dump reader thread the "
+            "decoder runs while the kernel builds the next datagram. Beside it, two costs: "
+            "CPU time (user + system, both threads) and the decoder cost (raw's CPU time plus "
+            "the user time beyond raw's, over raw's).\n"
         )
-        lines.append("| target | measured (CPU) | measured (wall) | limit | met |")
-        lines.append("|---|---:|---:|---:|:---:|")
+        lines.append(
+            "| target | measured (wall) | met | measured (CPU) | met | decoder cost | met | limit |"
+        )
+        lines.append("|---|---:|:---:|---:|:---:|---:|:---:|---:|")
+        yes = {True: "yes", False: "**no**", None: "–"}
         for t in tg:
             met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
             unit = t.get("unit", "")
@@ -283,9 +311,12 @@ def markdown(meta, sizes, res, tg):
                 return f"{v}{suffix}" if v is not None else "–"
 
             cmp_ = "≤" if t["better"] == "le" else "≥"
+            wall = t.get("measured_wall")
             lines.append(
-                f"| {t['target']} | {show(t['measured'])} | {show(t.get('measured_wall'))} | "
-                f"{cmp_} {t['limit']}{suffix} | {met} |"
+                f"| {t['target']} | {show(wall)} | {met if wall is not None else '–'} | "
+                f"{show(t['measured'])} | {yes[t.get('met_cpu')]} | "
+                f"{show(t.get('measured_decoder'))} | {yes[t.get('met_decoder')]} | "
+                f"{cmp_} {t['limit']}{suffix} |"
             )
         lines.append("")
     unavailable = meta.get("unavailable", {})

@@ -17,7 +17,9 @@
 #   SLOW_MAX=250000      largest size at which the slow tools run
 #   TOOLS="..."          tools to run (default: every available one of
 #                        raw rust_view rust_owned c c_view py_entries py_dataframe conntrack
-#                        conntrack_xml pyroute2 pyroute2_entries; rust_list on request)
+#                        conntrack_xml pyroute2 pyroute2_entries; rust_list on request;
+#                        NAME_1t for a library tool: the same with the dump reader thread
+#                        off, IPVSCT_DUMP_READER=0)
 #   TIMEOUT=900          seconds any one command may run
 #   OUT=dir              where results go (default target/bench/<date>); latest.json and
 #                        latest.md are also copied to tests/bench/results/ when
@@ -107,7 +109,8 @@ command -v conntrack >/dev/null || unavailable[conntrack]="conntrack-tools not i
 default_tools="raw rust_view rust_owned c c_view py_entries py_dataframe conntrack conntrack_xml pyroute2 pyroute2_entries"
 tools=()
 for t in ${TOOLS:-$default_tools}; do
-    case "$t" in
+    # TOOL_1t: the same tool with the dump reader thread off (IPVSCT_DUMP_READER=0).
+    case "${t%_1t}" in
         c|c_view) [[ -n $cdump ]] || continue ;;
         py_entries) [[ -n $ipvsct_py ]] || continue ;;
         py_dataframe) [[ -n $ipvsct_py && -z ${unavailable[py_dataframe]:-} ]] || continue ;;
@@ -145,6 +148,10 @@ ip -n "$ns" link set lo up
 
 # ---- one timed run ------------------------------------------------------------------
 cmd_of() {
+    if [[ $1 == *_1t ]]; then
+        echo "env IPVSCT_DUMP_READER=0 $(cmd_of "${1%_1t}")"
+        return
+    fi
     case "$1" in
         raw) echo "$rawdump" ;;
         rust_view) echo "$bench_dump view" ;;

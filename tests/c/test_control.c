@@ -75,6 +75,41 @@ static uint64_t dump_count(const ipvsct_conntrack *ct, const ipvsct_dump_filter 
     return n;
 }
 
+/* Entry ids in dump order. */
+struct ids {
+    uint32_t *id;
+    size_t n, cap;
+};
+
+static int ids_cb(const ipvsct_ct_entry *e, void *user)
+{
+    struct ids *v = user;
+    if (v->n < v->cap)
+        v->id[v->n] = e->id;
+    v->n++;
+    return 0;
+}
+
+/* The dump reader thread changes nothing a callback sees: with it off and on, a dump of
+ * the whole table (many datagrams) gives the same entries in the same order. */
+static void check_dump_reader(const ipvsct_conntrack *ct, size_t n)
+{
+    struct ids off = {calloc(n, sizeof(uint32_t)), 0, n}, on = {calloc(n, sizeof(uint32_t)), 0, n};
+    CHECK(off.id && on.id, "calloc");
+    ipvsct_conntrack *mut = (ipvsct_conntrack *)ct;
+    CHECK_RC(ipvsct_conntrack_set_dump_reader(NULL, 1), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_set_dump_reader(mut, 0), IPVSCT_OK);
+    CHECK_RC(ipvsct_conntrack_dump(ct, NULL, ids_cb, &off, NULL), IPVSCT_OK);
+    CHECK_RC(ipvsct_conntrack_set_dump_reader(mut, 1), IPVSCT_OK);
+    CHECK_RC(ipvsct_conntrack_dump(ct, NULL, ids_cb, &on, NULL), IPVSCT_OK);
+    CHECK(off.n == n && on.n == n, "dump reader off/on: %zu and %zu of %zu entries", off.n,
+          on.n, n);
+    CHECK(memcmp(off.id, on.id, n * sizeof(uint32_t)) == 0,
+          "dump reader off/on: the same entries in the same order");
+    free(off.id);
+    free(on.id);
+}
+
 static ipvsct_dump_filter mark_filter(uint32_t mark, uint32_t mask)
 {
     ipvsct_dump_filter f;
@@ -405,6 +440,7 @@ static void test_batch(const ipvsct_conntrack *ct)
     CHECK(count_entries(ct) == n, "%u entries after %zu batch creates", count_entries(ct), n);
     ipvsct_dump_filter mf = mark_filter(0xb0, 0xffffffffu);
     CHECK(dump_count(ct, &mf) == n, "the batch entries carry mark 0xb0");
+    check_dump_reader(ct, n);
     printf("test_control: %zu creates in %llu datagrams, %.1f ms\n", n,
            (unsigned long long)rep.datagrams, (double)rep.elapsed_ns / 1e6);
 

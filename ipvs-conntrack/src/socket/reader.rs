@@ -5,7 +5,7 @@
 //! The kernel builds each datagram of a dump inside the `recvmsg` call that asks for it.
 //! Once a dump has filled [`START_AFTER`] datagrams, [`Exchange`](super::Exchange) hands the
 //! receiving to a [`Reader`]: a thread that calls `recvmsg` on the same socket and passes
-//! whole datagrams, in order, through a channel of [`DEPTH`] buffers. The caller's
+//! whole datagrams, in order, through a queue of at most [`DEPTH`] buffers. The caller's
 //! [`NlSocket::recv`](super::NlSocket::recv) then takes the next filled buffer instead of
 //! receiving, and gives its previous one back. Nothing else changes: the caller still
 //! checks every message (sequence, port, DONE, errors, NLM_F_DUMP_INTR).
@@ -17,9 +17,9 @@
 //! later requests are read by the caller as before. Memory is bounded by [`DEPTH`] + 2
 //! buffers.
 
+use std::collections::VecDeque;
 use std::io;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use netlink_sys::Socket;
@@ -56,11 +56,40 @@ pub(crate) struct Filled {
 /// What the reader passes on: a datagram, or the receive error that stopped it.
 type Item = Result<Filled, io::Error>;
 
+/// The queue between the reader and the caller. A mutex and two condition variables, so
+/// that a side with nothing to do sleeps at once (a spinning wait would take CPU time, and
+/// on a virtual CPU that shares its core, the reader's speed).
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Signalled when a datagram is added or the reader stops.
+    filled_cv: Condvar,
+    /// Signalled when a datagram is taken or the caller is gone.
+    space_cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    filled: VecDeque<Item>,
+    /// Buffers given back by the caller, for the reader to fill again.
+    empty: Vec<Vec<u8>>,
+    /// The reader has stopped: nothing more will be added.
+    stopped: bool,
+    /// The caller is gone: the reader stops at its next turn.
+    gone: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // The state stays consistent if a holder panicked: every update is one push/pop.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The handle of a running reader thread.
 #[derive(Debug)]
 pub(crate) struct Reader {
-    filled: Receiver<Item>,
-    empty: SyncSender<Vec<u8>>,
+    queue: Arc<Queue>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -69,15 +98,18 @@ impl Reader {
     /// `port`), into buffers of `buf_size` bytes. `None` if no thread could be started
     /// (the caller then goes on receiving itself).
     pub(crate) fn start(sock: Arc<Socket>, seq: u32, port: u32, buf_size: usize) -> Option<Self> {
-        let (filled_tx, filled) = sync_channel::<Item>(DEPTH);
-        let (empty, empty_rx) = sync_channel::<Vec<u8>>(DEPTH + 1);
+        let queue = Arc::new(Queue::default());
+        let theirs = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("ipvsct-dump-reader".into())
-            .spawn(move || run(&sock, seq, port, buf_size, &filled_tx, &empty_rx))
+            .spawn(move || {
+                run(&sock, seq, port, buf_size, &theirs);
+                theirs.lock().stopped = true;
+                theirs.filled_cv.notify_one();
+            })
             .ok()?;
         Some(Reader {
-            filled,
-            empty,
+            queue,
             thread: Some(thread),
         })
     }
@@ -85,48 +117,71 @@ impl Reader {
     /// The next datagram, in order; `None` once the reader has stopped and everything it
     /// received was taken.
     pub(crate) fn next(&mut self) -> Option<Item> {
-        match self.filled.recv() {
-            Ok(item) => Some(item),
-            Err(_) => {
-                self.join();
-                None
+        let mut q = self.queue.lock();
+        // Bounded: each wake-up follows an addition or the reader's stop.
+        loop {
+            if let Some(item) = q.filled.pop_front() {
+                let was_full = q.filled.len() + 1 >= DEPTH;
+                drop(q);
+                if was_full {
+                    self.queue.space_cv.notify_one();
+                }
+                return Some(item);
             }
+            if q.stopped {
+                drop(q);
+                self.join();
+                return None;
+            }
+            q = self
+                .queue
+                .filled_cv
+                .wait(q)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     /// Gives a buffer back for the reader to fill again.
     pub(crate) fn recycle(&self, buf: Vec<u8>) {
-        // A full queue of empty buffers only means this one is freed.
-        let _ = self.empty.try_send(buf);
+        let mut q = self.queue.lock();
+        // More than DEPTH + 1 spare buffers are never needed: the rest are freed.
+        if q.empty.len() <= DEPTH {
+            q.empty.push(buf);
+        }
     }
 
     /// Waits for the thread to end, once it has sent its last datagram or error.
     pub(crate) fn join(&mut self) {
         if let Some(t) = self.thread.take() {
-            // The thread has stopped (its sender is gone); a panic in it was already
-            // reported by its end of the channel closing early.
+            // The thread has stopped, or stops right after its last datagram; a panic in
+            // it ends the queue early, which the caller sees as the end of the datagrams.
             let _ = t.join();
         }
     }
 }
 
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // The reader stops at its next turn (after at most one more receive, which the
+        // kernel answers at once while a dump runs); it is not waited for.
+        self.queue.lock().gone = true;
+        self.queue.space_cv.notify_one();
+    }
+}
+
 /// The reader thread's loop.
-fn run(
-    sock: &Socket,
-    seq: u32,
-    port: u32,
-    buf_size: usize,
-    filled: &SyncSender<Item>,
-    empty: &Receiver<Vec<u8>>,
-) {
+fn run(sock: &Socket, seq: u32, port: u32, buf_size: usize, queue: &Queue) {
     // Bounded: every turn receives one datagram of a dump the kernel ends with DONE, or
     // stops; the bound only guards against a kernel that never does (2^32 datagrams).
     for _ in 0..u32::MAX {
-        let mut buf = match empty.try_recv() {
-            Ok(b) => b,
-            Err(TryRecvError::Empty) => vec![0; buf_size],
-            Err(TryRecvError::Disconnected) => return,
+        let spare = {
+            let mut q = queue.lock();
+            if q.gone {
+                return;
+            }
+            q.empty.pop()
         };
+        let mut buf = spare.unwrap_or_else(|| vec![0; buf_size]);
         let item = receive(sock, &mut buf);
         let last = match &item {
             Ok((len, _)) => {
@@ -140,7 +195,22 @@ fn run(
             foreign,
             last,
         });
-        if filled.send(item).is_err() || last {
+        {
+            let mut q = queue.lock();
+            // Bounded: each wake-up follows a removal or the caller's leaving.
+            while q.filled.len() >= DEPTH && !q.gone {
+                q = queue
+                    .space_cv
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if q.gone {
+                return;
+            }
+            q.filled.push_back(item);
+        }
+        queue.filled_cv.notify_one();
+        if last {
             return;
         }
     }
