@@ -336,29 +336,15 @@ impl NlSocket {
 
     /// Starts reading the answer to request `seq`.
     pub fn exchange(&mut self, seq: u32, request: &'static str) -> Exchange<'_> {
-        self.resume(ExchangeState {
-            seq,
-            request,
-            finished: false,
-            interrupted: false,
-            received: 0,
-            threaded: false,
-        })
+        self.resume(ExchangeState::start(seq, request, false))
     }
 
     /// Starts reading the answer to dump request `seq`: as [`NlSocket::exchange`], and a
     /// long answer is received on a reader thread if [`NlSocket::dump_reader`] is on.
     pub fn dump_exchange(&mut self, seq: u32, request: &'static str) -> Exchange<'_> {
-        let threaded = self.dump_reader;
         self.open_dump = Some(seq);
-        self.resume(ExchangeState {
-            seq,
-            request,
-            finished: false,
-            interrupted: false,
-            received: 0,
-            threaded,
-        })
+        let threaded = self.dump_reader;
+        self.resume(ExchangeState::start(seq, request, threaded))
     }
 
     /// Reads to its end, and drops, the answer of a dump left unfinished on this socket (a
@@ -367,16 +353,8 @@ impl NlSocket {
     pub fn finish_open_dump(&mut self) {
         if let Some(seq) = self.open_dump.take() {
             let _ = self
-                .resume(ExchangeState {
-                    seq,
-                    request: "unfinished dump",
-                    finished: false,
-                    interrupted: false,
-                    received: reader::START_AFTER,
-                    threaded: false,
-                })
+                .resume(ExchangeState::start(seq, "unfinished dump", false))
                 .drain();
-            self.open_dump = None;
         }
     }
 
@@ -456,6 +434,21 @@ pub struct ExchangeState {
     interrupted: bool,
     received: u32,
     threaded: bool,
+}
+
+impl ExchangeState {
+    /// An answer to `seq` of which nothing was read yet; `threaded`: whether a reader
+    /// thread may receive the rest of a long one.
+    fn start(seq: u32, request: &'static str, threaded: bool) -> Self {
+        ExchangeState {
+            seq,
+            request,
+            finished: false,
+            interrupted: false,
+            received: 0,
+            threaded,
+        }
+    }
 }
 
 /// Reading the answer to one request: only its frames, until DONE or ACK.
