@@ -103,9 +103,8 @@ impl Reader {
         let thread = std::thread::Builder::new()
             .name("ipvsct-dump-reader".into())
             .spawn(move || {
-                run(&sock, seq, port, buf_size, &theirs);
-                theirs.lock().stopped = true;
-                theirs.filled_cv.notify_one();
+                let stop = Stop(&theirs);
+                run(&sock, seq, port, buf_size, stop.0);
             })
             .ok()?;
         Some(Reader {
@@ -166,6 +165,23 @@ impl Drop for Reader {
         // kernel answers at once while a dump runs); it is not waited for.
         self.queue.lock().gone = true;
         self.queue.space_cv.notify_one();
+    }
+}
+
+/// Marks the queue stopped when the reader thread ends, also by a panic: then with an error
+/// after the last datagram, since one it had received may be lost.
+struct Stop<'q>(&'q Queue);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.lock();
+        if std::thread::panicking() {
+            q.filled
+                .push_back(Err(io::Error::other("the dump reader thread panicked")));
+        }
+        q.stopped = true;
+        drop(q);
+        self.0.filled_cv.notify_one();
     }
 }
 
@@ -274,6 +290,56 @@ mod tests {
         m.extend_from_slice(&port.to_ne_bytes());
         m.extend_from_slice(&[0; 4]);
         m
+    }
+
+    fn filled(len: usize, last: bool) -> Item {
+        Ok(Filled {
+            buf: vec![0; 8],
+            len,
+            foreign: 0,
+            last,
+        })
+    }
+
+    #[test]
+    fn datagrams_come_in_order_then_the_end() {
+        let queue = Arc::new(Queue::default());
+        let theirs = Arc::clone(&queue);
+        let thread = std::thread::spawn(move || {
+            let stop = Stop(&theirs);
+            for i in 1..=3 {
+                stop.0.lock().filled.push_back(filled(i, i == 3));
+                stop.0.filled_cv.notify_one();
+            }
+        });
+        let mut r = Reader {
+            queue,
+            thread: Some(thread),
+        };
+        let lens: Vec<usize> = std::iter::from_fn(|| r.next())
+            .map(|i| i.expect("datagram").len)
+            .collect();
+        assert_eq!(lens, [1, 2, 3]);
+        assert!(r.thread.is_none(), "joined at the end");
+    }
+
+    #[test]
+    fn a_reader_that_panics_ends_with_an_error() {
+        let queue = Arc::new(Queue::default());
+        let theirs = Arc::clone(&queue);
+        let thread = std::thread::spawn(move || {
+            let stop = Stop(&theirs);
+            stop.0.lock().filled.push_back(filled(1, false));
+            panic!("a test of the reader's end");
+        });
+        let mut r = Reader {
+            queue,
+            thread: Some(thread),
+        };
+        assert_eq!(r.next().expect("first").expect("datagram").len, 1);
+        let err = r.next().expect("an error").expect_err("not a datagram");
+        assert!(err.to_string().contains("panicked"), "{err}");
+        assert!(r.next().is_none());
     }
 
     #[test]
