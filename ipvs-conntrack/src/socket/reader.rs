@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use netlink_sys::Socket;
 
 use crate::error::libc_errno;
+use crate::netlink::frame::msg_type::{NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN};
 use crate::netlink::frame::{flags, Frames};
 
 /// Datagrams a dump receives on the caller's thread before the reader takes over (a dump
@@ -33,11 +34,6 @@ pub const START_AFTER: u32 = 2;
 
 /// Filled buffers the reader may be ahead of the caller.
 pub const DEPTH: usize = 4;
-
-/// Netlink control message types that end an answer.
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_OVERRUN: u16 = 4;
 
 /// One datagram received by the reader.
 #[derive(Debug)]
