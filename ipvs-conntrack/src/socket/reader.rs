@@ -297,21 +297,34 @@ mod tests {
         })
     }
 
-    #[test]
-    fn datagrams_come_in_order_then_the_end() {
+    /// A reader whose thread runs `body` (in place of receiving) and then stops as the
+    /// real one does.
+    fn fake_reader(body: impl FnOnce(&Queue) + Send + 'static) -> Reader {
         let queue = Arc::new(Queue::default());
         let theirs = Arc::clone(&queue);
         let thread = std::thread::spawn(move || {
             let stop = Stop(&theirs);
-            for i in 1..=3 {
-                stop.0.lock().filled.push_back(filled(i, i == 3));
-                stop.0.filled_cv.notify_one();
-            }
+            body(stop.0);
         });
-        let mut r = Reader {
+        Reader {
             queue,
             thread: Some(thread),
-        };
+        }
+    }
+
+    /// Adds a datagram as the reader thread does.
+    fn push(q: &Queue, item: Item) {
+        q.lock().filled.push_back(item);
+        q.filled_cv.notify_one();
+    }
+
+    #[test]
+    fn datagrams_come_in_order_then_the_end() {
+        let mut r = fake_reader(|q| {
+            for i in 1..=3 {
+                push(q, filled(i, i == 3));
+            }
+        });
         let lens: Vec<usize> = std::iter::from_fn(|| r.next())
             .map(|i| i.expect("datagram").len)
             .collect();
@@ -321,17 +334,10 @@ mod tests {
 
     #[test]
     fn a_reader_that_panics_ends_with_an_error() {
-        let queue = Arc::new(Queue::default());
-        let theirs = Arc::clone(&queue);
-        let thread = std::thread::spawn(move || {
-            let stop = Stop(&theirs);
-            stop.0.lock().filled.push_back(filled(1, false));
+        let mut r = fake_reader(|q| {
+            push(q, filled(1, false));
             panic!("a test of the reader's end");
         });
-        let mut r = Reader {
-            queue,
-            thread: Some(thread),
-        };
         assert_eq!(r.next().expect("first").expect("datagram").len, 1);
         let err = r.next().expect("an error").expect_err("not a datagram");
         assert!(err.to_string().contains("panicked"), "{err}");
