@@ -33,7 +33,16 @@ use crate::netlink::frame::{flags, Frames};
 pub const START_AFTER: u32 = 2;
 
 /// Filled buffers the reader may be ahead of the caller.
-pub const DEPTH: usize = 4;
+pub const DEPTH: usize = 8;
+
+/// Filled datagrams that wake a caller waiting for one (or the reader's last). Each wake-up
+/// costs both CPUs a futex call and, on a virtual machine, an interrupt between them; a
+/// caller that decodes faster than the kernel fills would otherwise sleep and wake once
+/// per datagram.
+pub const WAKE_CALLER_AT: usize = 4;
+
+/// Free places in the queue that wake a reader waiting for one.
+pub const WAKE_READER_AT: usize = 4;
 
 /// One datagram received by the reader.
 #[derive(Debug)]
@@ -73,12 +82,44 @@ struct QueueState {
     stopped: bool,
     /// The caller is gone: the reader stops at its next turn.
     gone: bool,
+    /// The caller sleeps on `filled_cv` (a signal when it is not would be a wasted call).
+    caller_waiting: bool,
+    /// The reader sleeps on `space_cv`.
+    reader_waiting: bool,
 }
 
 impl Queue {
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         // The state stays consistent if a holder panicked: every update is one push/pop.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a datagram (or the error that stops the reader) once there is room; wakes the
+    /// caller if it waits and [`WAKE_CALLER_AT`] datagrams or the last are ready. False if
+    /// the caller is gone.
+    fn add(&self, item: Item) -> bool {
+        let last = item.as_ref().map_or(true, |f| f.last);
+        let wake = {
+            let mut q = self.lock();
+            // Bounded: each wake-up follows removals or the caller's leaving.
+            while q.filled.len() >= DEPTH && !q.gone {
+                q.reader_waiting = true;
+                q = self
+                    .space_cv
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner);
+                q.reader_waiting = false;
+            }
+            if q.gone {
+                return false;
+            }
+            q.filled.push_back(item);
+            q.caller_waiting && (last || q.filled.len() >= WAKE_CALLER_AT)
+        };
+        if wake {
+            self.filled_cv.notify_one();
+        }
+        true
     }
 }
 
@@ -116,9 +157,10 @@ impl Reader {
         // Bounded: each wake-up follows an addition or the reader's stop.
         loop {
             if let Some(item) = q.filled.pop_front() {
-                let was_full = q.filled.len() + 1 >= DEPTH;
+                let free = DEPTH.saturating_sub(q.filled.len());
+                let wake = q.reader_waiting && free >= WAKE_READER_AT;
                 drop(q);
-                if was_full {
+                if wake {
                     self.queue.space_cv.notify_one();
                 }
                 return Some(item);
@@ -128,11 +170,13 @@ impl Reader {
                 self.join();
                 return None;
             }
+            q.caller_waiting = true;
             q = self
                 .queue
                 .filled_cv
                 .wait(q)
                 .unwrap_or_else(PoisonError::into_inner);
+            q.caller_waiting = false;
         }
     }
 
@@ -207,22 +251,7 @@ fn run(sock: &Socket, seq: u32, port: u32, buf_size: usize, queue: &Queue) {
             foreign,
             last,
         });
-        {
-            let mut q = queue.lock();
-            // Bounded: each wake-up follows a removal or the caller's leaving.
-            while q.filled.len() >= DEPTH && !q.gone {
-                q = queue
-                    .space_cv
-                    .wait(q)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            if q.gone {
-                return;
-            }
-            q.filled.push_back(item);
-        }
-        queue.filled_cv.notify_one();
-        if last {
+        if !queue.add(item) || last {
             return;
         }
     }
@@ -314,8 +343,18 @@ mod tests {
 
     /// Adds a datagram as the reader thread does.
     fn push(q: &Queue, item: Item) {
-        q.lock().filled.push_back(item);
-        q.filled_cv.notify_one();
+        assert!(q.add(item), "the caller is there");
+    }
+
+    /// Waits (bounded) until `cond` holds of the queue's state.
+    fn until(q: &Queue, cond: impl Fn(&QueueState) -> bool) -> bool {
+        for _ in 0..5000 {
+            if cond(&q.lock()) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        false
     }
 
     #[test]
@@ -342,6 +381,62 @@ mod tests {
         let err = r.next().expect("an error").expect_err("not a datagram");
         assert!(err.to_string().contains("panicked"), "{err}");
         assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn a_waiting_caller_sleeps_until_enough_datagrams_or_the_last() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static SLEPT_THROUGH_FEWER: AtomicBool = AtomicBool::new(false);
+        let mut r = fake_reader(|q| {
+            assert!(until(q, |s| s.caller_waiting), "the caller waits");
+            for i in 1..WAKE_CALLER_AT {
+                push(q, filled(i, false));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let s = q.lock();
+            let fewer = s.caller_waiting && s.filled.len() == WAKE_CALLER_AT - 1;
+            SLEPT_THROUGH_FEWER.store(fewer, Ordering::SeqCst);
+            drop(s);
+            push(q, filled(WAKE_CALLER_AT, false));
+            // Taken them all, the caller waits again; the last datagram alone wakes it.
+            assert!(until(q, |s| s.caller_waiting && s.filled.is_empty()));
+            push(q, filled(WAKE_CALLER_AT + 1, true));
+            // Keep the thread (and so the queue's `stopped`) until the caller has it.
+            assert!(until(q, |s| s.filled.is_empty()));
+        });
+        assert_eq!(r.next().expect("first").expect("datagram").len, 1);
+        assert!(
+            SLEPT_THROUGH_FEWER.load(Ordering::SeqCst),
+            "woken with fewer than WAKE_CALLER_AT datagrams"
+        );
+        let lens: Vec<usize> = std::iter::from_fn(|| r.next())
+            .map(|i| i.expect("datagram").len)
+            .collect();
+        assert_eq!(lens, (2..=WAKE_CALLER_AT + 1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_full_queue_holds_the_reader_until_enough_places_are_free() {
+        let mut r = fake_reader(|q| {
+            for i in 1..=DEPTH {
+                push(q, filled(i, false));
+            }
+            // This one waits for room: the caller takes WAKE_READER_AT before it goes on.
+            push(q, filled(DEPTH + 1, true));
+        });
+        assert!(until(&r.queue, |s| s.reader_waiting && s.filled.len() == DEPTH));
+        for i in 1..WAKE_READER_AT {
+            assert_eq!(r.next().expect("taken").expect("datagram").len, i);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            r.queue.lock().reader_waiting,
+            "woken with fewer than WAKE_READER_AT free places"
+        );
+        let lens: Vec<usize> = std::iter::from_fn(|| r.next())
+            .map(|i| i.expect("datagram").len)
+            .collect();
+        assert_eq!(lens, (WAKE_READER_AT..=DEPTH + 1).collect::<Vec<_>>());
     }
 
     #[test]
