@@ -1065,6 +1065,23 @@ typedef struct ipvsct_capacity {
     char warnings[IPVSCT_CAPACITY_WARNINGS_MAX][IPVSCT_CAPACITY_TEXT_LEN];
 } ipvsct_capacity;
 
+// How the last dump on a reader thread and your callback waited for each other: what
+// the decoding added to the kernel's time. Durations in nanoseconds.
+typedef struct ipvsct_dump_reader_report {
+    // Datagrams the thread received.
+    uint64_t datagrams;
+    // Time the thread waited for room in its queue (the kernel's dump held up).
+    uint64_t reader_waited_ns;
+    // Time the callback side waited for a datagram (the kernel the limit).
+    uint64_t caller_waited_ns;
+    // Time from the thread's last datagram to the callback side taking it.
+    uint64_t caller_behind_at_end_ns;
+    // Datagrams queued, the last included, when the thread received the last one.
+    uint32_t queued_at_end;
+    // Zero.
+    uint32_t reserved;
+} ipvsct_dump_reader_report;
+
 // Entries in the table and its maximum (`nf_conntrack_max`).
 typedef struct ipvsct_ct_global_stats {
     // Entries in the table now.
@@ -1833,6 +1850,15 @@ ipvsct_result ipvsct_conntrack_set_recv_timeout(struct ipvsct_conntrack *ct, uin
 // # Safety
 // `ct` is NULL or a live handle.
 ipvsct_result ipvsct_conntrack_set_dump_reader(struct ipvsct_conntrack *ct, int on);
+
+// Writes the report of the last dump of this handle that ran on the reader thread to the
+// end (`ipvsct_conntrack_set_dump_reader`) to `*out`; IPVSCT_ABSENT if none has.
+// `reader_waited_ns + caller_behind_at_end_ns` is the time the decoding added to the dump.
+//
+// # Safety
+// `ct` is NULL or a live handle; `out` is NULL or writable.
+ipvsct_result ipvsct_conntrack_dump_reader_report(const struct ipvsct_conntrack *ct,
+                                                  struct ipvsct_dump_reader_report *out);
 
 // Writes the number of entries in the table and `nf_conntrack_max` to `*out`, without
 // dumping the table (IPCTNL_MSG_CT_GET_STATS).

@@ -203,6 +203,56 @@ pub unsafe extern "C" fn ipvsct_conntrack_set_dump_reader(
     })
 }
 
+/// How the last dump on a reader thread and your callback waited for each other: what
+/// the decoding added to the kernel's time. Durations in nanoseconds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct ipvsct_dump_reader_report {
+    /// Datagrams the thread received.
+    pub datagrams: u64,
+    /// Time the thread waited for room in its queue (the kernel's dump held up).
+    pub reader_waited_ns: u64,
+    /// Time the callback side waited for a datagram (the kernel the limit).
+    pub caller_waited_ns: u64,
+    /// Time from the thread's last datagram to the callback side taking it.
+    pub caller_behind_at_end_ns: u64,
+    /// Datagrams queued, the last included, when the thread received the last one.
+    pub queued_at_end: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// Writes the report of the last dump of this handle that ran on the reader thread to the
+/// end (`ipvsct_conntrack_set_dump_reader`) to `*out`; IPVSCT_ABSENT if none has.
+/// `reader_waited_ns + caller_behind_at_end_ns` is the time the decoding added to the dump.
+///
+/// # Safety
+/// `ct` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ipvsct_conntrack_dump_reader_report(
+    ct: *const ipvsct_conntrack,
+    out: *mut ipvsct_dump_reader_report,
+) -> ipvsct_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a live handle / writable struct (contract above).
+        let (ct, out) = unsafe { (in_ref(ct, "ct")?, Out::new(out, "out")?) };
+        let Some(r) = ct.lock()?.ct.dump_reader_report() else {
+            return Ok(IPVSCT_ABSENT);
+        };
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        out.write(ipvsct_dump_reader_report {
+            datagrams: r.datagrams,
+            reader_waited_ns: ns(r.reader_waited),
+            caller_waited_ns: ns(r.caller_waited),
+            caller_behind_at_end_ns: ns(r.caller_behind_at_end),
+            queued_at_end: r.queued_at_end,
+            reserved: 0,
+        });
+        Ok(IPVSCT_OK)
+    })
+}
+
 /// Writes the number of entries in the table and `nf_conntrack_max` to `*out`, without
 /// dumping the table (IPCTNL_MSG_CT_GET_STATS).
 ///

@@ -14,7 +14,9 @@
 //! Output fields: `mode`, `entries`, `secs` and `cpu_secs` (wall and CPU time of the
 //! operation alone, excluding process start and socket setup; the kernel's work of a
 //! dump runs in the reader's `recvmsg` and counts), `peak_rss_kib` (VmHWM at the end),
-//! plus per-mode extras.
+//! plus per-mode extras; a dump that ran on the reader thread adds its report
+//! (`Conntrack::dump_reader_report`): `reader_datagrams`, `reader_waited_secs`,
+//! `caller_waited_secs`, `caller_behind_at_end_secs`, `queued_at_end`.
 //! The exit status is non-zero on any error, including a dump that ends interrupted.
 
 use std::ops::ControlFlow;
@@ -84,8 +86,9 @@ fn real_main() -> Result<String, AnyError> {
             }
             let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_since(cpu));
             Ok(format!(
-                "{{\"mode\":\"owned\",\"entries\":{n},\"with_state_timeout\":{joined},\"secs\":{secs:.6},\"cpu_secs\":{cpu:.6},\"peak_rss_kib\":{}}}",
-                rss()
+                "{{\"mode\":\"owned\",\"entries\":{n},\"with_state_timeout\":{joined},\"secs\":{secs:.6},\"cpu_secs\":{cpu:.6},\"peak_rss_kib\":{}{}}}",
+                rss(),
+                reader_fields(&ct)
             ))
         }
         "view" => {
@@ -99,8 +102,9 @@ fn real_main() -> Result<String, AnyError> {
             })?;
             let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_since(cpu));
             Ok(format!(
-                "{{\"mode\":\"view\",\"entries\":{n},\"touched\":{touched},\"secs\":{secs:.6},\"cpu_secs\":{cpu:.6},\"peak_rss_kib\":{}}}",
-                rss()
+                "{{\"mode\":\"view\",\"entries\":{n},\"touched\":{touched},\"secs\":{secs:.6},\"cpu_secs\":{cpu:.6},\"peak_rss_kib\":{}{}}}",
+                rss(),
+                reader_fields(&ct)
             ))
         }
         "list" => {
@@ -148,4 +152,18 @@ fn cpu_since(start: Duration) -> f64 {
 fn median(v: &mut [Duration]) -> Duration {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// The JSON fields of the last dump's reader report (empty if no reader thread ran).
+fn reader_fields(ct: &Conntrack) -> String {
+    ct.dump_reader_report().map_or_else(String::new, |r| {
+        format!(
+            ",\"reader_datagrams\":{},\"reader_waited_secs\":{:.6},\"caller_waited_secs\":{:.6},\"caller_behind_at_end_secs\":{:.6},\"queued_at_end\":{}",
+            r.datagrams,
+            r.reader_waited.as_secs_f64(),
+            r.caller_waited.as_secs_f64(),
+            r.caller_behind_at_end.as_secs_f64(),
+            r.queued_at_end
+        )
+    })
 }

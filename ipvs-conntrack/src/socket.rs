@@ -15,7 +15,10 @@ use crate::netns::Netns;
 
 mod reader;
 
-pub use reader::{DEPTH as DUMP_READER_DEPTH, START_AFTER as DUMP_READER_START_AFTER};
+pub use reader::{
+    ReaderReport as DumpReaderReport, DEPTH as DUMP_READER_DEPTH,
+    START_AFTER as DUMP_READER_START_AFTER,
+};
 
 /// netlink protocol number of nfnetlink.
 pub const NETLINK_NETFILTER: isize = 12;
@@ -89,6 +92,8 @@ pub struct NlSocket {
     reader: Option<reader::Reader>,
     /// Whether long dumps are received on a reader thread.
     dump_reader: bool,
+    /// The report of the last reader thread that ran to its end.
+    reader_report: Option<reader::ReaderReport>,
     /// The sequence number of a dump whose answer was not read to its end (a dump dropped
     /// or suspended part-way): the kernel refuses another dump (EBUSY) until it is.
     open_dump: Option<u32>,
@@ -122,6 +127,7 @@ impl NlSocket {
             sock: Arc::new(sock),
             reader: None,
             dump_reader: dump_reader_default(),
+            reader_report: None,
             open_dump: None,
             port: addr.port_number(),
             next_seq: seed_sequence(),
@@ -175,6 +181,21 @@ impl NlSocket {
     /// Whether a reader thread is receiving for this socket now.
     pub fn reader_running(&self) -> bool {
         self.reader.is_some()
+    }
+
+    /// How the last dump's reader thread and the caller waited for each other (kept
+    /// until the next thread ends): the time the decoding held the kernel's dump up.
+    /// `None` if no reader thread has run to its end on this socket.
+    pub fn dump_reader_report(&self) -> Option<DumpReaderReport> {
+        self.reader_report
+    }
+
+    /// Waits for the reader thread to end and keeps its report.
+    fn end_reader(&mut self) {
+        if let Some(mut r) = self.reader.take() {
+            r.join();
+            self.reader_report = Some(r.report());
+        }
     }
 
     /// Installs (or removes) a recorder that sees every datagram sent and received.
@@ -275,12 +296,11 @@ impl NlSocket {
         let filled = match reader.next() {
             Some(Ok(f)) => f,
             Some(Err(e)) => {
-                reader.join();
-                self.reader = None;
+                self.end_reader();
                 return Some(Err(Error::io(op, e)));
             }
             None => {
-                self.reader = None;
+                self.end_reader();
                 return None;
             }
         };
@@ -288,8 +308,7 @@ impl NlSocket {
         reader.recycle(old);
         if filled.last {
             // It returns right after sending this.
-            reader.join();
-            self.reader = None;
+            self.end_reader();
         }
         self.dropped_foreign += filled.foreign;
         Some(self.received(filled.len))

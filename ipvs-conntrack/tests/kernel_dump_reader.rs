@@ -81,6 +81,19 @@ fn a_threaded_dump_gives_the_same_entries_in_the_same_order() {
     );
     assert_eq!(plain.len(), ENTRIES as usize);
     assert_eq!(threaded, plain, "same entries, same order");
+    // The thread's report: every datagram after the first two (32 KiB: 100-200 entries
+    // each), and no more waiting than the dump took.
+    let r = ct
+        .dump_reader_report()
+        .expect("a report after a threaded dump");
+    let per = ENTRIES as u64 / r.datagrams.max(1);
+    assert!(
+        (100..=200).contains(&per),
+        "{} datagrams for {ENTRIES} entries",
+        r.datagrams
+    );
+    assert!((1..=ipvs_conntrack::socket::DUMP_READER_DEPTH as u32).contains(&r.queued_at_end));
+    assert!(r.held_up() < std::time::Duration::from_secs(1), "{r:?}");
     // The socket answers the next request as before.
     assert_eq!(ct.count().expect("count").entries, ENTRIES);
 }

@@ -6,7 +6,9 @@
  * ipvsct_conntrack_dump_view and its accessors) and reads the same two fields of every
  * entry (original source port, state timeout).
  * Prints one JSON object: {"mode":"c","entries":N,"secs":S,"cpu_secs":C,"peak_rss_kib":K}
- * (wall and CPU seconds of the dump call alone).
+ * (wall and CPU seconds of the dump call alone), and when the dump ran on the reader
+ * thread its report (ipvsct_conntrack_dump_reader_report): "reader_datagrams",
+ * "reader_waited_secs", "caller_waited_secs", "caller_behind_at_end_secs", "queued_at_end".
  *
  * Build: cc -O2 -I include tests/bench/cdump.c target/release/libipvsct.a -lpthread -ldl -lm
  */
@@ -107,6 +109,8 @@ int main(int argc, char **argv)
                 : ipvsct_conntrack_dump(ct, NULL, on_entry, &t, &count);
     double secs = now() - start;
     double cpu_secs = clock_secs(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
+    struct ipvsct_dump_reader_report rr;
+    int have_report = ipvsct_conntrack_dump_reader_report(ct, &rr) == IPVSCT_OK;
     ipvsct_conntrack_free(ct);
     if (rc < 0) {
         char msg[512];
@@ -116,9 +120,15 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("{\"mode\":\"%s\",\"entries\":%llu,\"with_state_timeout\":%llu,\"secs\":%.6f,"
-           "\"cpu_secs\":%.6f,\"peak_rss_kib\":%ld}\n",
+           "\"cpu_secs\":%.6f,\"peak_rss_kib\":%ld",
            iter ? "c_iter" : view ? "c_view" : "c", (unsigned long long)count,
            (unsigned long long)t.with_state_timeout, secs,
            cpu_secs, peak_rss_kib());
+    if (have_report)
+        printf(",\"reader_datagrams\":%llu,\"reader_waited_secs\":%.6f,\"caller_waited_secs\":%.6f,"
+               "\"caller_behind_at_end_secs\":%.6f,\"queued_at_end\":%u",
+               (unsigned long long)rr.datagrams, rr.reader_waited_ns / 1e9,
+               rr.caller_waited_ns / 1e9, rr.caller_behind_at_end_ns / 1e9, rr.queued_at_end);
+    printf("}\n");
     return count == t.entries ? 0 : 1;
 }

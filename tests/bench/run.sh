@@ -204,6 +204,11 @@ else:
         s["entries"] = out.get("entries")
         s["op_secs"] = out.get("secs")
         s["op_cpu"] = out.get("cpu_secs")
+        # The dump reader thread's report, where the tool prints it (Rust, C).
+        for k in ("reader_datagrams", "reader_waited_secs", "caller_waited_secs",
+                  "caller_behind_at_end_secs", "queued_at_end"):
+            if k in out:
+                s[k] = out[k]
     except (ValueError, IndexError):
         s["entries"] = None
         s["ok"] = False

@@ -97,11 +97,26 @@ static void check_dump_reader(const ipvsct_conntrack *ct, size_t n)
     struct ids off = {calloc(n, sizeof(uint32_t)), 0, n}, on = {calloc(n, sizeof(uint32_t)), 0, n};
     CHECK(off.id && on.id, "calloc");
     ipvsct_conntrack *mut = (ipvsct_conntrack *)ct;
+    ipvsct_dump_reader_report rr;
     CHECK_RC(ipvsct_conntrack_set_dump_reader(NULL, 1), IPVSCT_ERR_NULL_ARGUMENT);
+    CHECK_RC(ipvsct_conntrack_dump_reader_report(ct, NULL), IPVSCT_ERR_NULL_ARGUMENT);
     CHECK_RC(ipvsct_conntrack_set_dump_reader(mut, 0), IPVSCT_OK);
     CHECK_RC(ipvsct_conntrack_dump(ct, NULL, ids_cb, &off, NULL), IPVSCT_OK);
+    ipvsct_conntrack *fresh = NULL;
+    CHECK_RC(ipvsct_conntrack_new(&fresh), IPVSCT_OK);
+    CHECK_RC(ipvsct_conntrack_dump_reader_report(fresh, &rr), IPVSCT_ABSENT);
+    ipvsct_conntrack_free(fresh);
     CHECK_RC(ipvsct_conntrack_set_dump_reader(mut, 1), IPVSCT_OK);
     CHECK_RC(ipvsct_conntrack_dump(ct, NULL, ids_cb, &on, NULL), IPVSCT_OK);
+    /* The thread took over after two datagrams of the answer (32 KiB: 100-200 entries each). */
+    memset(&rr, 0xff, sizeof rr);
+    CHECK_RC(ipvsct_conntrack_dump_reader_report(ct, &rr), IPVSCT_OK);
+    CHECK(rr.datagrams >= n / 200 && rr.datagrams <= n / 50, "reader report: %llu datagrams for %zu entries",
+          (unsigned long long)rr.datagrams, n);
+    CHECK(rr.queued_at_end >= 1 && rr.queued_at_end <= 8 && rr.reserved == 0,
+          "reader report: %u queued at the end", rr.queued_at_end);
+    CHECK(rr.reader_waited_ns < 1000000000ull && rr.caller_behind_at_end_ns < 1000000000ull,
+          "reader report: waits under a second");
     CHECK(off.n == n && on.n == n, "dump reader off/on: %zu and %zu of %zu entries", off.n,
           on.n, n);
     CHECK(memcmp(off.id, on.id, n * sizeof(uint32_t)) == 0,

@@ -126,6 +126,12 @@ impl Conntrack {
         self.sock.set_dump_reader(on);
     }
 
+    /// How the last threaded dump's reader thread and the decoding waited for each other:
+    /// the time the decoding held the kernel's dump up ([`NlSocket::dump_reader_report`]).
+    pub fn dump_reader_report(&self) -> Option<crate::socket::DumpReaderReport> {
+        self.sock.dump_reader_report()
+    }
+
     /// Starts a streaming dump of `table`.
     pub fn dump_table(&mut self, table: Table, filter: &DumpFilter) -> Result<Dump<'_>> {
         filter.validate()?;

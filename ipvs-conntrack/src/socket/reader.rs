@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use netlink_sys::Socket;
 
@@ -43,6 +44,33 @@ pub const WAKE_CALLER_AT: usize = 4;
 
 /// Free places in the queue that wake a reader waiting for one.
 pub const WAKE_READER_AT: usize = 4;
+
+/// How a dump's reader thread and its caller waited for each other: how much the caller's
+/// decoding held the kernel's dump up, measured directly rather than by comparing the
+/// times of two dumps (which vary with the kernel's speed from run to run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReaderReport {
+    /// Datagrams the thread received.
+    pub datagrams: u64,
+    /// Time the thread waited for a free place in the queue: while it waits, the kernel
+    /// builds nothing, so this is the time the decoding held the dump up.
+    pub reader_waited: Duration,
+    /// Time the caller waited for a datagram: the decoder idle, the kernel the limit.
+    pub caller_waited: Duration,
+    /// Datagrams queued, the last one included, when the thread received the last one:
+    /// what the caller still had to decode once the kernel had finished.
+    pub queued_at_end: u32,
+    /// Time from the thread's last datagram to the caller taking it: the decoding that
+    /// came after the kernel's last datagram (all but the last datagram's own).
+    pub caller_behind_at_end: Duration,
+}
+
+impl ReaderReport {
+    /// The time the decoding added to the dump: `reader_waited + caller_behind_at_end`.
+    pub fn held_up(&self) -> Duration {
+        self.reader_waited + self.caller_behind_at_end
+    }
+}
 
 /// One datagram received by the reader.
 #[derive(Debug)]
@@ -86,6 +114,10 @@ struct QueueState {
     caller_waiting: bool,
     /// The reader sleeps on `space_cv`.
     reader_waiting: bool,
+    /// The report so far (the caller's fields are kept in [`Reader`]).
+    report: ReaderReport,
+    /// When the last datagram was added.
+    last_added: Option<Instant>,
 }
 
 impl Queue {
@@ -102,18 +134,27 @@ impl Queue {
         let wake = {
             let mut q = self.lock();
             // Bounded: each wake-up follows removals or the caller's leaving.
-            while q.filled.len() >= DEPTH && !q.gone {
-                q.reader_waiting = true;
-                q = self
-                    .space_cv
-                    .wait(q)
-                    .unwrap_or_else(PoisonError::into_inner);
-                q.reader_waiting = false;
+            if q.filled.len() >= DEPTH && !q.gone {
+                let since = Instant::now();
+                while q.filled.len() >= DEPTH && !q.gone {
+                    q.reader_waiting = true;
+                    q = self
+                        .space_cv
+                        .wait(q)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    q.reader_waiting = false;
+                }
+                q.report.reader_waited += since.elapsed();
             }
             if q.gone {
                 return false;
             }
             q.filled.push_back(item);
+            q.report.datagrams += 1;
+            if last {
+                q.report.queued_at_end = u32::try_from(q.filled.len()).unwrap_or(u32::MAX);
+                q.last_added = Some(Instant::now());
+            }
             q.caller_waiting && (last || q.filled.len() >= WAKE_CALLER_AT)
         };
         if wake {
@@ -128,6 +169,10 @@ impl Queue {
 pub(crate) struct Reader {
     queue: Arc<Queue>,
     thread: Option<JoinHandle<()>>,
+    /// Time the caller waited for datagrams.
+    caller_waited: Duration,
+    /// Time from the last datagram's addition to the caller taking it.
+    caller_behind_at_end: Duration,
 }
 
 impl Reader {
@@ -144,10 +189,25 @@ impl Reader {
                 run(&sock, seq, port, buf_size, stop.0);
             })
             .ok()?;
-        Some(Reader {
+        Some(Reader::with(queue, thread))
+    }
+
+    fn with(queue: Arc<Queue>, thread: JoinHandle<()>) -> Self {
+        Reader {
             queue,
             thread: Some(thread),
-        })
+            caller_waited: Duration::ZERO,
+            caller_behind_at_end: Duration::ZERO,
+        }
+    }
+
+    /// How the thread and the caller waited for each other so far.
+    pub(crate) fn report(&self) -> ReaderReport {
+        ReaderReport {
+            caller_waited: self.caller_waited,
+            caller_behind_at_end: self.caller_behind_at_end,
+            ..self.queue.lock().report
+        }
     }
 
     /// The next datagram, in order; `None` once the reader has stopped and everything it
@@ -157,6 +217,11 @@ impl Reader {
         // Bounded: each wake-up follows an addition or the reader's stop.
         loop {
             if let Some(item) = q.filled.pop_front() {
+                if q.filled.is_empty() {
+                    if let Some(at) = q.last_added.take() {
+                        self.caller_behind_at_end = at.elapsed();
+                    }
+                }
                 let free = DEPTH.saturating_sub(q.filled.len());
                 let wake = q.reader_waiting && free >= WAKE_READER_AT;
                 drop(q);
@@ -171,11 +236,13 @@ impl Reader {
                 return None;
             }
             q.caller_waiting = true;
+            let since = Instant::now();
             q = self
                 .queue
                 .filled_cv
                 .wait(q)
                 .unwrap_or_else(PoisonError::into_inner);
+            self.caller_waited += since.elapsed();
             q.caller_waiting = false;
         }
     }
@@ -335,10 +402,7 @@ mod tests {
             let stop = Stop(&theirs);
             body(stop.0);
         });
-        Reader {
-            queue,
-            thread: Some(thread),
-        }
+        Reader::with(queue, thread)
     }
 
     /// Adds a datagram as the reader thread does.
@@ -413,6 +477,18 @@ mod tests {
             .map(|i| i.expect("datagram").len)
             .collect();
         assert_eq!(lens, (2..=WAKE_CALLER_AT + 1).collect::<Vec<_>>());
+        let report = r.report();
+        assert_eq!(report.datagrams, WAKE_CALLER_AT as u64 + 1);
+        assert!(
+            report.caller_waited >= Duration::from_millis(50),
+            "{report:?}"
+        );
+        assert_eq!(
+            report.reader_waited,
+            Duration::ZERO,
+            "the queue never filled"
+        );
+        assert_eq!(report.queued_at_end, 1, "the caller had taken the rest");
     }
 
     #[test]
@@ -437,6 +513,17 @@ mod tests {
             .map(|i| i.expect("datagram").len)
             .collect();
         assert_eq!(lens, (WAKE_READER_AT..=DEPTH + 1).collect::<Vec<_>>());
+        let report = r.report();
+        assert_eq!(report.datagrams, DEPTH as u64 + 1);
+        assert!(
+            report.reader_waited >= Duration::from_millis(50),
+            "{report:?}"
+        );
+        assert!(report.held_up() >= report.reader_waited);
+        assert!(
+            (1..=DEPTH as u32).contains(&report.queued_at_end),
+            "{report:?}"
+        );
     }
 
     #[test]
