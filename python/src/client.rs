@@ -248,6 +248,7 @@ impl Conntrack {
                 cursor: Some(cursor),
                 buf: VecDeque::new(),
                 failed: None,
+                reader_report: None,
             }),
             returned: Mutex::new(Returned::default()),
         })
@@ -820,6 +821,8 @@ struct IterState {
     buf: VecDeque<PooledEntry>,
     /// The error that ended the dump, raised once `buf` is empty.
     failed: Option<Error>,
+    /// The dump reader thread's report, kept when the cursor ends.
+    reader_report: Option<ipvs_conntrack::socket::DumpReaderReport>,
 }
 
 /// What one `__next__` attempt found.
@@ -846,13 +849,12 @@ impl IterState {
         let buf = &mut self.buf;
         let step = cursor.step_pooled(STEP, |e| buf.push_back(e));
         let waiting = matches!(step, Step::Waiting(_));
-        match step {
-            Step::End => self.cursor = None,
-            Step::Failed(e) => {
-                self.cursor = None;
-                self.failed = Some(e);
-            }
-            Step::Progress | Step::Waiting(_) => {}
+        let ended = !matches!(step, Step::Progress | Step::Waiting(_));
+        if let Step::Failed(e) = step {
+            self.failed = Some(e);
+        }
+        if ended {
+            self.reader_report = self.cursor.take().and_then(|c| c.reader_report());
         }
         if let Some(e) = self.buf.pop_front() {
             return Next::Entry(e);
@@ -954,6 +956,26 @@ impl DumpIterator {
                 }
             }
         }
+    }
+
+    /// How the dump reader thread and this iteration waited for each other, once a
+    /// threaded dump has ended (None before, or if the dump ran without the thread):
+    /// seconds the thread waited for room (the kernel held up by the decoding), seconds
+    /// Python waited for the kernel, seconds from the last datagram to Python taking it,
+    /// datagrams queued at the end, datagrams received, and `held_up`, the first plus the third.
+    #[getter]
+    fn reader_report<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(r) = lock(&self.state).reader_report else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("datagrams", r.datagrams)?;
+        d.set_item("reader_waited", r.reader_waited.as_secs_f64())?;
+        d.set_item("caller_waited", r.caller_waited.as_secs_f64())?;
+        d.set_item("caller_behind_at_end", r.caller_behind_at_end.as_secs_f64())?;
+        d.set_item("queued_at_end", r.queued_at_end)?;
+        d.set_item("held_up", r.held_up().as_secs_f64())?;
+        Ok(Some(d))
     }
 
     /// Stops the dump and closes its socket (the kernel discards the rest).

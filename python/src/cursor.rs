@@ -45,6 +45,11 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// The report of this cursor's dump reader thread, once it has run to its end.
+    pub fn reader_report(&self) -> Option<ipvs_conntrack::socket::DumpReaderReport> {
+        self.ct.dump_reader_report()
+    }
+
     /// Opens a socket in `netns` (receives wait at most [`POLL`]) and sends the dump request.
     pub fn start(
         netns: &Netns,

@@ -139,9 +139,20 @@ def test_dump_reader_thread_gives_the_same_entries(netns: Namespace) -> None:
     off = ipvsct.Conntrack(netns.name, dump_reader=False)
     on = ipvsct.Conntrack(netns.name, dump_reader=True)
     assert (off.dump_reader, on.dump_reader) == (False, True)
-    ids_off = [e.id for e in off.dump()]
-    ids_on = [e.id for e in on.dump()]
+    plain = off.dump()
+    ids_off = [e.id for e in plain]
+    threaded = on.dump()
+    assert threaded.reader_report is None, "no report before the dump ends"
+    ids_on = [e.id for e in threaded]
     assert len(ids_off) == 5000 and ids_on == ids_off
+    assert plain.reader_report is None, "no thread, no report"
+    report = threaded.reader_report
+    assert report is not None
+    # 32 KiB datagrams hold 100-200 entries; the thread takes over after two.
+    assert 5000 / 200 - 2 <= report["datagrams"] <= 5000 / 100
+    assert 1 <= report["queued_at_end"] <= 8
+    assert abs(report["held_up"] - report["reader_waited"] - report["caller_behind_at_end"]) < 1e-6
+    assert 0 <= report["held_up"] < 1.0 and report["caller_waited"] >= 0
 
 
 def parse_expect_xml(text: str) -> List[Dict[str, str]]:

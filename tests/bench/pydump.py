@@ -6,12 +6,18 @@
   pydump.py pyroute2-entries   pyroute2's Conntrack().dump_entries(): ConntrackEntry objects
 
 Prints one JSON object: mode, entries, secs and cpu_secs (wall and CPU time of the
-dump alone, imports excluded), peak_rss_kib (VmHWM at the end).
+dump alone, imports excluded), peak_rss_kib (VmHWM at the end), and for the entries mode
+the dump reader thread's report when the thread ran (reader_datagrams, reader_waited_secs,
+caller_waited_secs, caller_behind_at_end_secs, queued_at_end).
 """
 
 import json
 import sys
 import time
+from typing import Any, Dict
+
+# The dump reader thread's report of the entries mode (DumpIterator.reader_report).
+REPORT: Dict[str, Any] = {}
 
 
 def peak_rss_kib() -> int:
@@ -28,10 +34,20 @@ def ipvsct_entries() -> int:
     ct = ipvsct.Conntrack()
     n = 0
     ports = 0
-    for e in ct.dump():
+    dump = ct.dump()
+    for e in dump:
         n += 1
         ports += e.orig.src_port or 0
         _ = (e.orig.src, e.state, e.timeout, e.state_timeout)
+    report = dump.reader_report
+    if report is not None:
+        REPORT.update(
+            reader_datagrams=int(report["datagrams"]),
+            reader_waited_secs=report["reader_waited"],
+            caller_waited_secs=report["caller_waited"],
+            caller_behind_at_end_secs=report["caller_behind_at_end"],
+            queued_at_end=int(report["queued_at_end"]),
+        )
     return n
 
 
@@ -90,6 +106,7 @@ def main() -> int:
                 "secs": round(secs, 6),
                 "cpu_secs": round(cpu, 6),
                 "peak_rss_kib": peak_rss_kib(),
+                **REPORT,
             }
         )
     )
