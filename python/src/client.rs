@@ -965,7 +965,8 @@ impl DumpIterator {
     /// datagrams queued at the end, datagrams received, and `held_up`, the first plus the third.
     #[getter]
     fn reader_report<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(r) = lock(&self.state).reader_report else {
+        // Without the GIL: `__next__` holds the state's lock while it receives.
+        let Some(r) = py.detach(|| lock(&self.state).reader_report) else {
             return Ok(None);
         };
         let d = PyDict::new(py);

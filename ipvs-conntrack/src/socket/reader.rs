@@ -16,6 +16,11 @@
 //! caller is gone. It never receives past the end of the dump's answer, so the socket's
 //! later requests are read by the caller as before. Memory is bounded by [`DEPTH`] + 2
 //! buffers.
+//!
+//! A side that waits is woken only when it has work in hand ([`WAKE_CALLER_AT`],
+//! [`WAKE_READER_AT`]), and both sides time their waits: the [`ReaderReport`] says how long
+//! the caller's decoding held the kernel's dump up (the thread waiting for room, and the
+//! caller's lag behind the last datagram).
 
 use std::collections::VecDeque;
 use std::io;
@@ -192,6 +197,7 @@ impl Reader {
         Some(Reader::with(queue, thread))
     }
 
+    /// The handle of `thread`, which fills `queue`.
     fn with(queue: Arc<Queue>, thread: JoinHandle<()>) -> Self {
         Reader {
             queue,
